@@ -1,0 +1,216 @@
+"""One settings module; every value comes from an environment variable (see README)."""
+
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env(name, default=""):
+    return os.environ.get(name, default)
+
+
+def env_bool(name, default=False):
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name, default):
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def env_float(name, default):
+    value = os.environ.get(name)
+    return float(value) if value not in (None, "") else default
+
+
+DEBUG = env_bool("DEBUG", False)
+# The demo default is for a laptop; production must set its own (check --deploy refuses it).
+SECRET_KEY = env("SECRET_KEY", "dev-insecure-portpro-qb-change-me")
+ALLOWED_HOSTS = [h.strip() for h in env("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
+CSRF_TRUSTED_ORIGINS = [o for o in env("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+VAR_DIR = Path(env("VAR_DIR", str(BASE_DIR / "var")))
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_celery_beat",
+    "finance",
+    "sync",
+]
+
+QBO_SANDBOX_ENABLED = env_bool("QBO_SANDBOX_ENABLED", False)
+if QBO_SANDBOX_ENABLED:
+    INSTALLED_APPS.append("qbo_sandbox")
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "portpro_qb.urls"
+WSGI_APPLICATION = "portpro_qb.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "portpro_qb.context.navigation",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+    )
+}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Web, worker and beat share one SQLite file in the demo: wait for locks instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": env(
+            "STATICFILES_STORAGE",
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedStaticFilesStorage",
+        )
+    },
+}
+
+# Security headers; the HTTPS ones are switched on by env in production (check --deploy).
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
+CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
+SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
+if env_bool("SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Celery -----------------------------------------------------------------------------
+BROKER_DIR = VAR_DIR / "broker"
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", "filesystem://")
+CELERY_BROKER_TRANSPORT_OPTIONS = {}
+if CELERY_BROKER_URL.startswith("filesystem"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_DIR / "queue"),
+        "data_folder_out": str(BROKER_DIR / "queue"),
+        "control_folder": str(BROKER_DIR / "control"),
+    }
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", "portpro_qb")
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+REDIS_URL = env("REDIS_URL", "")
+
+# --- Secrets at rest ----------------------------------------------------------------------
+# Fernet key(s), comma separated, newest first (rotation). Demo falls back to one derived
+# from SECRET_KEY so `make demo` needs no setup; production must set its own.
+FIELD_ENCRYPTION_KEY = env("FIELD_ENCRYPTION_KEY", "")
+
+# --- QuickBooks -------------------------------------------------------------------------
+QBO_ENVIRONMENT = env("QBO_ENVIRONMENT", "local")  # local | sandbox | production
+QBO_LOCAL_BASE_URL = env("QBO_LOCAL_BASE_URL", "http://127.0.0.1:8000/qbo-sandbox").rstrip("/")
+QBO_CLIENT_ID = env("QBO_CLIENT_ID", "")
+QBO_CLIENT_SECRET = env("QBO_CLIENT_SECRET", "")
+QBO_REDIRECT_URI = env("QBO_REDIRECT_URI", "http://127.0.0.1:8000/quickbooks/callback/")
+QBO_WEBHOOK_VERIFIER_TOKEN = env("QBO_WEBHOOK_VERIFIER_TOKEN", "")
+QBO_MINOR_VERSION = env_int("QBO_MINOR_VERSION", 75)
+QBO_REQUEST_TIMEOUT = env_float("QBO_REQUEST_TIMEOUT", 30.0)
+QBO_RATE_LIMIT_ENABLED = env_bool("QBO_RATE_LIMIT_ENABLED", True)
+QBO_RATE_PER_MINUTE = env_int("QBO_RATE_PER_MINUTE", 500)
+QBO_RATE_PER_SECOND = env_int("QBO_RATE_PER_SECOND", 10)
+QBO_BATCH_RATE_PER_MINUTE = env_int("QBO_BATCH_RATE_PER_MINUTE", 40)
+QBO_THROTTLE_BACKOFF_SECONDS = env_int("QBO_THROTTLE_BACKOFF_SECONDS", 60)
+
+SYNC_LEASE_SECONDS = env_int("SYNC_LEASE_SECONDS", 300)
+SYNC_MAX_ATTEMPTS = env_int("SYNC_MAX_ATTEMPTS", 8)
+SYNC_BATCH_SIZE = env_int("SYNC_BATCH_SIZE", 30)
+SYNC_RETRY_BASE_SECONDS = env_int("SYNC_RETRY_BASE_SECONDS", 30)
+SYNC_RETRY_MAX_SECONDS = env_int("SYNC_RETRY_MAX_SECONDS", 3600)
+SYNC_SWEEP_SECONDS = env_int("SYNC_SWEEP_SECONDS", 60)
+SYNC_PULL_SECONDS = env_int("SYNC_PULL_SECONDS", 300)
+
+QBO_SANDBOX_WEBHOOK_RETRY_SCALE = env_float("QBO_SANDBOX_WEBHOOK_RETRY_SCALE", 1.0)
+QBO_SANDBOX_THROTTLE_ENABLED = env_bool("QBO_SANDBOX_THROTTLE_ENABLED", True)
+
+
+def _is_loopback(url):
+    return (urlparse(url).hostname or "") in {"127.0.0.1", "localhost", "::1"}
+
+
+# oauthlib refuses plain HTTP; allow it only for the built-in emulator on this machine.
+if QBO_ENVIRONMENT == "local" and _is_loopback(QBO_LOCAL_BASE_URL):
+    os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "sync.logging.RedactSecretsFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["redact"], "formatter": "plain"}
+    },
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    "loggers": {
+        # requests_oauthlib logs bearer headers at DEBUG; never let them through.
+        "requests_oauthlib": {"level": "WARNING"},
+        "oauthlib": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+    },
+}

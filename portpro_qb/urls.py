@@ -1,0 +1,18 @@
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from portpro_qb.health import healthz
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("healthz", healthz, name="healthz"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("finance/", include("finance.urls")),
+    path("", include("sync.urls")),
+]
+
+if settings.QBO_SANDBOX_ENABLED:
+    urlpatterns.insert(0, path("qbo-sandbox/", include("qbo_sandbox.urls")))
