@@ -1,0 +1,420 @@
+"""The TMS side: the records finance staff bill, and how they want them synced.
+
+Models hold data and small invariants; operations live in finance/services.py.
+"""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from finance.syncstate import SyncStatus
+from finance.validators import validate_container_number, validate_doc_number
+
+MONEY = {"max_digits": 12, "decimal_places": 2}
+
+
+class Company(models.Model):
+    """The TMS tenant; one QuickBooks connection and one FinanceSettings each."""
+
+    name = models.CharField(max_length=200, unique=True)
+
+    class Meta:
+        verbose_name_plural = "companies"
+
+    def __str__(self):
+        return self.name
+
+
+class SyncedRecord(models.Model):
+    """Fields every record that reaches QuickBooks carries (one state machine for all)."""
+
+    qb_id = models.CharField("QuickBooks ID", max_length=32, blank=True, default="", db_index=True)
+    qb_sync_token = models.CharField(max_length=16, blank=True, default="")
+    sync_status = models.CharField(
+        max_length=16, choices=SyncStatus.choices, default=SyncStatus.PENDING, db_index=True
+    )
+    version = models.PositiveIntegerField(default=1)
+    synced_version = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error_code = models.CharField(max_length=32, blank=True, default="")
+    last_error_message = models.TextField(blank=True, default="")
+    problem_reason = models.CharField(max_length=48, blank=True, default="")
+    problem_since = models.DateTimeField(null=True, blank=True)
+    next_retry_at = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+    # Name used in the sync registry, problem tabs and requestids.
+    sync_type: str = ""
+
+    @property
+    def is_owed(self) -> bool:
+        return self.sync_status in {
+            SyncStatus.PENDING,
+            SyncStatus.IN_FLIGHT,
+            SyncStatus.RETRY_WAIT,
+        }
+
+
+def sync_indexes(prefix):
+    # The sweep asks "what is due?" per status; the problem page asks "what failed, newest first".
+    return [
+        models.Index(fields=["sync_status", "next_retry_at"], name=f"{prefix}_due_idx"),
+        models.Index(
+            fields=["problem_since"],
+            name=f"{prefix}_problem_idx",
+            condition=Q(sync_status=SyncStatus.PROBLEM),
+        ),
+    ]
+
+
+class Customer(SyncedRecord):
+    sync_type = "customer"
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="customers")
+    display_name = models.CharField(max_length=100)
+    company_name = models.CharField(max_length=100, blank=True, default="")
+    billing_email = models.EmailField(blank=True, default="")
+    phone = models.CharField(max_length=30, blank=True, default="")
+    address_line1 = models.CharField(max_length=200, blank=True, default="")
+    city = models.CharField(max_length=100, blank=True, default="")
+    state = models.CharField(max_length=40, blank=True, default="")
+    postal_code = models.CharField(max_length=20, blank=True, default="")
+    country = models.CharField(max_length=40, blank=True, default="USA")
+    terms_days = models.PositiveSmallIntegerField(default=30)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["display_name", "id"]
+        indexes = sync_indexes("customer")
+
+    def __str__(self):
+        return self.display_name
+
+
+class ChargeCode(SyncedRecord):
+    """A billable charge; syncs as a QBO Service Item (qb_id is the Item Id)."""
+
+    sync_type = "item"
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="charge_codes")
+    code = models.CharField(max_length=20)
+    name = models.CharField(max_length=100)
+    description = models.CharField(max_length=400, blank=True, default="")
+    default_rate = models.DecimalField(**MONEY, default=Decimal("0.00"))
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["code"]
+        indexes = sync_indexes("chargecode")
+        constraints = [
+            models.UniqueConstraint(fields=["company", "code"], name="chargecode_unique_code")
+        ]
+
+    def __str__(self):
+        return f"{self.code} · {self.name}"
+
+
+class Load(models.Model):
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="loads")
+    load_number = models.CharField(max_length=30)
+    container_number = models.CharField(
+        max_length=11, blank=True, default="", validators=[validate_container_number]
+    )
+    po_number = models.CharField("PO #", max_length=40, blank=True, default="")
+    bol_number = models.CharField("BOL / booking #", max_length=40, blank=True, default="")
+    reference_number = models.CharField("reference #", max_length=40, blank=True, default="")
+    pickup_location = models.CharField(max_length=200, blank=True, default="")
+    delivery_location = models.CharField(max_length=200, blank=True, default="")
+    pickup_date = models.DateField(null=True, blank=True)
+    delivery_date = models.DateField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["company", "load_number"], name="load_unique_number")
+        ]
+
+    def __str__(self):
+        return self.load_number
+
+
+class Invoice(SyncedRecord):
+    sync_type = "invoice"
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        APPROVED = "approved", "Approved"
+        BILLED = "billed", "Billed"
+        PARTIALLY_PAID = "partially_paid", "Partially paid"
+        PAID = "paid", "Paid"
+        VOID = "void", "Void"
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="invoices")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invoices")
+    doc_number = models.CharField(max_length=21, validators=[validate_doc_number])
+    invoice_date = models.DateField()
+    due_date = models.DateField(null=True, blank=True)
+    terms_days = models.PositiveSmallIntegerField(default=30)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    memo = models.CharField(max_length=1000, blank=True, default="")
+    total = models.DecimalField(**MONEY, default=Decimal("0.00"))
+    # What QuickBooks says is still owed, learnt from pull; None until we know.
+    qb_balance = models.DecimalField(**MONEY, null=True, blank=True)
+
+    class Meta:
+        ordering = ["-invoice_date", "-id"]
+        indexes = sync_indexes("invoice") + [
+            models.Index(fields=["company", "doc_number"], name="invoice_doc_idx")
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["company", "doc_number"], name="invoice_unique_doc")
+        ]
+
+    def __str__(self):
+        return f"Invoice {self.doc_number}"
+
+    @property
+    def is_combined(self) -> bool:
+        return self.charge_sets.count() > 1
+
+
+class ChargeSet(models.Model):
+    """The charges of one load on an invoice; a combined invoice has several."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="charge_sets")
+    load = models.ForeignKey(Load, on_delete=models.PROTECT, related_name="charge_sets")
+    position = models.PositiveSmallIntegerField(default=1)
+    label = models.CharField(max_length=60, blank=True, default="")
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self):
+        return f"{self.invoice} · {self.load}"
+
+
+class ChargeLine(models.Model):
+    charge_set = models.ForeignKey(ChargeSet, on_delete=models.CASCADE, related_name="lines")
+    charge_code = models.ForeignKey(ChargeCode, on_delete=models.PROTECT, related_name="lines")
+    quantity = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("1"))
+    rate = models.DecimalField(**MONEY)
+    amount = models.DecimalField(**MONEY)
+    note = models.CharField(max_length=500, blank=True, default="")
+    position = models.PositiveSmallIntegerField(default=1)
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self):
+        return f"{self.charge_code.code} {self.amount}"
+
+
+class Payment(SyncedRecord):
+    sync_type = "payment"
+
+    class Method(models.TextChoices):
+        CHECK = "check", "Check"
+        ACH = "ach", "ACH"
+        WIRE = "wire", "Wire"
+        CARD = "card", "Card"
+
+    class Origin(models.TextChoices):
+        TMS = "tms", "Entered in the TMS"
+        QUICKBOOKS = "quickbooks", "Applied in QuickBooks"
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="payments")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="payments")
+    amount = models.DecimalField(**MONEY, validators=[MinValueValidator(Decimal("0.01"))])
+    payment_date = models.DateField()
+    reference_number = models.CharField(max_length=40, blank=True, default="")
+    method = models.CharField(max_length=8, choices=Method.choices, default=Method.CHECK)
+    origin = models.CharField(max_length=12, choices=Origin.choices, default=Origin.TMS)
+
+    class Meta:
+        ordering = ["-payment_date", "-id"]
+        indexes = sync_indexes("payment")
+
+    def __str__(self):
+        ref = self.reference_number or f"#{self.pk}"
+        return f"Payment {ref} · {self.amount}"
+
+
+class PaymentApplication(models.Model):
+    payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="applications")
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="applications")
+    amount = models.DecimalField(**MONEY, validators=[MinValueValidator(Decimal("0.01"))])
+
+    def __str__(self):
+        return f"{self.amount} → {self.invoice}"
+
+
+class CreditMemo(SyncedRecord):
+    sync_type = "creditmemo"
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="credit_memos")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="credit_memos")
+    number = models.CharField(max_length=21, validators=[validate_doc_number])
+    memo_date = models.DateField()
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.SET_NULL, null=True, blank=True, related_name="credit_memos"
+    )
+    reason = models.CharField(max_length=1000, blank=True, default="")
+    total = models.DecimalField(**MONEY, default=Decimal("0.00"))
+
+    class Meta:
+        ordering = ["-memo_date", "-id"]
+        indexes = sync_indexes("creditmemo")
+        constraints = [
+            models.UniqueConstraint(fields=["company", "number"], name="creditmemo_unique_number")
+        ]
+
+    def __str__(self):
+        return f"Credit memo {self.number}"
+
+
+class CreditMemoLine(models.Model):
+    credit_memo = models.ForeignKey(CreditMemo, on_delete=models.CASCADE, related_name="lines")
+    charge_code = models.ForeignKey(ChargeCode, on_delete=models.PROTECT, related_name="+")
+    description = models.CharField(max_length=500, blank=True, default="")
+    amount = models.DecimalField(**MONEY, validators=[MinValueValidator(Decimal("0.01"))])
+
+    def __str__(self):
+        return f"{self.charge_code.code} {self.amount}"
+
+
+DESCRIPTION_FIELDS = {
+    # key: (label, how to read it from a charge line's context)
+    "container": "Container #",
+    "load": "Load #",
+    "po": "PO #",
+    "reference": "Reference #",
+    "bol": "BOL / booking #",
+    "pickup": "Pickup",
+    "delivery": "Delivery",
+    "pickup_date": "Pickup date",
+    "delivery_date": "Delivery date",
+    "charge_name": "Charge name",
+    "charge_note": "Charge note",
+}
+
+
+class FinanceSettings(models.Model):
+    """How one TMS company wants QuickBooks sync to behave (Finance → QuickBooks page)."""
+
+    class Trigger(models.TextChoices):
+        APPROVED = "approved", "When approved"
+        BILLED = "billed", "When billed"
+
+    company = models.OneToOneField(
+        Company, on_delete=models.CASCADE, related_name="finance_settings"
+    )
+    # High level: which record types sync, and when.
+    sync_customers = models.BooleanField(default=True)
+    sync_invoices = models.BooleanField(default=True)
+    sync_payments = models.BooleanField(default=True)
+    sync_credit_memos = models.BooleanField(default=True)
+    push_on_change = models.BooleanField(
+        default=True, help_text="Push each change right away; off = only on the schedule."
+    )
+    pull_payments = models.BooleanField(
+        default=True, help_text="Mark invoices paid when payments are applied in QuickBooks."
+    )
+    # Detailed behaviour.
+    auto_create_customers = models.BooleanField(
+        default=True, help_text="Create the customer in QuickBooks with its first invoice."
+    )
+    invoice_sync_trigger = models.CharField(
+        max_length=12, choices=Trigger.choices, default=Trigger.APPROVED
+    )
+    schedule_minutes = models.PositiveSmallIntegerField(
+        default=5, validators=[MinValueValidator(1)], help_text="Scheduled sync interval."
+    )
+    payment_pull_days = models.PositiveSmallIntegerField(
+        default=30, validators=[MinValueValidator(1)], help_text="CDC look-back (≤ 30 days)."
+    )
+    income_account_ref = models.CharField(
+        max_length=32, blank=True, default="", help_text="QBO income account for new items."
+    )
+    # Custom description mapping.
+    description_fields = models.JSONField(
+        default=list, blank=True, help_text="Ordered keys from DESCRIPTION_FIELDS."
+    )
+    description_separator = models.CharField(max_length=10, default=" · ", blank=True)
+    description_prefix = models.CharField(
+        max_length=60,
+        blank=True,
+        default="",
+        help_text="Per charge set, e.g. 'Load {n}: ' ({n} = charge set number).",
+    )
+    description_template = models.CharField(
+        max_length=500,
+        blank=True,
+        default="",
+        help_text="Optional template, e.g. 'Container {container} · PO {po} · {charge_note}'.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+
+    class Meta:
+        verbose_name_plural = "finance settings"
+
+    def __str__(self):
+        return f"Finance settings · {self.company}"
+
+    def type_enabled(self, sync_type: str) -> bool:
+        return {
+            "customer": self.sync_customers,
+            "item": True,
+            "invoice": self.sync_invoices,
+            "payment": self.sync_payments,
+            "creditmemo": self.sync_credit_memos,
+        }[sync_type]
+
+
+class ManualAction(models.Model):
+    """Audit row for every human action on sync state or QuickBooks IDs."""
+
+    class Kind(models.TextChoices):
+        QB_ID_REMOVE = "qb_id_remove", "QuickBooks ID removed"
+        QB_ID_OVERRIDE = "qb_id_override", "QuickBooks ID overridden"
+        RESYNC = "resync", "Re-sync"
+        CLEAR = "clear", "Cleared without sync"
+        UNDO_CLEAR = "undo_clear", "Clear undone"
+        MARK_PAID = "mark_paid", "Marked paid without sync"
+        LINK = "link", "Linked to existing QuickBooks object"
+        SETTINGS = "settings", "Finance settings changed"
+        CONNECTION = "connection", "QuickBooks connection changed"
+        CONFIRM_CONFLICT = "confirm_conflict", "Confirmed change despite QuickBooks payments"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    record_type = models.CharField(max_length=16, blank=True, default="")
+    record_id = models.PositiveBigIntegerField(null=True, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    note = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["record_type", "record_id"], name="manualaction_rec_idx")]
+        permissions = [
+            ("override_qb_id", "Can remove or override QuickBooks IDs"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} · {self.record_type} {self.record_id}"

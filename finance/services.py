@@ -1,0 +1,405 @@
+"""Business operations on finance records. Every change that must reach QuickBooks goes
+through `record_mark_changed`, which bumps `version` and makes the record PENDING."""
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F, Sum
+
+from finance.models import (
+    ChargeCode,
+    ChargeLine,
+    ChargeSet,
+    Company,
+    CreditMemo,
+    CreditMemoLine,
+    Customer,
+    FinanceSettings,
+    Invoice,
+    Load,
+    ManualAction,
+    Payment,
+    PaymentApplication,
+)
+from finance.signals import records_changed
+from finance.syncstate import SyncStatus
+
+CENT = Decimal("0.01")
+
+
+class QuickBooksConflict(ValidationError):
+    """The change contradicts money already applied in QuickBooks; needs explicit confirmation."""
+
+
+def company_get_default() -> Company:
+    company, _ = Company.objects.get_or_create(name="PortPro Demo Trucking")
+    finance_settings_get(company=company)
+    return company
+
+
+def finance_settings_get(*, company: Company) -> FinanceSettings:
+    settings_row, _ = FinanceSettings.objects.get_or_create(
+        company=company,
+        defaults={"description_fields": ["container", "po", "charge_note"]},
+    )
+    return settings_row
+
+
+def _announce(records) -> None:
+    keys = [(r.sync_type, r.pk) for r in records]
+    transaction.on_commit(lambda: records_changed.send(sender=Company, records=keys))
+
+
+def record_mark_changed(*, record) -> None:
+    """Something QuickBooks must learn: new version, back to PENDING (unless in flight, where
+    the engine sees the newer version when it settles and queues the record again)."""
+    model = type(record)
+    model.objects.filter(pk=record.pk).update(version=F("version") + 1)
+    model.objects.filter(pk=record.pk).exclude(sync_status=SyncStatus.IN_FLIGHT).update(
+        sync_status=SyncStatus.PENDING,
+        next_retry_at=None,
+        attempts=0,
+        problem_reason="",
+        problem_since=None,
+    )
+    record.refresh_from_db(fields=["version", "sync_status", "attempts", "next_retry_at"])
+    _announce([record])
+
+
+def _clean_save(obj, **kwargs):
+    obj.full_clean(**kwargs)
+    obj.save()
+    return obj
+
+
+# --- customers and charge codes --------------------------------------------------------
+
+
+@transaction.atomic
+def customer_create(*, company: Company, display_name: str, **fields) -> Customer:
+    customer = _clean_save(Customer(company=company, display_name=display_name.strip(), **fields))
+    _announce([customer])
+    return customer
+
+
+@transaction.atomic
+def customer_update(*, customer: Customer, **fields) -> Customer:
+    changed = [name for name, value in fields.items() if getattr(customer, name) != value]
+    for name in changed:
+        setattr(customer, name, fields[name])
+    if changed:
+        _clean_save(customer)
+        record_mark_changed(record=customer)
+    return customer
+
+
+@transaction.atomic
+def charge_code_create(*, company: Company, code: str, name: str, **fields) -> ChargeCode:
+    charge_code = _clean_save(ChargeCode(company=company, code=code, name=name, **fields))
+    _announce([charge_code])
+    return charge_code
+
+
+@transaction.atomic
+def charge_code_update(*, charge_code: ChargeCode, **fields) -> ChargeCode:
+    changed = [name for name, value in fields.items() if getattr(charge_code, name) != value]
+    for name in changed:
+        setattr(charge_code, name, fields[name])
+    if changed:
+        _clean_save(charge_code)
+        record_mark_changed(record=charge_code)
+    return charge_code
+
+
+def load_create(*, company: Company, load_number: str, **fields) -> Load:
+    return _clean_save(Load(company=company, load_number=load_number, **fields))
+
+
+# --- invoices ---------------------------------------------------------------------------
+
+
+@dataclass
+class LineSpec:
+    charge_code: ChargeCode
+    rate: Decimal
+    quantity: Decimal = Decimal("1")
+    note: str = ""
+
+
+@dataclass
+class ChargeSetSpec:
+    load: Load
+    lines: list[LineSpec] = field(default_factory=list)
+    label: str = ""
+
+
+def _write_charge_sets(invoice: Invoice, charge_sets: list[ChargeSetSpec]) -> Decimal:
+    if not charge_sets or not any(spec.lines for spec in charge_sets):
+        raise ValidationError("An invoice needs at least one charge line.")
+    total = Decimal("0")
+    for set_position, spec in enumerate(charge_sets, start=1):
+        charge_set = ChargeSet.objects.create(
+            invoice=invoice, load=spec.load, position=set_position, label=spec.label
+        )
+        for line_position, line in enumerate(spec.lines, start=1):
+            if line.charge_code.company_id != invoice.company_id:
+                raise ValidationError("A charge code belongs to another company.")
+            amount = (Decimal(line.quantity) * Decimal(line.rate)).quantize(CENT)
+            if amount <= 0:
+                raise ValidationError(
+                    f"Charge {line.charge_code.code}: quantity × rate must be positive."
+                )
+            row = ChargeLine(
+                charge_set=charge_set,
+                charge_code=line.charge_code,
+                quantity=line.quantity,
+                rate=line.rate,
+                amount=amount,
+                note=line.note,
+                position=line_position,
+            )
+            row.full_clean(exclude=["charge_set"])
+            row.save()
+            total += amount
+    return total
+
+
+@transaction.atomic
+def invoice_create(
+    *,
+    company: Company,
+    customer: Customer,
+    doc_number: str,
+    invoice_date: date,
+    charge_sets: list[ChargeSetSpec],
+    status: str = Invoice.Status.APPROVED,
+    memo: str = "",
+    terms_days: int | None = None,
+) -> Invoice:
+    terms = customer.terms_days if terms_days is None else terms_days
+    invoice = _clean_save(
+        Invoice(
+            company=company,
+            customer=customer,
+            doc_number=doc_number,
+            invoice_date=invoice_date,
+            due_date=invoice_date + timedelta(days=terms),
+            terms_days=terms,
+            status=status,
+            memo=memo,
+        )
+    )
+    invoice.total = _write_charge_sets(invoice, charge_sets)
+    invoice.save(update_fields=["total"])
+    _announce([invoice])
+    return invoice
+
+
+def invoice_paid_in_quickbooks(invoice: Invoice) -> Decimal:
+    """Money applied to this invoice inside QuickBooks (pulled payments)."""
+    paid = PaymentApplication.objects.filter(
+        invoice=invoice, payment__origin=Payment.Origin.QUICKBOOKS
+    ).aggregate(total=Sum("amount"))["total"]
+    return paid or Decimal("0")
+
+
+def _guard_quickbooks_payments(invoice: Invoice, *, confirm_conflict: bool, user, what: str):
+    applied = invoice_paid_in_quickbooks(invoice)
+    if not applied:
+        return
+    if not confirm_conflict:
+        raise QuickBooksConflict(
+            f"{applied} has already been applied to invoice {invoice.doc_number} in QuickBooks. "
+            f"To {what} anyway, confirm it: the payment in QuickBooks stays where it is and "
+            "must be moved or refunded there by hand."
+        )
+    ManualAction.objects.create(
+        kind=ManualAction.Kind.CONFIRM_CONFLICT,
+        record_type="invoice",
+        record_id=invoice.pk,
+        user=user,
+        note=f"Confirmed {what} with {applied} applied in QuickBooks",
+    )
+
+
+@transaction.atomic
+def invoice_update(
+    *, invoice: Invoice, user=None, confirm_conflict: bool = False, **fields
+) -> Invoice:
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    changed = [name for name, value in fields.items() if getattr(invoice, name) != value]
+    if not changed:
+        return invoice
+    for name in changed:
+        setattr(invoice, name, fields[name])
+    _clean_save(invoice)
+    record_mark_changed(record=invoice)
+    return invoice
+
+
+@transaction.atomic
+def invoice_replace_charges(
+    *,
+    invoice: Invoice,
+    charge_sets: list[ChargeSetSpec],
+    user=None,
+    confirm_conflict: bool = False,
+) -> Invoice:
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    old_total = invoice.total
+    invoice.charge_sets.all().delete()
+    new_total = _write_charge_sets(invoice, charge_sets)
+    if new_total != old_total:
+        _guard_quickbooks_payments(
+            invoice, confirm_conflict=confirm_conflict, user=user, what="change its total"
+        )
+    invoice.total = new_total
+    invoice.save(update_fields=["total"])
+    record_mark_changed(record=invoice)
+    return invoice
+
+
+@transaction.atomic
+def invoice_void(*, invoice: Invoice, user=None, confirm_conflict: bool = False) -> Invoice:
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    if invoice.status == Invoice.Status.VOID:
+        return invoice
+    _guard_quickbooks_payments(
+        invoice, confirm_conflict=confirm_conflict, user=user, what="void it"
+    )
+    invoice.status = Invoice.Status.VOID
+    invoice.save(update_fields=["status"])
+    record_mark_changed(record=invoice)
+    return invoice
+
+
+def invoice_open_balance(invoice: Invoice) -> Decimal:
+    applied = invoice.applications.aggregate(total=Sum("amount"))["total"] or Decimal("0")
+    credited = invoice.credit_memos.aggregate(total=Sum("total"))["total"] or Decimal("0")
+    return invoice.total - applied - credited
+
+
+def invoice_refresh_paid_status(*, invoice: Invoice) -> Invoice:
+    """Billing status from what has been paid (TMS payments, QBO payments, QBO balance)."""
+    if invoice.status in {Invoice.Status.VOID, Invoice.Status.DRAFT}:
+        return invoice
+    open_balance = invoice_open_balance(invoice)
+    if invoice.qb_balance is not None:
+        open_balance = min(open_balance, invoice.qb_balance)
+    if open_balance <= 0:
+        status = Invoice.Status.PAID
+    elif open_balance < invoice.total:
+        status = Invoice.Status.PARTIALLY_PAID
+    else:
+        status = invoice.status if invoice.status != Invoice.Status.PAID else Invoice.Status.BILLED
+        if status == Invoice.Status.PARTIALLY_PAID:
+            status = Invoice.Status.BILLED
+    if status != invoice.status:
+        # Paid status is TMS bookkeeping, not content QuickBooks needs: no version bump.
+        Invoice.objects.filter(pk=invoice.pk).update(status=status)
+        invoice.status = status
+    return invoice
+
+
+# --- payments and credit memos ----------------------------------------------------------
+
+
+@transaction.atomic
+def payment_create(
+    *,
+    company: Company,
+    customer: Customer,
+    amount: Decimal,
+    payment_date: date,
+    applications: list[tuple[Invoice, Decimal]],
+    reference_number: str = "",
+    method: str = Payment.Method.CHECK,
+    origin: str = Payment.Origin.TMS,
+    sync_status: str = SyncStatus.PENDING,
+    qb_id: str = "",
+) -> Payment:
+    amount = Decimal(amount)
+    applied_total = sum((Decimal(a) for _, a in applications), Decimal("0"))
+    if applied_total > amount:
+        raise ValidationError(
+            f"The applications ({applied_total}) are more than the payment ({amount})."
+        )
+    payment = _clean_save(
+        Payment(
+            company=company,
+            customer=customer,
+            amount=amount,
+            payment_date=payment_date,
+            reference_number=reference_number,
+            method=method,
+            origin=origin,
+            sync_status=sync_status,
+            qb_id=qb_id,
+        )
+    )
+    for invoice, applied in applications:
+        invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+        if invoice.customer_id != customer.pk:
+            raise ValidationError(
+                f"Invoice {invoice.doc_number} belongs to another customer than the payment."
+            )
+        if invoice.status == Invoice.Status.VOID:
+            raise ValidationError(f"Invoice {invoice.doc_number} is void.")
+        open_balance = invoice_open_balance(invoice)
+        if Decimal(applied) > open_balance:
+            raise ValidationError(
+                f"{applied} is more than the {open_balance} still open on invoice "
+                f"{invoice.doc_number}."
+            )
+        PaymentApplication.objects.create(payment=payment, invoice=invoice, amount=applied)
+        invoice_refresh_paid_status(invoice=invoice)
+    if sync_status == SyncStatus.PENDING:
+        _announce([payment])
+    return payment
+
+
+@transaction.atomic
+def credit_memo_create(
+    *,
+    company: Company,
+    customer: Customer,
+    number: str,
+    memo_date: date,
+    lines: list[tuple[ChargeCode, Decimal, str]],
+    invoice: Invoice | None = None,
+    reason: str = "",
+) -> CreditMemo:
+    if not lines:
+        raise ValidationError("A credit memo needs at least one line.")
+    if invoice is not None and invoice.customer_id != customer.pk:
+        raise ValidationError("The credited invoice belongs to another customer.")
+    memo = _clean_save(
+        CreditMemo(
+            company=company,
+            customer=customer,
+            number=number,
+            memo_date=memo_date,
+            invoice=invoice,
+            reason=reason,
+        )
+    )
+    total = Decimal("0")
+    for charge_code, amount, description in lines:
+        line = CreditMemoLine(
+            credit_memo=memo,
+            charge_code=charge_code,
+            amount=Decimal(amount),
+            description=description,
+        )
+        line.full_clean()
+        line.save()
+        total += line.amount
+    memo.total = total
+    memo.save(update_fields=["total"])
+    if invoice is not None:
+        invoice_refresh_paid_status(invoice=invoice)
+    _announce([memo])
+    return memo

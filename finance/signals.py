@@ -1,0 +1,5 @@
+from django.dispatch import Signal
+
+# Sent after commit with `records=[(sync_type, pk), ...]` for records newly owed to QuickBooks.
+# finance never imports sync: sync listens and decides whether to push now.
+records_changed = Signal()

@@ -1,0 +1,52 @@
+import re
+
+from django.core.exceptions import ValidationError
+
+_ISO6346 = re.compile(r"^[A-Z]{3}[UJZR]\d{7}$")
+# Letter values of ISO 6346: multiples of 11 are skipped.
+_LETTER_VALUES = {}
+_value = 10
+for _letter in "ABCDEFGHIJKLMNOPQRSTUVWXYZ":
+    if _value % 11 == 0:
+        _value += 1
+    _LETTER_VALUES[_letter] = _value
+    _value += 1
+
+
+def iso6346_check_digit(prefix: str) -> int:
+    """Check digit for the first 10 characters of a container number."""
+    total = 0
+    for position, char in enumerate(prefix):
+        value = _LETTER_VALUES[char] if char.isalpha() else int(char)
+        total += value * (2**position)
+    return total % 11 % 10
+
+
+def validate_container_number(value: str) -> None:
+    if not value:
+        return
+    if not _ISO6346.match(value):
+        raise ValidationError(
+            "%(value)s is not a container number: 4 letters (owner + U/J/Z/R) then 7 digits.",
+            params={"value": value},
+        )
+    if iso6346_check_digit(value[:10]) != int(value[10]):
+        raise ValidationError(
+            "%(value)s has a wrong check digit (ISO 6346).", params={"value": value}
+        )
+
+
+def validate_doc_number(value: str) -> None:
+    # QuickBooks limits DocNumber to 21 characters and rejects control characters.
+    if len(value) > 21:
+        raise ValidationError("QuickBooks allows at most 21 characters in a document number.")
+    if any(ord(c) < 32 for c in value):
+        raise ValidationError("Document numbers cannot contain control characters.")
+
+
+def validate_qb_id(value: str) -> None:
+    if not value.isdigit() or int(value) <= 0:
+        raise ValidationError(
+            "A QuickBooks ID is a positive whole number, like 142 (got %(value)r).",
+            params={"value": value},
+        )

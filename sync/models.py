@@ -1,0 +1,118 @@
+"""The QuickBooks boundary: connection and tokens, attempts, webhook events, pull cursor."""
+
+from django.conf import settings
+from django.db import models
+
+from finance.models import Company
+from sync.crypto import EncryptedTextField
+
+
+class QuickBooksConnection(models.Model):
+    class Environment(models.TextChoices):
+        LOCAL = "local", "Built-in sandbox emulator"
+        SANDBOX = "sandbox", "Intuit sandbox"
+        PRODUCTION = "production", "Intuit production"
+
+    class Status(models.TextChoices):
+        CONNECTED = "connected", "Connected"
+        NEEDS_RECONNECT = "needs_reconnect", "Needs reconnecting"
+        DISCONNECTED = "disconnected", "Disconnected"
+
+    company = models.OneToOneField(
+        Company, on_delete=models.CASCADE, related_name="quickbooks_connection"
+    )
+    realm_id = models.CharField(max_length=32, blank=True, default="")
+    company_name = models.CharField(max_length=200, blank=True, default="")
+    environment = models.CharField(
+        max_length=12, choices=Environment.choices, default=Environment.LOCAL
+    )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.DISCONNECTED)
+    access_token = EncryptedTextField(blank=True, default="")
+    refresh_token = EncryptedTextField(blank=True, default="")
+    access_token_expires_at = models.DateTimeField(null=True, blank=True)
+    refresh_token_expires_at = models.DateTimeField(null=True, blank=True)
+    token_generation = models.PositiveIntegerField(default=0)
+    connected_at = models.DateTimeField(null=True, blank=True)
+    connected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    oauth_state = models.CharField(max_length=64, blank=True, default="")
+    # CDC cursor: QBO time of the last change we have pulled.
+    pull_cursor = models.DateTimeField(null=True, blank=True)
+    last_pull_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        permissions = [
+            ("manage_connection", "Can connect and disconnect QuickBooks"),
+            ("resolve_problems", "Can re-sync, clear and mark paid on Problem Sync"),
+        ]
+
+    def __str__(self):
+        return f"{self.company} → {self.company_name or self.realm_id or 'not connected'}"
+
+    @property
+    def is_usable(self) -> bool:
+        return self.status == self.Status.CONNECTED and bool(self.realm_id)
+
+
+class SyncAttempt(models.Model):
+    """One call to QuickBooks for one record (a batch writes one row per record in it)."""
+
+    class Outcome(models.TextChoices):
+        OK = "ok", "Synced"
+        LINKED = "linked", "Linked to existing object"
+        RETRY = "retry", "Will retry"
+        PROBLEM = "problem", "Problem"
+        WAITING = "waiting", "Waiting (connection)"
+
+    record_type = models.CharField(max_length=16)
+    record_id = models.PositiveBigIntegerField()
+    record_version = models.PositiveIntegerField(default=0)
+    operation = models.CharField(max_length=16)
+    request_id = models.CharField(max_length=50, blank=True, default="")
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    fault_code = models.CharField(max_length=16, blank=True, default="")
+    message = models.TextField(blank=True, default="")
+    duration_ms = models.PositiveIntegerField(default=0)
+    payload = models.JSONField(default=dict, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [
+            models.Index(fields=["record_type", "record_id", "-started_at"], name="attempt_rec_idx")
+        ]
+
+    def __str__(self):
+        return f"{self.record_type} {self.record_id} {self.operation} {self.outcome}"
+
+
+class WebhookEvent(models.Model):
+    """A change notification from Intuit, stored before any work so nothing is lost."""
+
+    event_key = models.CharField(max_length=200, unique=True)
+    realm_id = models.CharField(max_length=32)
+    entity_name = models.CharField(max_length=40)
+    entity_id = models.CharField(max_length=32)
+    operation = models.CharField(max_length=20)
+    occurred_at = models.CharField(max_length=40, blank=True, default="")
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    deliveries = models.PositiveIntegerField(default=1)
+    error = models.CharField(max_length=500, blank=True, default="")
+
+    class Meta:
+        ordering = ["-received_at"]
+        indexes = [
+            models.Index(
+                fields=["received_at"],
+                name="webhook_unprocessed_idx",
+                condition=models.Q(processed_at__isnull=True),
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.entity_name} {self.entity_id} {self.operation}"
