@@ -116,3 +116,52 @@ class WebhookEvent(models.Model):
 
     def __str__(self):
         return f"{self.entity_name} {self.entity_id} {self.operation}"
+
+
+class ProblemEvent(models.Model):
+    """A record entering or leaving PROBLEM: feeds the trend chart and 'recently resolved'."""
+
+    class Kind(models.TextChoices):
+        OPENED = "opened", "Opened"
+        RESOLVED = "resolved", "Resolved"
+
+    record_type = models.CharField(max_length=16)
+    record_id = models.PositiveBigIntegerField()
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    reason = models.CharField(max_length=48, blank=True, default="")
+    how = models.CharField(max_length=20, blank=True, default="")  # synced, cleared, mark_paid…
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["kind", "record_type", "at"], name="problemevent_kind_idx")]
+
+    def __str__(self):
+        return f"{self.record_type} {self.record_id} {self.kind}"
+
+
+class BulkJob(models.Model):
+    """A bulk action from Problem Sync; its progress bar polls this row."""
+
+    action = models.CharField(max_length=20)
+    record_type = models.CharField(max_length=16)
+    record_ids = models.JSONField(default=list)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.action} {self.done}/{self.total}"
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.total else int(100 * (self.done + self.failed) / self.total)

@@ -1,0 +1,130 @@
+"""Every reason a record can fail to reach QuickBooks, in words a finance clerk can act on.
+
+Engine code stores the reason *code* on the record (`problem_reason`); pages show `REASONS`.
+`fix` names the screen that fixes it: a URL name resolved by the UI ("admin" = the record's
+admin page, "settings" = Finance → QuickBooks, "mapping" = the charge-code mapping, "connection"
+= the QuickBooks connection card).
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Reason:
+    title: str
+    hint: str
+    fix: str = "admin"
+    link_offer: bool = False
+
+
+REASONS: dict[str, Reason] = {
+    "missing_item_mapping": Reason(
+        "A charge code has no QuickBooks item",
+        "Map the charge code to a QuickBooks item (or let us create it), then re-sync.",
+        "mapping",
+    ),
+    "customer_not_synced": Reason(
+        "The customer is not in QuickBooks yet",
+        "Fix the customer's own problem on the Customers tab (or turn on auto-create), then "
+        "re-sync this record.",
+        "customer",
+    ),
+    "customer_email_mismatch": Reason(
+        "A different customer with this name already exists in QuickBooks",
+        "QuickBooks has a customer with the same display name but another email. Rename the "
+        "customer here, or link it to the existing QuickBooks customer if it is the same one.",
+        "admin",
+        link_offer=True,
+    ),
+    "duplicate_name": Reason(
+        "The name is already used in QuickBooks",
+        "Customer, vendor and employee names share one list in QuickBooks. Rename the record "
+        "here, or link it to the existing QuickBooks object.",
+        "admin",
+        link_offer=True,
+    ),
+    "duplicate_doc_number": Reason(
+        "This document number is already used in QuickBooks",
+        "QuickBooks already has an invoice with this number. If it is this invoice, link it by "
+        "setting its QuickBooks ID; otherwise give the invoice a new number and re-sync.",
+        "admin",
+        link_offer=True,
+    ),
+    "stale_object": Reason(
+        "Changed in QuickBooks at the same time",
+        "Someone changed this record in QuickBooks while we were saving it. Re-sync to apply "
+        "the TMS version on top of theirs.",
+    ),
+    "customer_changed_after_sync": Reason(
+        "The customer was changed in QuickBooks after it was synced",
+        "Check the customer in QuickBooks, then re-sync to send the TMS version.",
+    ),
+    "inactive_reference": Reason(
+        "Something this record uses is inactive or deleted in QuickBooks",
+        "A customer or item referenced by this record was made inactive or deleted in "
+        "QuickBooks. Reactivate it there, or remove its QuickBooks ID here so it is re-created.",
+    ),
+    "invalid_reference": Reason(
+        "A QuickBooks ID on this record points to nothing",
+        "A stored QuickBooks ID is wrong. Remove or correct it in admin (QuickBooks ID area).",
+    ),
+    "deleted_in_quickbooks": Reason(
+        "Deleted in QuickBooks",
+        "Someone deleted this in QuickBooks. Remove its QuickBooks ID to create it again, or "
+        "clear it from this list if it should stay deleted.",
+    ),
+    "voided_in_quickbooks": Reason(
+        "Voided in QuickBooks",
+        "The invoice was voided in QuickBooks. Void it in the TMS too, or clear it here.",
+    ),
+    "validation": Reason(
+        "QuickBooks refused the data",
+        "QuickBooks rejected a field (see the message). Correct the record, then re-sync.",
+    ),
+    "required_field": Reason(
+        "A field QuickBooks requires is missing",
+        "Fill in the field named in the message, then re-sync.",
+    ),
+    "description_too_long": Reason(
+        "A line description is longer than QuickBooks allows",
+        "Shorten the description mapping or the charge notes (4000 characters per line).",
+        "settings",
+    ),
+    "invoice_not_synced": Reason(
+        "An invoice this payment applies to is not in QuickBooks",
+        "Fix the invoice's problem first; the payment follows automatically on re-sync.",
+    ),
+    "no_lines": Reason(
+        "Nothing to send",
+        "The invoice has no charge lines. Add charges or void it.",
+    ),
+    "not_connected": Reason(
+        "QuickBooks is not connected",
+        "Connect QuickBooks on the connection page; the record syncs by itself afterwards.",
+        "connection",
+    ),
+    "needs_reconnect": Reason(
+        "QuickBooks needs reconnecting",
+        "The QuickBooks authorization expired or was revoked. Reconnect; nothing is lost.",
+        "connection",
+    ),
+    "too_many_attempts": Reason(
+        "QuickBooks kept failing",
+        "We retried several times without success (see the message). Re-sync when QuickBooks "
+        "is healthy again.",
+    ),
+    "permission": Reason(
+        "QuickBooks refused access",
+        "The connected QuickBooks user lacks rights for this. Reconnect with an admin user.",
+        "connection",
+    ),
+    "internal": Reason(
+        "Unexpected error",
+        "Something unexpected went wrong (details in the attempt history). Re-sync; if it "
+        "fails again, send the message to support.",
+    ),
+}
+
+
+def reason_for(code: str) -> Reason:
+    return REASONS.get(code) or REASONS["internal"]
