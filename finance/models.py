@@ -47,6 +47,9 @@ class SyncedRecord(models.Model):
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # Set when a create was sent and its outcome is unknown (timeout, crash): the next push looks
+    # the object up by natural key before creating again.
+    create_uncertain = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
