@@ -98,9 +98,10 @@ def customer_update(*, customer: Customer, **fields) -> Customer:
 
 @transaction.atomic
 def charge_code_create(*, company: Company, code: str, name: str, **fields) -> ChargeCode:
-    charge_code = _clean_save(ChargeCode(company=company, code=code, name=name, **fields))
-    _announce([charge_code])
-    return charge_code
+    # A new charge code is unmapped: finance maps it to a QuickBooks item (or asks us to create
+    # the item) on the settings page; until then invoices using it are "missing item mapping".
+    fields.setdefault("sync_status", SyncStatus.SKIPPED)
+    return _clean_save(ChargeCode(company=company, code=code, name=name, **fields))
 
 
 @transaction.atomic
@@ -110,7 +111,8 @@ def charge_code_update(*, charge_code: ChargeCode, **fields) -> ChargeCode:
         setattr(charge_code, name, fields[name])
     if changed:
         _clean_save(charge_code)
-        record_mark_changed(record=charge_code)
+        if charge_code.qb_id:  # only a mapped item has anything to update in QuickBooks
+            record_mark_changed(record=charge_code)
     return charge_code
 
 
