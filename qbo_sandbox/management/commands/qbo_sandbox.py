@@ -1,0 +1,142 @@
+"""manage.py qbo_sandbox create-company | create-app | issue-tokens | faults | reset"""
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from qbo_sandbox import services
+from qbo_sandbox.models import SandboxApp, SandboxCompany
+from qbo_sandbox.ui import fault_state
+
+
+class Command(BaseCommand):
+    help = "Manage the local QuickBooks Online emulator (companies, apps, tokens, faults)."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="subcommand", required=True)
+
+        p = sub.add_parser("create-company", help="Create a sandbox company; prints its realm id.")
+        p.add_argument("--name", required=True)
+        p.add_argument("--realm", default=None, help="Use this realm id instead of a random one.")
+        p.add_argument("--json", action="store_true")
+
+        p = sub.add_parser(
+            "create-app", help="Register an app; prints client id, secret, verifier."
+        )
+        p.add_argument("--redirect-uri", action="append", required=True, dest="redirect_uris")
+        p.add_argument("--webhook-url", default="")
+        p.add_argument("--webhook-format", choices=["cloudevents", "legacy"], default="cloudevents")
+        p.add_argument("--client-id", default=None)
+        p.add_argument("--client-secret", default=None)
+        p.add_argument("--verifier-token", default=None)
+        p.add_argument("--name", default="Sandbox app")
+        p.add_argument("--json", action="store_true")
+
+        p = sub.add_parser("issue-tokens", help="Issue a token pair without the consent page.")
+        p.add_argument("--client-id", required=True)
+        p.add_argument("--realm", required=True)
+        p.add_argument("--json", action="store_true")
+
+        p = sub.add_parser("faults", help="Show or set fault injection for a company.")
+        p.add_argument("--realm", required=True)
+        p.add_argument("--latency-ms", type=int)
+        p.add_argument("--error-rate", type=float)
+        p.add_argument("--error-style", choices=["random", "gateway", "systemfault"])
+        p.add_argument("--throttle-burst", type=int, help="The next N requests get a 429.")
+        p.add_argument("--throttle-per-min", type=int, dest="per_minute")
+        p.add_argument("--throttle-per-sec", type=int, dest="per_second")
+        p.add_argument("--batch-per-min", type=int, dest="batch_per_minute")
+        p.add_argument("--throttle", choices=["on", "off", "default"])
+        p.add_argument("--throttle-format", choices=["xml", "json"])
+        p.add_argument("--commit-then-timeout-rate", type=float)
+        p.add_argument("--timeout-mode", choices=["504", "sleep"])
+        p.add_argument("--timeout-sleep-seconds", type=float)
+        group = p.add_mutually_exclusive_group()
+        group.add_argument("--ignore-requestid", action="store_true", default=None)
+        group.add_argument(
+            "--honour-requestid", action="store_false", dest="ignore_requestid", default=None
+        )
+        p.add_argument("--expire-tokens", action="store_true", help="Expire all access tokens now.")
+        p.add_argument("--expire-tokens-every-seconds", type=int)
+        p.add_argument("--revoke-refresh-tokens", action="store_true")
+        p.add_argument("--clear", action="store_true", help="Reset every fault to its default.")
+        p.add_argument("--json", action="store_true")
+
+        sub.add_parser("reset", help="Delete every sandbox company, app, token and object.")
+
+    def handle(self, *args, **opts):
+        handler = getattr(self, "cmd_" + opts["subcommand"].replace("-", "_"))
+        handler(opts)
+
+    def _out(self, opts, data, text):
+        self.stdout.write(json.dumps(data) if opts.get("json") else text)
+
+    def cmd_create_company(self, opts):
+        company = services.company_create(name=opts["name"], realm_id=opts["realm"])
+        data = {"realm_id": company.realm_id, "name": company.name}
+        self._out(opts, data, company.realm_id)
+
+    def cmd_create_app(self, opts):
+        app = services.app_create(
+            redirect_uris=opts["redirect_uris"],
+            webhook_url=opts["webhook_url"],
+            webhook_format=opts["webhook_format"],
+            client_id=opts["client_id"],
+            client_secret=opts["client_secret"],
+            verifier_token=opts["verifier_token"],
+            name=opts["name"],
+        )
+        data = {
+            "client_id": app.client_id,
+            "client_secret": app.client_secret,
+            "verifier_token": app.verifier_token,
+            "redirect_uris": app.redirect_uris,
+            "webhook_url": app.webhook_url,
+            "webhook_format": app.webhook_format,
+        }
+        text = (
+            f"client_id={app.client_id}\nclient_secret={app.client_secret}\n"
+            f"verifier_token={app.verifier_token}"
+        )
+        self._out(opts, data, text)
+
+    def _company(self, realm):
+        company = SandboxCompany.objects.filter(realm_id=realm).first()
+        if company is None:
+            raise CommandError(f"no sandbox company with realm id {realm}")
+        return company
+
+    def cmd_issue_tokens(self, opts):
+        app = SandboxApp.objects.filter(client_id=opts["client_id"]).first()
+        if app is None:
+            raise CommandError(f"no sandbox app with client id {opts['client_id']}")
+        data = services.tokens_issue(app=app, company=self._company(opts["realm"]))
+        text = "\n".join(f"{k}={v}" for k, v in data.items())
+        self._out(opts, data, text)
+
+    def cmd_faults(self, opts):
+        company = self._company(opts["realm"])
+        if opts["clear"]:
+            company = services.faults_clear(company=company)
+        names = [
+            "latency_ms", "error_rate", "error_style", "throttle_burst", "per_minute", "per_second",
+            "batch_per_minute", "throttle_format", "commit_then_timeout_rate", "timeout_mode",
+            "timeout_sleep_seconds", "ignore_requestid", "expire_tokens_every_seconds",
+        ]  # fmt: skip
+        fields = {n: opts[n] for n in names if opts.get(n) is not None}
+        if opts["throttle"]:
+            fields["throttle_enabled"] = {"on": True, "off": False, "default": None}[
+                opts["throttle"]
+            ]
+        if opts["expire_tokens"]:
+            fields["expire_tokens"] = True
+        if opts["revoke_refresh_tokens"]:
+            fields["revoke_refresh_tokens"] = True
+        if fields:
+            company = services.faults_set(company=company, **fields)
+        state = fault_state(company)
+        self._out(opts, state, "\n".join(f"{k}={v}" for k, v in state.items()))
+
+    def cmd_reset(self, opts):
+        services.sandbox_reset()
+        self.stdout.write("sandbox reset")

@@ -1,0 +1,320 @@
+"""QBO's query language: SELECT * | COUNT(*) | fields FROM X [WHERE a op v AND ...]
+[ORDER BY|ORDERBY f [ASC|DESC], ...] [STARTPOSITION n] [MAXRESULTS n].
+
+Conditions on denormalized columns (Id, DisplayName/Name, DocNumber, TxnDate, CustomerRef,
+Active, MetaData times) run in the database; the rest are checked in Python over the rows the
+indexed conditions leave.
+"""
+
+import re
+from decimal import Decimal, InvalidOperation
+
+from . import faults
+from .models import Entity
+from .store import NAME_LIST, canonical_name, render
+from .timefmt import parse_qbo_datetime
+
+TOKEN = re.compile(
+    r"""\s*(?:
+    (?P<str>'(?:\\.|''|[^'\\])*')
+    |(?P<op><=|>=|!=|<>|=|<|>)
+    |(?P<punct>[(),*])
+    |(?P<word>[A-Za-z_][\w.]*)
+    |(?P<num>-?\d+(?:\.\d+)?)
+    )""",
+    re.VERBOSE,
+)
+KEYWORDS = {"select", "from", "where", "and", "order", "orderby", "by", "asc", "desc", "in",
+            "like", "startposition", "maxresults", "count", "or", "not", "true", "false"}  # fmt: skip
+
+
+def tokenize(sql):
+    tokens, pos = [], 0
+    sql = sql.strip().rstrip(";")
+    while pos < len(sql):
+        if sql[pos:].strip() == "":
+            break
+        match = TOKEN.match(sql, pos)
+        if not match or match.end() == pos:
+            raise faults.query_parse_error(f'Encountered " {sql[pos : pos + 10]!r} at column {pos}')
+        pos = match.end()
+        kind = match.lastgroup
+        text = match.group(kind)
+        if kind == "str":
+            text = text[1:-1].replace("\\'", "'").replace("''", "'").replace("\\\\", "\\")
+        if kind == "word" and text.lower() in KEYWORDS:
+            kind, text = "kw", text.lower()
+        tokens.append((kind, text))
+    return tokens
+
+
+class Parser:
+    def __init__(self, sql):
+        self.tokens = tokenize(sql)
+        self.i = 0
+
+    def peek(self, offset=0):
+        j = self.i + offset
+        return self.tokens[j] if j < len(self.tokens) else (None, None)
+
+    def take(self, kind=None, text=None):
+        tok = self.peek()
+        if tok[0] is None or (kind and tok[0] != kind) or (text and tok[1] != text):
+            want = text or kind
+            raise faults.query_parse_error(f"Encountered {tok[1]!r}, was expecting {want}")
+        self.i += 1
+        return tok
+
+    def accept(self, kind, text=None):
+        tok = self.peek()
+        if tok[0] == kind and (text is None or tok[1] == text):
+            self.i += 1
+            return tok
+        return None
+
+    def value(self):
+        kind, text = self.peek()
+        if kind == "str":
+            self.i += 1
+            return text
+        if kind == "num":
+            self.i += 1
+            return Decimal(text)
+        if kind == "kw" and text in ("true", "false"):
+            self.i += 1
+            return text == "true"
+        if kind == "word":  # unquoted value, e.g. Active = true written oddly
+            self.i += 1
+            return text
+        raise faults.query_parse_error(f"Encountered {text!r}, was expecting a value")
+
+    def parse(self):
+        self.take("kw", "select")
+        count, fields = False, None
+        if self.accept("kw", "count"):
+            self.take("punct", "(")
+            self.take("punct", "*")
+            self.take("punct", ")")
+            count = True
+        elif self.accept("punct", "*"):
+            while self.accept("punct", ","):  # SELECT *, Sku FROM Item
+                self.take("word")
+        else:
+            fields = [self.take("word")[1]]
+            while self.accept("punct", ","):
+                fields.append(self.take("word")[1])
+        self.take("kw", "from")
+        entity = canonical_name(self.take("word")[1])
+        if entity is None:
+            raise faults.query_parse_error("Invalid entity in FROM clause")
+        where = []
+        if self.accept("kw", "where"):
+            where.append(self.condition())
+            while self.accept("kw", "and"):
+                where.append(self.condition())
+            if self.peek() == ("kw", "or"):
+                raise faults.query_parse_error("OR is not supported")
+        order = []
+        if self.accept("kw", "orderby") or (self.accept("kw", "order") and self.take("kw", "by")):
+            while True:
+                field = self.take("word")[1]
+                desc = bool(self.accept("kw", "desc"))
+                if not desc:
+                    self.accept("kw", "asc")
+                order.append((field, desc))
+                if not self.accept("punct", ","):
+                    break
+        start, limit = 1, 100
+        for _ in range(2):
+            if self.accept("kw", "startposition"):
+                start = int(self.take("num")[1])
+            elif self.accept("kw", "maxresults"):
+                limit = int(self.take("num")[1])
+        if self.peek()[0] is not None:
+            raise faults.query_parse_error(f"Encountered {self.peek()[1]!r} at end of query")
+        if limit > 1000:
+            limit = 1000
+        return {"count": count, "fields": fields, "entity": entity, "where": where,
+                "order": order, "start": max(start, 1), "limit": max(limit, 0)}  # fmt: skip
+
+    def condition(self):
+        field = self.take("word")[1]
+        if self.accept("kw", "in"):
+            self.take("punct", "(")
+            values = [self.value()]
+            while self.accept("punct", ","):
+                values.append(self.value())
+            self.take("punct", ")")
+            return (field, "in", values)
+        if self.accept("kw", "like"):
+            return (field, "like", self.value())
+        op = self.take("op")[1]
+        return (field, "!=" if op == "<>" else op, self.value())
+
+
+def get_path(data, field):
+    value = data
+    for part in field.split("."):
+        if isinstance(value, dict):
+            value = value.get(part)
+        else:
+            return None
+    if isinstance(value, dict) and "value" in value:  # CustomerRef = '12'
+        value = value["value"]
+    return value
+
+
+def comparable(value):
+    if isinstance(value, bool):
+        return (0, int(value))
+    if isinstance(value, int | float | Decimal):
+        return (1, Decimal(str(value)))
+    if value is None:
+        return (3, "")
+    text = str(value)
+    try:
+        return (1, Decimal(text))
+    except InvalidOperation:
+        pass
+    when = parse_qbo_datetime(text) if re.match(r"^\d{4}-\d{2}-\d{2}", text) else None
+    if when is not None:
+        return (2, when.timestamp())
+    return (4, text.casefold())
+
+
+def _bool(value):
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() == "true"
+
+
+def matches(row_value, op, value):
+    if op == "in":
+        return any(matches(row_value, "=", v) for v in value)
+    if op == "like":
+        pattern = "^" + ".*".join(re.escape(p) for p in str(value).split("%")) + "$"
+        return row_value is not None and re.match(pattern, str(row_value), re.I | re.S) is not None
+    if isinstance(value, bool) or isinstance(row_value, bool):
+        if op == "=":
+            return _bool(row_value if row_value is not None else True) == _bool(value)
+        if op == "!=":
+            return _bool(row_value if row_value is not None else True) != _bool(value)
+    if row_value is None:
+        return False
+    left, right = comparable(row_value), comparable(value)
+    if left[0] != right[0]:
+        left, right = (4, str(row_value).casefold()), (4, str(value).casefold())
+    return {
+        "=": left == right,
+        "!=": left != right,
+        "<": left < right,
+        ">": left > right,
+        "<=": left <= right,
+        ">=": left >= right,
+    }[op]
+
+
+def _db_filter(qs, field, op, value):
+    """Narrow the queryset for conditions on indexed columns; return (qs, handled)."""
+    lookups = {"=": "", "<": "__lt", ">": "__gt", "<=": "__lte", ">=": "__gte", "in": "__in"}
+    if op not in lookups:
+        return qs, False
+    if field == "Id":
+        try:
+            val = [int(v) for v in value] if op == "in" else int(value)
+        except (TypeError, ValueError):
+            return qs.none(), True
+        return qs.filter(**{"qbo_id" + lookups[op]: val}), True
+    if field in ("DisplayName", "Name") and op in ("=", "in"):
+        val = (
+            [str(v).strip().casefold() for v in value]
+            if op == "in"
+            else str(value).strip().casefold()
+        )
+        return qs.filter(**{"name_key" + lookups[op]: val}), False  # python re-checks the field
+    if field == "DocNumber" and op in ("=", "in"):
+        val = [str(v) for v in value] if op == "in" else str(value)
+        return qs.filter(**{"doc_number" + lookups[op]: val}), True
+    if field == "CustomerRef" and op in ("=", "in"):
+        val = [str(v) for v in value] if op == "in" else str(value)
+        return qs.filter(**{"customer_ref" + lookups[op]: val}), True
+    if field in ("MetaData.LastUpdatedTime", "MetaData.CreateTime") and op != "in":
+        when = parse_qbo_datetime(value)
+        if when is None:
+            return qs, False
+        column = "updated" if field.endswith("LastUpdatedTime") else "created"
+        return qs.filter(**{column + lookups[op]: when}), False
+    return qs, False
+
+
+def run_query(company, sql):
+    query = Parser(sql).parse()
+    entity_type = query["entity"]
+    qs = Entity.objects.filter(company=company, entity_type=entity_type, deleted=False)
+    pending = []
+    active_condition = False
+    for field, op, value in query["where"]:
+        if field == "Active":
+            active_condition = True
+            values = value if op == "in" else [value]
+            flags = {_bool(v) for v in values}
+            if op == "!=":
+                flags = {not f for f in flags}
+            qs = qs.filter(active__in=list(flags))
+            continue
+        qs, handled = _db_filter(qs, field, op, value)
+        if not handled:
+            pending.append((field, op, value))
+    if entity_type in NAME_LIST and not active_condition:
+        qs = qs.filter(active=True)  # inactive name-list objects only when asked for
+
+    order = query["order"] or [("Id", False)]
+    db_order = {"Id": "qbo_id", "MetaData.LastUpdatedTime": "updated", "MetaData.CreateTime": "created",
+                "TxnDate": "txn_date", "DocNumber": "doc_number"}  # fmt: skip
+    start, limit = query["start"], query["limit"]
+    if not pending and all(f in db_order for f, _ in order):
+        if query["count"]:
+            return {"QueryResponse": {"totalCount": qs.count()}}
+        ordering = [("-" if desc else "") + db_order[f] for f, desc in order] + ["qbo_id"]
+        rows = list(qs.order_by(*ordering)[start - 1 : start - 1 + limit])
+    else:
+        rows = [
+            e for e in qs.iterator(chunk_size=2000)
+            if all(matches(get_path(_with_id(e), f), op, v) for f, op, v in pending)
+        ]  # fmt: skip
+        if query["count"]:
+            return {"QueryResponse": {"totalCount": len(rows)}}
+        for field, desc in reversed(order):
+            rows.sort(key=lambda e, f=field: _sort_key(get_path(_with_id(e), f)), reverse=desc)
+        rows = rows[start - 1 : start - 1 + limit]
+    if not rows:
+        return {"QueryResponse": {}}
+    objects = [render(e) for e in rows]
+    if query["fields"]:
+        objects = [_project(o, query["fields"]) for o in objects]
+    return {
+        "QueryResponse": {entity_type: objects, "startPosition": start, "maxResults": len(objects)}
+    }
+
+
+def _with_id(entity):
+    data = dict(entity.data)
+    data["Id"] = entity.qbo_id
+    data["SyncToken"] = entity.sync_token
+    data["MetaData"] = {
+        "LastUpdatedTime": entity.updated.isoformat(),
+        "CreateTime": entity.created.isoformat(),
+    }
+    return data
+
+
+def _sort_key(value):
+    return comparable(value)
+
+
+def _project(obj, fields):
+    out = {f: obj[f] for f in fields if f in obj}
+    out.update({"domain": "QBO", "sparse": True, "Id": obj["Id"]})
+    if "SyncToken" in obj:
+        out["SyncToken"] = obj["SyncToken"]
+    return out

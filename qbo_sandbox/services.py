@@ -1,0 +1,174 @@
+"""Services other code calls directly (tests, scripts, the app's connect_sandbox command).
+
+All keyword-only; see README.md for the contract.
+"""
+
+import datetime as dt
+import secrets
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from . import webhooks
+from .models import (
+    AuthCode,
+    Entity,
+    RequestLog,
+    SandboxApp,
+    SandboxCompany,
+    ThrottleBucket,
+    Token,
+    WebhookDelivery,
+)
+from .store import render
+
+ACCESS_TOKEN_SECONDS = 3600
+REFRESH_TOKEN_SECONDS = 8726400  # ~101 days, Intuit's x_refresh_token_expires_in
+
+FAULT_FIELDS = {
+    "latency_ms", "error_rate", "error_style", "throttle_burst", "commit_then_timeout_rate",
+    "timeout_mode", "timeout_sleep_seconds", "ignore_requestid", "expire_tokens_every_seconds",
+    "throttle_enabled", "per_minute", "per_second", "batch_per_minute", "throttle_format",
+    "warn_duplicate_doc_number",
+}  # fmt: skip
+
+
+def _new_realm_id():
+    while True:
+        realm = "9341" + "".join(secrets.choice("0123456789") for _ in range(12))
+        if not SandboxCompany.objects.filter(realm_id=realm).exists():
+            return realm
+
+
+@transaction.atomic
+def company_create(*, name, realm_id=None) -> SandboxCompany:
+    company = SandboxCompany(name=name, realm_id=realm_id or _new_realm_id())
+    company.full_clean()
+    company.save()
+    return company
+
+
+@transaction.atomic
+def app_create(
+    *,
+    redirect_uris,
+    webhook_url="",
+    webhook_format="cloudevents",
+    client_id=None,
+    client_secret=None,
+    verifier_token=None,
+    name="Sandbox app",
+) -> SandboxApp:
+    app = SandboxApp(
+        name=name,
+        client_id=client_id or "AB" + secrets.token_hex(23),
+        client_secret=client_secret or secrets.token_hex(20),
+        verifier_token=verifier_token or secrets.token_hex(18),
+        redirect_uris=list(redirect_uris),
+        webhook_url=webhook_url or "",
+        webhook_format=webhook_format,
+    )
+    app.full_clean()
+    app.save()
+    return app
+
+
+def _access_token():
+    # Intuit access tokens are long opaque JWE strings starting with "eyJ".
+    return "eyJlbmMiOiJBMTI4Q0JDLUhTMjU2IiwiYWxnIjoiZGlyIn0.." + secrets.token_urlsafe(48)
+
+
+def _refresh_token():
+    return "RT1-" + secrets.token_hex(2) + "-H0-" + secrets.token_hex(24)
+
+
+def token_create(*, app, company, scope="com.intuit.quickbooks.accounting") -> Token:
+    now = timezone.now()
+    return Token.objects.create(
+        app=app,
+        company=company,
+        scope=scope,
+        access_token=_access_token(),
+        refresh_token=_refresh_token(),
+        access_expires_at=now + dt.timedelta(seconds=ACCESS_TOKEN_SECONDS),
+        refresh_expires_at=now + dt.timedelta(seconds=REFRESH_TOKEN_SECONDS),
+    )
+
+
+def token_payload(token) -> dict:
+    now = timezone.now()
+    return {
+        "access_token": token.access_token,
+        "refresh_token": token.refresh_token,
+        "realm_id": token.company.realm_id,
+        "token_type": "bearer",
+        "expires_in": max(0, int((token.access_expires_at - now).total_seconds())),
+        "x_refresh_token_expires_in": max(0, int((token.refresh_expires_at - now).total_seconds())),
+    }
+
+
+def tokens_issue(*, app, company) -> dict:
+    """A fresh token pair as if the user had clicked Connect (no consent page)."""
+    return token_payload(token_create(app=app, company=company))
+
+
+def refresh_grace_seconds():
+    return getattr(settings, "QBO_SANDBOX_REFRESH_GRACE_SECONDS", 30)
+
+
+@transaction.atomic
+def faults_set(*, company, **fields) -> SandboxCompany:
+    unknown = set(fields) - FAULT_FIELDS - {"expire_tokens", "revoke_refresh_tokens"}
+    if unknown:
+        raise ValueError(f"unknown fault fields: {sorted(unknown)}")
+    company = SandboxCompany.objects.select_for_update().get(pk=company.pk)
+    if fields.pop("expire_tokens", False):
+        company.tokens_expired_before = timezone.now()
+    if fields.pop("revoke_refresh_tokens", False):
+        Token.objects.filter(company=company).update(revoked=True)
+    for name, value in fields.items():
+        setattr(company, name, value)
+    company.full_clean()
+    company.save()
+    return company
+
+
+@transaction.atomic
+def faults_clear(*, company) -> SandboxCompany:
+    company = SandboxCompany.objects.select_for_update().get(pk=company.pk)
+    defaults = {f.name: f.get_default() for f in SandboxCompany._meta.fields}
+    for name in FAULT_FIELDS - {"warn_duplicate_doc_number"}:
+        setattr(company, name, defaults[name])
+    company.tokens_expired_before = None
+    company.save()
+    return company
+
+
+def sandbox_reset():
+    """Delete every emulator row (companies, apps, tokens, entities, deliveries)."""
+    with transaction.atomic():
+        for model in (WebhookDelivery, RequestLog, ThrottleBucket, Entity, Token, AuthCode):
+            model.objects.all().delete()
+        SandboxApp.objects.all().delete()
+        SandboxCompany.objects.all().delete()
+
+
+def entity_list(*, company, entity_type, include_deleted=False) -> list[dict]:
+    """Every object of a type as QBO would render it (deleted ones as stubs when asked)."""
+    qs = Entity.objects.filter(company=company, entity_type=entity_type).order_by("qbo_id")
+    if not include_deleted:
+        qs = qs.filter(deleted=False)
+    return [render(e) for e in qs]
+
+
+def entity_get(*, company, entity_type, qbo_id) -> dict | None:
+    entity = Entity.objects.filter(
+        company=company, entity_type=entity_type, qbo_id=int(qbo_id), deleted=False
+    ).first()
+    return render(entity) if entity else None
+
+
+def flush_webhooks(*, include_future=True, timeout=10.0) -> int:
+    """Deliver pending webhooks now, in this thread; returns how many were delivered."""
+    return webhooks.flush(include_future=include_future, timeout=timeout)

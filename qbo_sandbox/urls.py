@@ -1,0 +1,35 @@
+from django.urls import path, re_path
+
+from . import api, oauth, ui
+
+app_name = "qbo_sandbox"
+
+urlpatterns = [
+    path(".well-known/openid_configuration", oauth.discovery, name="discovery"),
+    path(".well-known/openid_configuration/", oauth.discovery),
+    path("oauth2/authorize", oauth.authorize, name="authorize"),
+    path("oauth2/v1/tokens/bearer", oauth.token, name="token"),
+    path("oauth2/v1/tokens/revoke", oauth.revoke, name="revoke"),
+    path("op/v1/jwks", oauth.jwks, name="jwks"),
+    path("v1/openid_connect/userinfo", oauth.userinfo, name="userinfo"),
+    re_path(r"^v3/company/(?P<realm>[^/]+)/(?P<rest>.*)$", api.v3, name="v3"),
+    path("api/faults/<str:realm>", ui.faults_api, name="faults_api"),
+    path("", ui.company_list, name="home"),
+    path("company/<str:realm>/", ui.company_detail, name="company"),
+    path("company/<str:realm>/<str:entity_type>/", ui.entity_list, name="entity_list"),
+    path("company/<str:realm>/<str:entity_type>/<int:qbo_id>/", ui.entity_detail, name="entity"),
+    path(
+        "company/<str:realm>/customer/<int:qbo_id>/edit",
+        ui.customer_edit,
+        name="customer_edit",
+    ),
+    path(
+        "company/<str:realm>/invoice/<int:qbo_id>/receive-payment",
+        ui.invoice_receive_payment,
+        name="invoice_receive_payment",
+    ),
+    path("company/<str:realm>/invoice/<int:qbo_id>/void", ui.invoice_void, name="invoice_void"),
+    path(
+        "company/<str:realm>/invoice/<int:qbo_id>/delete", ui.invoice_delete, name="invoice_delete"
+    ),
+]
