@@ -1,0 +1,513 @@
+"""Django admin for support: every finance model, plus the QuickBooks ID area.
+
+Sync fields are read-only everywhere; a support user changes them only through the
+"QuickBooks ID…" page of a synced record (finance.qb_ids), which warns, asks for confirmation
+and writes an audit row. Money (charges, applications, credit lines) is shown, not edited:
+it changes in the TMS, through finance services.
+"""
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from finance.descriptions import describe_invoice, validate_mapping
+from finance.models import (
+    ChargeCode,
+    ChargeLine,
+    ChargeSet,
+    Company,
+    CreditMemo,
+    CreditMemoLine,
+    Customer,
+    FinanceSettings,
+    Invoice,
+    Load,
+    ManualAction,
+    Payment,
+    PaymentApplication,
+)
+from finance.qb_ids import qb_id_override, qb_id_remove, record_label, user_can_change_qb_ids
+from finance.services import record_mark_changed
+from finance.validators import validate_qb_id
+
+SYNC_FIELDS = (
+    "qb_id",
+    "qb_sync_token",
+    "sync_status",
+    "version",
+    "synced_version",
+    "attempts",
+    "problem_reason",
+    "problem_since",
+    "last_error_code",
+    "last_error_message",
+    "next_retry_at",
+    "last_attempt_at",
+    "last_synced_at",
+    "lease_expires_at",
+    "created_at",
+    "updated_at",
+)
+
+QB_ID_WARNING = (
+    "Changing a QuickBooks ID can create duplicates or orphan records in QuickBooks. "
+    "Consult support before you do it."
+)
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+# --- the QuickBooks ID area ---------------------------------------------------------------
+
+
+class QuickBooksIdForm(forms.Form):
+    action = forms.ChoiceField(
+        choices=[
+            ("override", "Override: point this record at an existing QuickBooks object"),
+            ("remove", "Remove: forget the ID; the record is created again on the next sync"),
+        ],
+        widget=forms.RadioSelect,
+        initial="override",
+    )
+    new_qb_id = forms.CharField(
+        label="New QuickBooks ID",
+        required=False,
+        max_length=32,
+        help_text="The Id QuickBooks shows for the object, a positive whole number like 142.",
+    )
+    confirm = forms.BooleanField(
+        label="I understand and have consulted support",
+        required=True,
+        error_messages={"required": "Tick this box to confirm you have consulted support."},
+    )
+    note = forms.CharField(
+        label="Note for the audit log",
+        required=False,
+        max_length=400,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("action") == "override":
+            value = (data.get("new_qb_id") or "").strip()
+            if not value:
+                self.add_error("new_qb_id", "Enter the QuickBooks ID to point this record at.")
+            else:
+                try:
+                    validate_qb_id(value)
+                except ValidationError as exc:
+                    self.add_error("new_qb_id", exc)
+        return data
+
+
+class SyncedRecordAdmin(admin.ModelAdmin):
+    """Base for the five synced models: sync fields read-only, plus the QuickBooks ID page."""
+
+    change_form_template = "admin/finance/synced_change_form.html"
+    sync_list_display = ("sync_status", "qb_id")
+
+    def get_readonly_fields(self, request, obj=None):
+        return tuple(super().get_readonly_fields(request, obj)) + SYNC_FIELDS
+
+    def get_fieldsets(self, request, obj=None):
+        fields = [f for f in self.get_fields(request, obj) if f not in SYNC_FIELDS]
+        return [
+            (None, {"fields": fields}),
+            ("QuickBooks sync", {"fields": SYNC_FIELDS, "classes": ["collapse"]}),
+        ]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and form.changed_data:
+            # Same rule as finance services: every change QuickBooks must learn bumps version.
+            record_mark_changed(record=obj)
+
+    # The QuickBooks ID page ------------------------------------------------------------
+
+    def _qb_id_url_name(self):
+        return f"{self.opts.app_label}_{self.opts.model_name}_qb_id"
+
+    def get_urls(self):
+        custom = [
+            path(
+                "<path:object_id>/quickbooks-id/",
+                self.admin_site.admin_view(self.qb_id_view),
+                name=self._qb_id_url_name(),
+            )
+        ]
+        return custom + super().get_urls()
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = extra_context or {}
+        if user_can_change_qb_ids(request.user):
+            extra_context["qb_id_url"] = reverse(
+                f"admin:{self._qb_id_url_name()}", args=[object_id]
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def qb_id_view(self, request, object_id):
+        if not user_can_change_qb_ids(request.user):
+            raise PermissionDenied
+        record = self.get_object(request, unquote(object_id))
+        if record is None:
+            raise Http404(f"No {self.opts.verbose_name} with id {object_id}.")
+        form = QuickBooksIdForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                if data["action"] == "remove":
+                    record = qb_id_remove(record=record, user=request.user, note=data["note"])
+                    done = f"QuickBooks ID removed from {record_label(record)}: it will be "
+                    done += "created again in QuickBooks on the next sync."
+                else:
+                    record = qb_id_override(
+                        record=record,
+                        new_qb_id=data["new_qb_id"],
+                        user=request.user,
+                        note=data["note"],
+                    )
+                    done = f"{record_label(record)} now points at QuickBooks ID {record.qb_id}."
+            except ValidationError as exc:
+                field = "new_qb_id" if data["action"] == "override" else None
+                form.add_error(field, exc)
+            else:
+                self.log_change(request, record, done)
+                self.message_user(request, done, messages.SUCCESS)
+                return HttpResponseRedirect(
+                    reverse(
+                        f"admin:{self.opts.app_label}_{self.opts.model_name}_change",
+                        args=[record.pk],
+                    )
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": record,
+            "title": f"QuickBooks ID · {record_label(record)}",
+            "warning": QB_ID_WARNING,
+            "form": form,
+            "history": ManualAction.objects.filter(
+                record_type=record.sync_type,
+                record_id=record.pk,
+                kind__in=[ManualAction.Kind.QB_ID_REMOVE, ManualAction.Kind.QB_ID_OVERRIDE],
+            ).select_related("user")[:10],
+            "change_url": reverse(
+                f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[record.pk]
+            ),
+        }
+        return TemplateResponse(request, "admin/finance/qb_id.html", context)
+
+
+# --- models -------------------------------------------------------------------------------
+
+
+@admin.register(Company)
+class CompanyAdmin(admin.ModelAdmin):
+    list_display = ("name", "id")
+    search_fields = ("name",)
+
+
+@admin.register(Customer)
+class CustomerAdmin(SyncedRecordAdmin):
+    list_display = (
+        "display_name",
+        "billing_email",
+        "city",
+        "state",
+        "terms_days",
+        "is_active",
+        "sync_status",
+        "qb_id",
+    )
+    list_filter = ("sync_status", "is_active", "state", "created_at")
+    search_fields = ("display_name", "company_name", "billing_email", "city", "qb_id")
+    list_select_related = ("company",)
+
+
+@admin.register(ChargeCode)
+class ChargeCodeAdmin(SyncedRecordAdmin):
+    list_display = ("code", "name", "default_rate", "is_active", "sync_status", "qb_id")
+    list_filter = ("sync_status", "is_active")
+    search_fields = ("code", "name", "description", "qb_id")
+    list_select_related = ("company",)
+
+
+@admin.register(Load)
+class LoadAdmin(admin.ModelAdmin):
+    list_display = (
+        "load_number",
+        "container_number",
+        "po_number",
+        "bol_number",
+        "pickup_location",
+        "delivery_location",
+        "pickup_date",
+        "delivery_date",
+    )
+    list_filter = ("pickup_date", "delivery_date")
+    search_fields = (
+        "load_number",
+        "container_number",
+        "po_number",
+        "bol_number",
+        "reference_number",
+        "pickup_location",
+        "delivery_location",
+    )
+    list_select_related = ("company",)
+    date_hierarchy = "pickup_date"
+
+
+def _lines_table(lines):
+    rows = format_html_join(
+        "",
+        "<tr><td>{}</td><td>{}</td><td style='text-align:right'>{}</td>"
+        "<td style='text-align:right'>{}</td><td style='text-align:right'>{}</td></tr>",
+        (
+            (line.charge_code.code, line.note, line.quantity, line.rate, line.amount)
+            for line in lines
+        ),
+    )
+    return format_html(
+        "<table><thead><tr><th>Charge</th><th>Note</th><th>Qty</th><th>Rate</th>"
+        "<th>Amount</th></tr></thead><tbody>{}</tbody></table>",
+        rows,
+    )
+
+
+class ChargeSetInline(ReadOnlyInline):
+    model = ChargeSet
+    fields = ("position", "load", "label", "charge_lines")
+    readonly_fields = fields
+    verbose_name = "charge set (one per load)"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("load")
+
+    @admin.display(description="Charge lines")
+    def charge_lines(self, obj):
+        return _lines_table(obj.lines.select_related("charge_code"))
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(SyncedRecordAdmin):
+    list_display = (
+        "doc_number",
+        "customer",
+        "invoice_date",
+        "due_date",
+        "total",
+        "status",
+        "sync_status",
+        "qb_id",
+    )
+    list_filter = ("sync_status", "status", "invoice_date", "due_date")
+    search_fields = (
+        "doc_number",
+        "customer__display_name",
+        "charge_sets__load__container_number",
+        "charge_sets__load__load_number",
+        "charge_sets__load__po_number",
+        "qb_id",
+    )
+    list_select_related = ("customer", "company")
+    date_hierarchy = "invoice_date"
+    autocomplete_fields = ("customer",)
+    readonly_fields = ("company", "status", "total", "qb_balance", "quickbooks_descriptions")
+    inlines = [ChargeSetInline]
+
+    def has_add_permission(self, request):
+        return False  # invoices are built in the TMS (finance.services.invoice_create)
+
+    @admin.display(description="QuickBooks line descriptions")
+    def quickbooks_descriptions(self, obj):
+        if obj is None or obj.pk is None:
+            return "—"
+        settings_row = FinanceSettings.objects.filter(company_id=obj.company_id).first()
+        settings_row = settings_row or FinanceSettings(company_id=obj.company_id)
+        try:
+            described = describe_invoice(invoice=obj, settings=settings_row)
+        except ValidationError as exc:
+            return f"The description mapping is invalid: {' '.join(exc.messages)}"
+        return format_html(
+            "<ol>{}</ol>",
+            format_html_join(
+                "",
+                "<li>{}{}</li>",
+                ((d.text, " (truncated)" if d.truncated else "") for d in described),
+            ),
+        )
+
+
+class ChargeLineInline(ReadOnlyInline):
+    model = ChargeLine
+    fields = ("position", "charge_code", "quantity", "rate", "amount", "note")
+    readonly_fields = fields
+
+
+@admin.register(ChargeSet)
+class ChargeSetAdmin(admin.ModelAdmin):
+    list_display = ("invoice", "position", "load", "label")
+    search_fields = ("invoice__doc_number", "load__load_number", "load__container_number")
+    list_select_related = ("invoice", "load")
+    readonly_fields = ("invoice", "load", "position")
+    inlines = [ChargeLineInline]
+
+    def has_add_permission(self, request):
+        return False
+
+
+class PaymentApplicationInline(ReadOnlyInline):
+    model = PaymentApplication
+    fields = ("invoice", "amount")
+    readonly_fields = fields
+
+
+@admin.register(Payment)
+class PaymentAdmin(SyncedRecordAdmin):
+    list_display = (
+        "payment_date",
+        "reference_number",
+        "customer",
+        "amount",
+        "method",
+        "origin",
+        "sync_status",
+        "qb_id",
+    )
+    list_filter = ("sync_status", "method", "origin", "payment_date")
+    search_fields = (
+        "reference_number",
+        "customer__display_name",
+        "applications__invoice__doc_number",
+        "qb_id",
+    )
+    list_select_related = ("customer", "company")
+    date_hierarchy = "payment_date"
+    readonly_fields = ("company", "customer", "amount", "origin")
+    inlines = [PaymentApplicationInline]
+
+    def has_add_permission(self, request):
+        return False  # applications are validated by finance.services.payment_create
+
+
+class CreditMemoLineInline(ReadOnlyInline):
+    model = CreditMemoLine
+    fields = ("charge_code", "description", "amount")
+    readonly_fields = fields
+
+
+@admin.register(CreditMemo)
+class CreditMemoAdmin(SyncedRecordAdmin):
+    list_display = (
+        "number",
+        "customer",
+        "memo_date",
+        "invoice",
+        "total",
+        "sync_status",
+        "qb_id",
+    )
+    list_filter = ("sync_status", "memo_date")
+    search_fields = ("number", "customer__display_name", "invoice__doc_number", "qb_id")
+    list_select_related = ("customer", "invoice", "company")
+    date_hierarchy = "memo_date"
+    readonly_fields = ("company", "customer", "invoice", "total")
+    inlines = [CreditMemoLineInline]
+
+    def has_add_permission(self, request):
+        return False
+
+
+class FinanceSettingsForm(forms.ModelForm):
+    class Meta:
+        model = FinanceSettings
+        fields = [
+            "company",
+            "sync_customers",
+            "sync_invoices",
+            "sync_payments",
+            "sync_credit_memos",
+            "push_on_change",
+            "pull_payments",
+            "auto_create_customers",
+            "invoice_sync_trigger",
+            "schedule_minutes",
+            "payment_pull_days",
+            "income_account_ref",
+            "description_fields",
+            "description_separator",
+            "description_prefix",
+            "description_template",
+        ]
+
+    def clean(self):
+        data = super().clean()
+        try:
+            validate_mapping(
+                fields=data.get("description_fields") or [],
+                template=data.get("description_template") or "",
+                prefix=data.get("description_prefix") or "",
+            )
+        except ValidationError as exc:
+            self.add_error(None, exc)
+        return data
+
+
+@admin.register(FinanceSettings)
+class FinanceSettingsAdmin(admin.ModelAdmin):
+    form = FinanceSettingsForm
+    list_display = (
+        "company",
+        "sync_customers",
+        "sync_invoices",
+        "sync_payments",
+        "sync_credit_memos",
+        "push_on_change",
+        "schedule_minutes",
+        "updated_at",
+    )
+    list_select_related = ("company", "updated_by")
+    search_fields = ("company__name",)
+    readonly_fields = ("updated_at", "updated_by")
+
+    def save_model(self, request, obj, form, change):
+        obj.updated_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(ManualAction)
+class ManualActionAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "kind", "record_type", "record_id", "user", "note")
+    list_filter = ("kind", "record_type", "created_at")
+    search_fields = ("note", "user__username", "record_type")
+    list_select_related = ("user",)
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

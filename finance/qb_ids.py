@@ -1,0 +1,162 @@
+"""Support's QuickBooks ID area: remove or override the ID a record points at.
+
+Both operations are dangerous (duplicates or orphans in QuickBooks), need the permission
+`finance.override_qb_id`, and write a ManualAction with the state before and after.
+
+The existence check against QuickBooks lives in sync/ (finance never imports sync): it is
+loaded by dotted path from `settings.QB_ID_VERIFIER`, a callable
+`(*, record, qb_id) -> tuple[bool, str]`. It runs *before* the row lock is taken, so no lock is
+held during a network call; the lock then re-checks everything that could have changed.
+"""
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils.module_loading import import_string
+
+from finance.models import ManualAction
+from finance.services import record_mark_changed
+from finance.syncstate import SyncStatus
+from finance.validators import validate_qb_id
+
+PERMISSION = "finance.override_qb_id"
+_SNAPSHOT_FIELDS = ("qb_id", "qb_sync_token", "sync_status", "version", "synced_version")
+
+
+def user_can_change_qb_ids(user) -> bool:
+    return bool(user and user.is_active and user.has_perm(PERMISSION))
+
+
+def record_label(record) -> str:
+    """'Invoice INV-10001', 'Customer Pacific Freight Co', 'Charge code DRAY'…"""
+    name = record._meta.verbose_name
+    key = {
+        "invoice": "doc_number",
+        "creditmemo": "number",
+        "customer": "display_name",
+        "item": "code",
+        "payment": "reference_number",
+    }.get(record.sync_type, "")
+    value = getattr(record, key, "") if key else ""
+    return f"{name[:1].upper()}{name[1:]} {value or '#' + str(record.pk)}"
+
+
+def _snapshot(record) -> dict:
+    return {name: getattr(record, name) for name in _SNAPSHOT_FIELDS}
+
+
+def _require_permission(user) -> None:
+    if not user_can_change_qb_ids(user):
+        raise PermissionDenied("Only support can remove or override QuickBooks IDs.")
+
+
+def _lock(record):
+    locked = type(record).objects.select_for_update().get(pk=record.pk)
+    if locked.sync_status == SyncStatus.IN_FLIGHT:
+        raise ValidationError(
+            f"{record_label(locked)} is being sent to QuickBooks right now. "
+            "Wait a minute and try again."
+        )
+    return locked
+
+
+def _audit(*, kind, record, user, before, note) -> ManualAction:
+    return ManualAction.objects.create(
+        kind=kind,
+        record_type=record.sync_type,
+        record_id=record.pk,
+        user=user,
+        before=before,
+        after=_snapshot(record),
+        note=note[:500],
+    )
+
+
+@transaction.atomic
+def qb_id_remove(*, record, user, note: str = ""):
+    """Forget the QuickBooks ID: the record becomes PENDING and is created again on next sync."""
+    _require_permission(user)
+    record = _lock(record)
+    if not record.qb_id:
+        raise ValidationError(f"{record_label(record)} has no QuickBooks ID to remove.")
+    before = _snapshot(record)
+    type(record).objects.filter(pk=record.pk).update(qb_id="", qb_sync_token="", synced_version=0)
+    record_mark_changed(record=record)
+    record.refresh_from_db()
+    _audit(kind=ManualAction.Kind.QB_ID_REMOVE, record=record, user=user, before=before, note=note)
+    return record
+
+
+def _verify(*, record, qb_id: str) -> str:
+    """Ask QuickBooks (through sync/) whether the object exists; returns a note for the audit."""
+    path = getattr(settings, "QB_ID_VERIFIER", "")
+    if not path:
+        return "QuickBooks check skipped: no QB_ID_VERIFIER configured."
+    try:
+        verifier = import_string(path)
+    except ImportError:
+        return f"QuickBooks check skipped: {path} could not be loaded."
+    try:
+        exists, message = verifier(record=record, qb_id=qb_id)
+    except Exception as exc:  # noqa: BLE001 - a failed check must refuse, not crash the admin
+        raise ValidationError(
+            f"Could not check QuickBooks ID {qb_id} in QuickBooks ({exc.__class__.__name__}: "
+            f"{exc}). Try again when QuickBooks is reachable."
+        )
+    if not exists:
+        raise ValidationError(message or f"QuickBooks has no object with ID {qb_id}.")
+    return f"Checked in QuickBooks: {message}" if message else "Checked in QuickBooks."
+
+
+def _refuse_taken(*, record, qb_id: str) -> None:
+    other = (
+        type(record)
+        .objects.filter(company_id=record.company_id, qb_id=qb_id)
+        .exclude(pk=record.pk)
+        .first()
+    )
+    if other is not None:
+        raise ValidationError(f"QuickBooks ID {qb_id} already belongs to {record_label(other)}.")
+
+
+def qb_id_override(*, record, new_qb_id, user, note: str = "", verify: bool = True):
+    """Point the record at an existing QuickBooks object: SYNCED at its current version."""
+    _require_permission(user)
+    qb_id = str(new_qb_id).strip()
+    validate_qb_id(qb_id)
+    qb_id = str(int(qb_id))  # "0042" and "42" are the same object
+    _refuse_taken(record=record, qb_id=qb_id)
+    checked = (
+        _verify(record=record, qb_id=qb_id) if verify else "QuickBooks check skipped on request."
+    )
+    return _apply_override(record=record, qb_id=qb_id, user=user, note=note, checked=checked)
+
+
+@transaction.atomic
+def _apply_override(*, record, qb_id: str, user, note: str, checked: str):
+    record = _lock(record)
+    _refuse_taken(record=record, qb_id=qb_id)  # again, under the lock
+    before = _snapshot(record)
+    # A manual move: the record now mirrors an existing object, whatever state it was in.
+    type(record).objects.filter(pk=record.pk).update(
+        qb_id=qb_id,
+        qb_sync_token="",
+        sync_status=SyncStatus.SYNCED,
+        synced_version=record.version,
+        attempts=0,
+        next_retry_at=None,
+        problem_reason="",
+        problem_since=None,
+        last_error_code="",
+        last_error_message="",
+    )
+    record.refresh_from_db()
+    full_note = " ".join(part for part in (note.strip(), f"[{checked}]") if part)
+    _audit(
+        kind=ManualAction.Kind.QB_ID_OVERRIDE,
+        record=record,
+        user=user,
+        before=before,
+        note=full_note,
+    )
+    return record
