@@ -103,8 +103,10 @@ def token_payload(token) -> dict:
         "refresh_token": token.refresh_token,
         "realm_id": token.company.realm_id,
         "token_type": "bearer",
-        "expires_in": max(0, int((token.access_expires_at - now).total_seconds())),
-        "x_refresh_token_expires_in": max(0, int((token.refresh_expires_at - now).total_seconds())),
+        "expires_in": max(0, round((token.access_expires_at - now).total_seconds())),
+        "x_refresh_token_expires_in": max(
+            0, round((token.refresh_expires_at - now).total_seconds())
+        ),
     }
 
 
