@@ -1,0 +1,357 @@
+"""The client factory: python-quickbooks + intuit-oauth, with our tokens, pacing and faults.
+
+No hand-written HTTP for anything the libraries cover. We subclass python-quickbooks only to
+point it at the configured API, pass a timeout, pace requests, and keep the HTTP status (the
+library turns gateway errors into a generic code-10000 exception, qbo-api.md).
+"""
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+import requests
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from intuitlib.client import AuthClient
+from intuitlib.exceptions import AuthClientError
+from quickbooks import QuickBooks
+from quickbooks.exceptions import AuthorizationException, QuickbooksException
+
+from sync.models import QuickBooksConnection
+from sync.services import ratelimit
+from sync.services.locks import single_flight
+
+logger = logging.getLogger(__name__)
+
+API_URLS = {
+    "sandbox": "https://sandbox-quickbooks.api.intuit.com/v3",
+    "production": "https://quickbooks.api.intuit.com/v3",
+}
+
+
+def environment_for_auth() -> str:
+    """intuit-oauth's `environment`: Intuit's name, or the emulator's discovery document URL."""
+    if settings.QBO_ENVIRONMENT == "local":
+        return f"{settings.QBO_LOCAL_BASE_URL}/.well-known/openid_configuration"
+    return settings.QBO_ENVIRONMENT
+
+
+def api_base_url() -> str:
+    if settings.QBO_ENVIRONMENT == "local":
+        return f"{settings.QBO_LOCAL_BASE_URL}/v3"
+    return API_URLS[settings.QBO_ENVIRONMENT]
+
+
+_threads = threading.local()
+
+
+def auth_client() -> AuthClient:
+    """One AuthClient per thread and configuration (its constructor fetches discovery)."""
+    key = (
+        environment_for_auth(),
+        settings.QBO_CLIENT_ID,
+        settings.QBO_CLIENT_SECRET,
+        settings.QBO_REDIRECT_URI,
+    )
+    cache = getattr(_threads, "auth_clients", None)
+    if cache is None:
+        cache = _threads.auth_clients = {}
+    client = cache.get(key)
+    if client is None:
+        client = AuthClient(key[1], key[2], key[3], key[0])
+        cache[key] = client
+    client.access_token = None
+    client.refresh_token = None
+    client.realm_id = None
+    return client
+
+
+# --- errors ----------------------------------------------------------------------------
+
+
+@dataclass
+class QboError(Exception):
+    """A failed call, classified. `kind` decides the state machine move (engine.settle)."""
+
+    kind: str  # throttle | transient | auth | reconnect | permission | stale | duplicate_name |
+    # duplicate_doc | not_found | required | invalid_reference | validation | internal
+    message: str
+    code: str = ""
+    http_status: int | None = None
+    detail: str = ""
+    ambiguous: bool = False  # the write may have happened
+    retry_after: float | None = None
+
+    def __str__(self):
+        return f"{self.kind} {self.code} {self.message}".strip()
+
+
+class NeedsReconnect(Exception):
+    """The refresh token is gone (invalid_grant): the connection waits for a human."""
+
+
+class TransportFailure(Exception):
+    def __init__(self, message, *, sent: bool):
+        super().__init__(message)
+        self.sent = sent
+
+
+FAULT_KINDS = {
+    "5010": "stale",
+    "6240": "duplicate_name",
+    "6140": "duplicate_doc",
+    "610": "not_found",
+    "2020": "required",
+    "2500": "invalid_reference",
+    "2030": "invalid_reference",
+    "2010": "validation",
+    "3001": "throttle",
+    "3100": "permission",
+    "3200": "auth",
+}
+
+
+def classify(exc: Exception, status: int | None, headers=None, *, write: bool) -> QboError:
+    """Turn whatever the libraries raised into one QboError (by HTTP status, then code)."""
+    if isinstance(exc, TransportFailure):
+        return QboError(
+            "transient", str(exc), http_status=None, ambiguous=write and exc.sent, code="network"
+        )
+    code = str(getattr(exc, "error_code", "") or "")
+    message = getattr(exc, "message", None) or str(exc)
+    detail = str(getattr(exc, "detail", "") or "")
+    retry_after = None
+    if headers and headers.get("Retry-After", "").isdigit():
+        retry_after = float(headers["Retry-After"])
+    if status == 429 or code == "3001" or "ThrottleExceeded" in detail + message:
+        return QboError(
+            "throttle", "QuickBooks throttled the request", "3001", 429, detail,
+            retry_after=retry_after,
+        )  # fmt: skip
+    if status == 401:
+        return QboError("auth", "QuickBooks refused the access token", code, 401, detail)
+    if status == 403:
+        return QboError("permission", "QuickBooks refused access", code or "403", 403, detail)
+    if (status or 0) >= 500 or code == "10000" or code.isdigit() and int(code) > 10000:
+        # Server trouble or an unreadable gateway body: the write may or may not have landed.
+        return QboError("transient", message, code or str(status), status, detail, ambiguous=write)
+    kind = FAULT_KINDS.get(code)
+    if kind is None:
+        if code.isdigit() and 2000 <= int(code) < 5000:
+            kind = "validation"
+        elif isinstance(exc, AuthorizationException):
+            kind = "auth"
+        else:
+            kind = "validation" if status == 400 else "internal"
+    return QboError(kind, message, code, status, detail)
+
+
+# --- the python-quickbooks client -------------------------------------------------------
+
+
+class PortproQuickBooks(QuickBooks):
+    """python-quickbooks pointed at our API base, paced, with a timeout and the HTTP status."""
+
+    base_url = ""
+    last_response = None
+
+    @property
+    def api_url(self):
+        return self.base_url
+
+    def process_request(self, request_type, url, headers="", params="", data=""):
+        kind = "batch" if url.endswith("/batch") else "request"
+        ratelimit.acquire(self.company_id, kind)
+        headers.update({"Authorization": "Bearer " + self.session.access_token})
+        self.last_response = None
+        try:
+            response = self.session.request(
+                request_type,
+                url,
+                headers=headers,
+                params=params,
+                data=data,
+                timeout=settings.QBO_REQUEST_TIMEOUT,
+            )
+        except requests.ConnectTimeout as exc:
+            raise TransportFailure("QuickBooks could not be reached", sent=False) from exc
+        except requests.Timeout as exc:
+            raise TransportFailure("QuickBooks did not answer in time", sent=True) from exc
+        except requests.ConnectionError as exc:
+            refused = "refused" in str(exc).lower() or "NewConnectionError" in repr(exc)
+            raise TransportFailure("the connection to QuickBooks broke", sent=not refused) from exc
+        self.last_response = response
+        return response
+
+
+def _build_client(connection: QuickBooksConnection) -> PortproQuickBooks:
+    auth = auth_client()
+    auth.access_token = connection.access_token
+    auth.refresh_token = connection.refresh_token
+    auth.realm_id = connection.realm_id
+    client = PortproQuickBooks(
+        auth_client=auth,
+        refresh_token=connection.refresh_token,
+        company_id=connection.realm_id,
+        minorversion=settings.QBO_MINOR_VERSION,
+    )
+    client.base_url = api_base_url()
+    return client
+
+
+# --- tokens ------------------------------------------------------------------------------
+
+
+def store_tokens(connection: QuickBooksConnection, auth: AuthClient) -> None:
+    now = timezone.now()
+    connection.access_token = auth.access_token
+    connection.refresh_token = auth.refresh_token
+    connection.access_token_expires_at = now + timedelta(seconds=int(auth.expires_in or 3600))
+    refresh_seconds = int(getattr(auth, "x_refresh_token_expires_in", None) or 8726400)
+    connection.refresh_token_expires_at = now + timedelta(seconds=refresh_seconds)
+    connection.token_generation += 1
+
+
+def refresh_tokens(*, connection_id: int, seen_generation: int) -> QuickBooksConnection:
+    """Single-flight refresh: one worker refreshes, the others pick up its new tokens.
+
+    The refresh token may rotate (the old one dies), so two refreshes at once would lose the
+    connection. Redis lock across workers, row lock for the atomic save.
+    """
+    connection = QuickBooksConnection.objects.get(pk=connection_id)
+    with single_flight(f"refresh:{connection.realm_id}", timeout=60, wait=60):
+        with transaction.atomic():
+            connection = QuickBooksConnection.objects.select_for_update().get(pk=connection_id)
+            if connection.token_generation != seen_generation:
+                return connection  # someone refreshed while we waited
+            if connection.status != QuickBooksConnection.Status.CONNECTED:
+                raise NeedsReconnect(connection.last_error or "QuickBooks is not connected")
+            auth = auth_client()
+            try:
+                auth.refresh(refresh_token=connection.refresh_token)
+            except AuthClientError as exc:
+                if exc.status_code in (400, 401) and "invalid_grant" in (exc.content or ""):
+                    connection.status = QuickBooksConnection.Status.NEEDS_RECONNECT
+                    connection.last_error = "QuickBooks authorization expired or was revoked."
+                    connection.save(update_fields=["status", "last_error", "updated_at"])
+                    logger.warning("realm %s needs reconnecting", connection.realm_id)
+                    raise NeedsReconnect(connection.last_error) from exc
+                raise QboError("transient", "token refresh failed", str(exc.status_code)) from exc
+            except requests.RequestException as exc:
+                raise QboError("transient", "token refresh failed: network") from exc
+            store_tokens(connection, auth)
+            connection.last_error = ""
+            connection.save()
+            logger.info("refreshed tokens for realm %s", connection.realm_id)
+            return connection
+
+
+# --- the session engine code uses --------------------------------------------------------
+
+
+class QuickBooksSession:
+    """Calls for one connection: refresh once on 401, classify every failure as QboError."""
+
+    def __init__(self, connection: QuickBooksConnection):
+        if not connection.is_usable:
+            raise NeedsReconnect("QuickBooks is not connected")
+        self.connection = connection
+        self.client = _build_client(connection)
+        self.last_status: int | None = None
+        self.last_duration_ms = 0
+
+    @property
+    def realm(self) -> str:
+        return self.connection.realm_id
+
+    def _refresh(self):
+        self.connection = refresh_tokens(
+            connection_id=self.connection.pk, seen_generation=self.connection.token_generation
+        )
+        self.client = _build_client(self.connection)
+
+    def _expiring(self) -> bool:
+        expires = self.connection.access_token_expires_at
+        return expires is not None and expires - timezone.now() < timedelta(seconds=60)
+
+    def call(self, method: str, *args, write: bool = False, **kwargs):
+        if self._expiring():
+            self._refresh()
+        for attempt in (1, 2):
+            started = time.monotonic()
+            try:
+                result = getattr(self.client, method)(*args, **kwargs)
+                self._note(started)
+                return result
+            except (QuickbooksException, TransportFailure) as exc:
+                self._note(started)
+                response = self.client.last_response
+                error = classify(
+                    exc,
+                    response.status_code if response is not None else None,
+                    response.headers if response is not None else None,
+                    write=write,
+                )
+                if error.kind == "auth" and attempt == 1:
+                    self._refresh()
+                    continue
+                if error.kind == "throttle":
+                    ratelimit.pause_realm(
+                        self.realm, error.retry_after or settings.QBO_THROTTLE_BACKOFF_SECONDS
+                    )
+                raise error from exc
+        raise AssertionError("unreachable")
+
+    def _note(self, started):
+        response = self.client.last_response
+        self.last_status = response.status_code if response is not None else None
+        self.last_duration_ms = int((time.monotonic() - started) * 1000)
+
+    # Thin names for the operations the engine uses.
+    def create(self, entity: str, body: dict, *, request_id: str) -> dict:
+        result = self.call(
+            "create_object", entity, json.dumps(body), request_id=request_id, write=True
+        )
+        return result[entity]
+
+    def update(self, entity: str, body: dict, *, request_id: str) -> dict:
+        result = self.call(
+            "update_object", entity, json.dumps(body), request_id=request_id, write=True
+        )
+        return result[entity]
+
+    def read(self, entity: str, qb_id: str) -> dict:
+        return self.call("get_single_object", entity, qb_id)[entity]
+
+    def query(self, sql: str) -> list[dict]:
+        result = self.call("query", sql)
+        response = result.get("QueryResponse", {})
+        return next((v for v in response.values() if isinstance(v, list)), [])
+
+    def batch(self, items: list[dict], *, request_id: str) -> list[dict]:
+        url = f"{self.client.api_url}/company/{self.realm}/batch"
+        body = json.dumps({"BatchItemRequest": items})
+        result = self.call("post", url, body, request_id=request_id, write=True)
+        return result.get("BatchItemResponse", [])
+
+    def cdc(self, entities: list[str], changed_since: str) -> dict[str, list[dict]]:
+        result = self.call("change_data_capture", ",".join(entities), changed_since)
+        changes: dict[str, list[dict]] = {}
+        for block in result.get("CDCResponse", [{}])[0].get("QueryResponse", []):
+            for key, value in block.items():
+                if isinstance(value, list):
+                    changes.setdefault(key, []).extend(value)
+        return changes
+
+
+def session_for(connection: QuickBooksConnection) -> QuickBooksSession:
+    return QuickBooksSession(connection)
+
+
+def quote(value: str) -> str:
+    """A string literal for QBO's query language."""
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
