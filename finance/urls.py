@@ -1,3 +1,10 @@
+from django.urls import path
+
+from finance import views
+
 app_name = "finance"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("quickbooks/", views.quickbooks, name="quickbooks"),
+    path("quickbooks/description-preview/", views.description_preview, name="description_preview"),
+]

@@ -24,3 +24,216 @@ def connection_banner_for(*, user) -> dict | None:
     if connection.refresh_token_expires_at:
         remaining = connection.refresh_token_expires_at - timezone.now()
     return {"connection": connection, "refresh_remaining": remaining}
+
+
+# --- Problem Sync and Waiting pages ----------------------------------------------------
+
+PROBLEM_TABS = [
+    ("invoice", "Invoices"),
+    ("payment", "Payments"),
+    ("customer", "Customers"),
+    ("creditmemo", "Credit memos"),
+    ("item", "Items"),
+]
+WAITING_STATUSES = ("pending", "retry_wait", "in_flight")
+# Sort keys the page offers → ORM fields (per type where they differ).
+SORTS = {
+    "since": "problem_since",
+    "age": "created_at",
+    "attempts": "attempts",
+    "last_try": "last_attempt_at",
+    "next_retry": "next_retry_at",
+    "status": "sync_status",
+}
+_DOC_FIELD = {
+    "invoice": "doc_number",
+    "payment": "reference_number",
+    "customer": "display_name",
+    "creditmemo": "number",
+    "item": "code",
+}
+_AMOUNT_FIELD = {"invoice": "total", "payment": "amount", "creditmemo": "total"}
+
+
+def _model(sync_type):
+    from finance.registry import model_for
+
+    return model_for(sync_type)
+
+
+def _base(sync_type, company):
+    model = _model(sync_type)
+    qs = model.objects.filter(company=company)
+    if sync_type in ("invoice", "payment", "creditmemo"):
+        qs = qs.select_related("customer")
+    return qs
+
+
+def problem_counts(*, company) -> dict[str, int]:
+    """Problems per record type, for the tab labels."""
+    from django.db.models import Count
+
+    counts = {}
+    for sync_type, _ in PROBLEM_TABS:
+        counts[sync_type] = (
+            _model(sync_type)
+            .objects.filter(company=company, sync_status="problem")
+            .aggregate(n=Count("pk"))["n"]
+        )
+    return counts
+
+
+def _search(qs, sync_type, search):
+    from django.db.models import Q
+
+    from finance.models import ChargeSet, Invoice, PaymentApplication
+
+    s = search.strip()
+    if not s:
+        return qs
+    if sync_type == "invoice":
+        containers = ChargeSet.objects.filter(load__container_number__icontains=s)
+        return qs.filter(
+            Q(doc_number__icontains=s)
+            | Q(customer__display_name__icontains=s)
+            | Q(pk__in=containers.values("invoice_id"))
+        )
+    if sync_type == "payment":
+        applied = PaymentApplication.objects.filter(invoice__doc_number__icontains=s)
+        return qs.filter(
+            Q(reference_number__icontains=s)
+            | Q(customer__display_name__icontains=s)
+            | Q(pk__in=applied.values("payment_id"))
+        )
+    if sync_type == "creditmemo":
+        return qs.filter(
+            Q(number__icontains=s)
+            | Q(customer__display_name__icontains=s)
+            | Q(invoice__in=Invoice.objects.filter(doc_number__icontains=s))
+        )
+    if sync_type == "customer":
+        return qs.filter(Q(display_name__icontains=s) | Q(billing_email__icontains=s))
+    return qs.filter(Q(code__icontains=s) | Q(name__icontains=s))
+
+
+def _order(qs, sync_type, sort, default):
+    desc = sort.startswith("-")
+    key = sort.lstrip("-")
+    field = SORTS.get(key)
+    if key == "doc":
+        field = _DOC_FIELD[sync_type]
+    elif key == "amount":
+        field = _AMOUNT_FIELD.get(sync_type)
+    elif key == "customer" and sync_type in ("invoice", "payment", "creditmemo"):
+        field = "customer__display_name"
+    if not field:
+        return qs.order_by(default, "-pk")
+    from django.db.models import F
+
+    expr = F(field).desc(nulls_last=True) if desc else F(field).asc(nulls_last=True)
+    return qs.order_by(expr, "-pk")
+
+
+def problems_list(*, company, sync_type, search="", reason="", age="", sort="-since"):
+    """PROBLEM records of one type, filtered and sorted as the page asks."""
+    from datetime import timedelta
+
+    qs = _base(sync_type, company).filter(sync_status="problem")
+    qs = _search(qs, sync_type, search)
+    if reason:
+        qs = qs.filter(problem_reason=reason)
+    days = {"1d": 1, "7d": 7}.get(age)
+    if days:
+        qs = qs.filter(problem_since__lte=timezone.now() - timedelta(days=days))
+    return _order(qs, sync_type, sort, "-problem_since")
+
+
+def waiting_counts(*, company) -> dict[str, int]:
+    from django.db.models import Count
+
+    return {
+        sync_type: _model(sync_type)
+        .objects.filter(company=company, sync_status__in=WAITING_STATUSES)
+        .aggregate(n=Count("pk"))["n"]
+        for sync_type, _ in PROBLEM_TABS
+    }
+
+
+def waiting_list(*, company, sync_type, sort="age"):
+    """Everything still owed to QuickBooks: pending, waiting to retry, in flight."""
+    qs = _base(sync_type, company).filter(sync_status__in=WAITING_STATUSES)
+    return _order(qs, sync_type, sort, "created_at")
+
+
+def attempt_history(*, record, limit=20):
+    from sync.models import SyncAttempt
+
+    return SyncAttempt.objects.filter(record_type=record.sync_type, record_id=record.pk).order_by(
+        "-started_at", "-id"
+    )[:limit]
+
+
+def recently_resolved(*, company, limit=10, days=7):
+    """Problems resolved lately, newest first, each with its record (bulk-loaded per type).
+
+    ProblemEvent carries no company: records of other companies are dropped here."""
+    from datetime import timedelta
+
+    from sync.models import ProblemEvent
+
+    events = list(
+        ProblemEvent.objects.filter(
+            kind=ProblemEvent.Kind.RESOLVED, at__gte=timezone.now() - timedelta(days=days)
+        )
+        .select_related("user")
+        .order_by("-at", "-id")[: limit * 3]
+    )
+    wanted: dict[str, set[int]] = {}
+    for event in events:
+        wanted.setdefault(event.record_type, set()).add(event.record_id)
+    records = {}
+    for sync_type, ids in wanted.items():
+        for record in _base(sync_type, company).filter(pk__in=ids):
+            records[(sync_type, record.pk)] = record
+    rows, seen = [], set()
+    for event in events:
+        key = (event.record_type, event.record_id)
+        if key in seen or key not in records:
+            continue
+        seen.add(key)
+        event.record = records[key]
+        rows.append(event)
+    return rows[:limit]
+
+
+def trend(*, company, days=14) -> list[dict]:
+    """Problems opened and resolved per day (oldest first), with a per-type breakdown.
+
+    ProblemEvent has no company column yet, so this counts every company's events."""
+    from datetime import datetime, timedelta
+
+    from django.db.models import Count
+    from django.db.models.functions import TruncDate
+
+    from sync.models import ProblemEvent
+
+    today = timezone.localdate()
+    start = today - timedelta(days=days - 1)
+    since = timezone.make_aware(datetime.combine(start, datetime.min.time()))
+    rows = (
+        ProblemEvent.objects.filter(at__gte=since)
+        .annotate(day=TruncDate("at"))
+        .values("day", "kind", "record_type")
+        .annotate(n=Count("id"))
+    )
+    series = {
+        start + timedelta(days=i): {"opened": 0, "resolved": 0, "by_type": {}} for i in range(days)
+    }
+    for row in rows:
+        day = series.get(row["day"])
+        if day is None:
+            continue
+        day[row["kind"]] = day.get(row["kind"], 0) + row["n"]
+        per_type = day["by_type"].setdefault(row["record_type"], {"opened": 0, "resolved": 0})
+        per_type[row["kind"]] = per_type.get(row["kind"], 0) + row["n"]
+    return [{"day": d} | values for d, values in series.items()]

@@ -1,9 +1,31 @@
 from django.urls import path
+from django.views.generic import RedirectView
 
-from sync.views import webhook
+from sync.views import problems, settings_parts, webhook
 
 app_name = "sync"
 
 urlpatterns = [
     path("quickbooks/webhook/", webhook.receive, name="webhook"),
+    # Problem Sync and Waiting (sync/views/problems.py)
+    path("", RedirectView.as_view(pattern_name="sync:problems"), name="home"),
+    path("sync/problems/", problems.problems, name="problems"),
+    path("sync/problems/bulk/", problems.bulk, name="bulk"),
+    path("sync/bulk/<int:job_id>/", problems.bulk_progress, name="bulk_progress"),
+    path("sync/problems/<str:sync_type>/<int:pk>/", problems.record_detail, name="detail"),
+    path(
+        "sync/problems/<str:sync_type>/<int:pk>/<str:action>/",
+        problems.record_action,
+        name="record_action",
+    ),
+    path("sync/waiting/", problems.waiting, name="waiting"),
+    # QuickBooks cards on Finance → QuickBooks (sync/views/settings_parts.py)
+    path("sync/settings/connection/", settings_parts.connection_card, name="connection_card"),
+    path("sync/settings/items/", settings_parts.item_mapping, name="item_mapping"),
+    path("sync/settings/items/map/", settings_parts.item_map, name="item_map"),
+    path(
+        "sync/settings/items/create-missing/",
+        settings_parts.items_create_missing,
+        name="items_create_missing",
+    ),
 ]

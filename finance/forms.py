@@ -1,0 +1,125 @@
+"""Finance → QuickBooks forms: sync options and the custom description mapping."""
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from finance.descriptions import validate_mapping
+from finance.models import DESCRIPTION_FIELDS, FinanceSettings, Invoice
+
+OPTION_FIELDS = [
+    "sync_customers",
+    "sync_invoices",
+    "sync_payments",
+    "sync_credit_memos",
+    "push_on_change",
+    "pull_payments",
+    "auto_create_customers",
+    "invoice_sync_trigger",
+    "schedule_minutes",
+    "payment_pull_days",
+    "income_account_ref",
+]
+DESCRIPTION_FORM_FIELDS = [
+    "description_fields",
+    "description_separator",
+    "description_prefix",
+    "description_template",
+]
+
+
+class SyncOptionsForm(forms.ModelForm):
+    class Meta:
+        model = FinanceSettings
+        fields = OPTION_FIELDS
+        labels = {
+            "sync_customers": "Customers",
+            "sync_invoices": "Invoices",
+            "sync_payments": "Payments",
+            "sync_credit_memos": "Credit memos",
+            "push_on_change": "Push each change right away",
+            "pull_payments": "Pull payments applied in QuickBooks",
+            "auto_create_customers": "Create customers in QuickBooks with their first invoice",
+            "invoice_sync_trigger": "Send invoices",
+            "schedule_minutes": "Sync schedule (minutes)",
+            "payment_pull_days": "Look back for QuickBooks changes (days)",
+            "income_account_ref": "Income account for new items (QuickBooks account Id)",
+        }
+
+    def clean_payment_pull_days(self):
+        days = self.cleaned_data["payment_pull_days"]
+        if days is not None and days > 30:
+            raise ValidationError("QuickBooks keeps changes for 30 days: choose 30 or fewer.")
+        return days
+
+    def clean_schedule_minutes(self):
+        minutes = self.cleaned_data["schedule_minutes"]
+        if minutes is not None and minutes > 1440:
+            raise ValidationError("Sync at least once a day (1440 minutes or fewer).")
+        return minutes
+
+    def clean_income_account_ref(self):
+        ref = self.cleaned_data["income_account_ref"].strip()
+        if ref and not ref.isdigit():
+            raise ValidationError("A QuickBooks account Id is a whole number, like 79.")
+        return ref
+
+
+class DescriptionMappingForm(forms.ModelForm):
+    # The order of the ticked boxes in the page is the order of the fields in the text.
+    description_fields = forms.MultipleChoiceField(
+        choices=list(DESCRIPTION_FIELDS.items()),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Fields, in order",
+    )
+    description_separator = forms.CharField(
+        max_length=10, required=False, strip=False, label="Separator"
+    )
+    description_prefix = forms.CharField(
+        max_length=60, required=False, strip=False, label="Prefix per charge set"
+    )
+    description_template = forms.CharField(
+        max_length=500, required=False, strip=False, label="Template (optional)"
+    )
+
+    class Meta:
+        model = FinanceSettings
+        fields = DESCRIPTION_FORM_FIELDS
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        try:
+            validate_mapping(
+                fields=data.get("description_fields") or [],
+                template=data.get("description_template", ""),
+                prefix=data.get("description_prefix", ""),
+            )
+        except ValidationError as exc:
+            field = "description_fields"
+            text = " ".join(exc.messages)
+            if "template" in text:
+                field = "description_template"
+            elif "prefix" in text:
+                field = "description_prefix"
+            self.add_error(field, exc)
+        return data
+
+
+def sample_invoices(company, limit=12) -> list[tuple[int, str]]:
+    """Invoices to preview on: combined ones first (several loads), then the newest."""
+    from django.db.models import Count
+
+    qs = (
+        Invoice.objects.filter(company=company)
+        .select_related("customer")
+        .annotate(n_sets=Count("charge_sets", distinct=True), n_lines=Count("charge_sets__lines"))
+    )
+    combined = list(qs.filter(n_sets__gt=1).order_by("-n_sets", "-id")[:3])
+    recent = list(qs.exclude(pk__in=[i.pk for i in combined]).order_by("-id")[: limit - 3])
+    choices = []
+    for inv in combined + recent:
+        kind = f"combined, {inv.n_sets} loads" if inv.n_sets > 1 else f"{inv.n_lines} lines"
+        choices.append((inv.pk, f"{inv.doc_number} · {inv.customer.display_name} ({kind})"))
+    return choices

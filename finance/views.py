@@ -1,0 +1,174 @@
+"""Settings → Finance → QuickBooks: sync options, description mapping with live preview.
+
+The QuickBooks-side cards (connection, charge-code → Item mapping) are sync views loaded into
+this page with htmx, so finance keeps not importing sync.
+"""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+
+from finance.descriptions import preview_descriptions
+from finance.forms import DescriptionMappingForm, SyncOptionsForm, sample_invoices
+from finance.models import DESCRIPTION_FIELDS, FinanceSettings, Invoice, ManualAction
+from finance.services import company_get_default, finance_settings_get
+
+SWEEP_TASK_NAME = "Sweep pending and retry-due records"
+SETTINGS_PERM = "finance.change_financesettings"
+
+
+def _settings_for(request) -> FinanceSettings:
+    if not request.user.has_perm(SETTINGS_PERM):
+        raise PermissionDenied("You need the Finance role to change QuickBooks settings.")
+    return finance_settings_get(company=company_get_default())
+
+
+def _schedule_update(minutes: int) -> None:
+    """Point the sweep's beat entry at the new interval (django-celery-beat reloads it)."""
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    task = PeriodicTask.objects.select_for_update().filter(name=SWEEP_TASK_NAME).first()
+    if task is None:
+        return
+    every, _ = IntervalSchedule.objects.get_or_create(
+        every=minutes, period=IntervalSchedule.MINUTES
+    )
+    if task.interval_id != every.pk:
+        task.interval = every
+        task.save(update_fields=["interval"])
+
+
+@transaction.atomic
+def finance_settings_save(*, form, user) -> FinanceSettings:
+    """Save one settings form, all or nothing, with a ManualAction holding what changed."""
+    row = FinanceSettings.objects.select_for_update().get(pk=form.instance.pk)
+    changed = {
+        name: (getattr(row, name), form.cleaned_data[name])
+        for name in form.Meta.fields
+        if getattr(row, name) != form.cleaned_data[name]
+    }
+    if not changed:
+        return row
+    for name, (_, value) in changed.items():
+        setattr(row, name, value)
+    row.updated_by = user
+    row.full_clean()
+    row.save(update_fields=[*changed, "updated_by", "updated_at"])
+    if "schedule_minutes" in changed:
+        _schedule_update(row.schedule_minutes)
+    ManualAction.objects.create(
+        kind=ManualAction.Kind.SETTINGS,
+        record_type="settings",
+        record_id=row.pk,
+        user=user,
+        before={k: old for k, (old, _) in changed.items()},
+        after={k: new for k, (_, new) in changed.items()},
+    )
+    return row
+
+
+def _ordered_fields(selected) -> list[tuple[str, str, bool]]:
+    """Every optional field, ticked ones first in their chosen order."""
+    selected = [f for f in selected or [] if f in DESCRIPTION_FIELDS]
+    rest = [f for f in DESCRIPTION_FIELDS if f not in selected]
+    return [(f, DESCRIPTION_FIELDS[f], f in selected) for f in selected + rest]
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def quickbooks(request):
+    settings_row = _settings_for(request)
+    options = SyncOptionsForm(instance=settings_row, prefix="opt")
+    mapping = DescriptionMappingForm(instance=settings_row, prefix="desc")
+    if request.method == "POST":
+        section = request.POST.get("section")
+        form_class, prefix = {
+            "options": (SyncOptionsForm, "opt"),
+            "descriptions": (DescriptionMappingForm, "desc"),
+        }.get(section, (None, None))
+        if form_class is None:
+            messages.error(request, "Unknown settings section.")
+            return redirect("finance:quickbooks")
+        form = form_class(request.POST, instance=settings_row, prefix=prefix)
+        if form.is_valid():
+            try:
+                finance_settings_save(form=form, user=request.user)
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                messages.success(request, "QuickBooks settings saved.")
+                anchor = "#options" if section == "options" else "#descriptions"
+                return redirect(reverse("finance:quickbooks") + anchor)
+        # Show the bad form with its errors; the row in the database is untouched.
+        settings_row.refresh_from_db()
+        if section == "options":
+            options = form
+        else:
+            mapping = form
+    chosen = (
+        mapping.data.getlist("desc-description_fields")
+        if mapping.is_bound
+        else settings_row.description_fields
+    )
+    context = {
+        "settings_row": settings_row,
+        "options": options,
+        "mapping": mapping,
+        "ordered_fields": _ordered_fields(chosen),
+        "samples": sample_invoices(settings_row.company),
+        "toggle_fields": [
+            options[name]
+            for name in (
+                "sync_customers",
+                "sync_invoices",
+                "sync_payments",
+                "sync_credit_memos",
+                "push_on_change",
+                "pull_payments",
+            )
+        ],
+        "detail_fields": [
+            options[name]
+            for name in (
+                "auto_create_customers",
+                "invoice_sync_trigger",
+                "payment_pull_days",
+                "income_account_ref",
+            )
+        ],
+    }
+    return render(request, "finance/quickbooks.html", context)
+
+
+@login_required
+@require_POST
+def description_preview(request):
+    settings_row = _settings_for(request)
+    form = DescriptionMappingForm(request.POST, instance=settings_row, prefix="desc")
+    invoice = (
+        Invoice.objects.filter(company=settings_row.company, pk=request.POST.get("sample") or 0)
+        .select_related("customer")
+        .first()
+    )
+    context = {"invoice": invoice, "lines": [], "errors": []}
+    if invoice is None:
+        context["errors"] = ["Choose an invoice to preview on."]
+    elif not form.is_valid():
+        context["errors"] = [e for errs in form.errors.values() for e in errs]
+    else:
+        data = form.cleaned_data
+        try:
+            context["lines"] = preview_descriptions(
+                invoice=invoice,
+                fields=data["description_fields"],
+                separator=data["description_separator"],
+                prefix=data["description_prefix"],
+                template=data["description_template"],
+            )
+        except ValidationError as exc:
+            context["errors"] = exc.messages
+    return render(request, "finance/_description_preview.html", context)

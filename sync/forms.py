@@ -1,0 +1,41 @@
+"""Small forms for the Problem Sync page: filters and bulk actions."""
+
+from django import forms
+
+from sync.problems import REASONS
+from sync.selectors import PROBLEM_TABS
+from sync.services.actions import BULK_ACTIONS
+
+AGE_CHOICES = [("", "Any age"), ("1d", "Older than 1 day"), ("7d", "Older than 7 days")]
+
+
+class ProblemFilterForm(forms.Form):
+    type = forms.ChoiceField(choices=PROBLEM_TABS, required=False)
+    q = forms.CharField(
+        required=False,
+        max_length=100,
+        label="Search",
+        widget=forms.TextInput(
+            attrs={"placeholder": "Doc #, customer or container #", "type": "search"}
+        ),
+    )
+    reason = forms.ChoiceField(
+        required=False,
+        choices=[("", "Any reason")] + [(code, r.title) for code, r in REASONS.items()],
+    )
+    age = forms.ChoiceField(required=False, choices=AGE_CHOICES)
+    sort = forms.CharField(required=False, max_length=20, widget=forms.HiddenInput)
+
+
+class BulkForm(forms.Form):
+    action = forms.ChoiceField(choices=list(BULK_ACTIONS.items()))
+    type = forms.ChoiceField(choices=PROBLEM_TABS)
+    ids = forms.TypedMultipleChoiceField(
+        coerce=int, choices=(), error_messages={"required": "Select at least one record first."}
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Any whole number is a candidate; the view keeps only this company's records.
+        raw = self.data.getlist("ids") if hasattr(self.data, "getlist") else []
+        self.fields["ids"].choices = [(v, v) for v in raw if str(v).isdigit()]

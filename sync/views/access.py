@@ -1,0 +1,47 @@
+"""One access helper per object kind (STYLE 10): every Problem Sync view starts with one."""
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+
+from finance.registry import SYNCED_MODELS
+from finance.services import company_get_default
+
+RESOLVE_PERM = "sync.resolve_problems"
+SETTINGS_PERM = "finance.change_financesettings"
+
+
+def current_company(request):
+    # One TMS company per deployment for now; a user → company link would go here.
+    return company_get_default()
+
+
+def can_resolve(user) -> bool:
+    return user.is_authenticated and user.has_perm(RESOLVE_PERM)
+
+
+def check_viewer(request) -> bool:
+    """Pages: Finance (resolve_problems) or support staff may look. Returns the write flag."""
+    user = request.user
+    if not (user.has_perm(RESOLVE_PERM) or user.is_staff):
+        raise PermissionDenied("You need the Finance role or staff access to see sync problems.")
+    return user.has_perm(RESOLVE_PERM)
+
+
+def check_settings_editor(request) -> None:
+    if not request.user.has_perm(SETTINGS_PERM):
+        raise PermissionDenied("You need the Finance role to change QuickBooks settings.")
+
+
+def get_record_for_user(request, sync_type: str, pk: int, *, write: bool = False):
+    """The record of this company, or 404; PermissionDenied when `write` and not allowed."""
+    can_write = check_viewer(request)
+    if write and not can_write:
+        raise PermissionDenied("You need the Finance role to change sync state.")
+    model = SYNCED_MODELS.get(sync_type)
+    if model is None:
+        raise Http404("No such record type.")
+    try:
+        record = model.objects.get(pk=pk, company=current_company(request))
+    except model.DoesNotExist:
+        raise Http404("No such record.") from None
+    return record, can_write

@@ -1,0 +1,154 @@
+"""Turn records into what a row shows: label, amount, plain reason, the screen that fixes it."""
+
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+
+from sync.problems import Reason, reason_for
+from sync.selectors import PROBLEM_TABS
+
+TYPE_LABELS = dict(PROBLEM_TABS)
+TYPE_SINGULAR = {
+    "invoice": "Invoice",
+    "payment": "Payment",
+    "customer": "Customer",
+    "creditmemo": "Credit memo",
+    "item": "Item",
+}
+_ADMIN_NAMES = {
+    "invoice": "invoice",
+    "payment": "payment",
+    "customer": "customer",
+    "creditmemo": "creditmemo",
+    "item": "chargecode",
+}
+
+
+def url_or_none(name, *args, **kwargs):
+    try:
+        return reverse(name, args=args or None, kwargs=kwargs or None)
+    except NoReverseMatch:
+        return None
+
+
+def admin_url(sync_type, pk):
+    return url_or_none(f"admin:finance_{_ADMIN_NAMES[sync_type]}_change", pk)
+
+
+def connection_url():
+    return url_or_none("sync:connection") or reverse("finance:quickbooks") + "#connection"
+
+
+def record_label(record) -> str:
+    sync_type = record.sync_type
+    if sync_type == "invoice":
+        return record.doc_number
+    if sync_type == "creditmemo":
+        return record.number
+    if sync_type == "payment":
+        return record.reference_number or f"#{record.pk}"
+    if sync_type == "customer":
+        return record.display_name
+    return f"{record.code} · {record.name}"
+
+
+def fix_link(record, reason: Reason, code: str) -> tuple[str | None, str]:
+    settings_url = reverse("finance:quickbooks")
+    if reason.fix == "mapping":
+        return settings_url + "#mapping", "Map charge codes"
+    if reason.fix == "settings":
+        anchor = "#descriptions" if code == "description_too_long" else "#options"
+        return settings_url + anchor, "Open Finance settings"
+    if reason.fix == "connection":
+        return connection_url(), "Open QuickBooks connection"
+    if reason.fix == "customer" and getattr(record, "customer", None) is not None:
+        query = urlencode({"type": "customer", "q": record.customer.display_name})
+        return reverse("sync:problems") + "?" + query, "See the customer's problem"
+    return admin_url(record.sync_type, record.pk), "Open in admin"
+
+
+@dataclass
+class Row:
+    record: object
+    sync_type: str
+    label: str
+    admin_url: str | None
+    customer: object
+    amount: object
+    reason_code: str
+    reason: Reason
+    fix_url: str | None
+    fix_label: str
+    error_title: str
+
+    @property
+    def dom_id(self):
+        return f"row-{self.sync_type}-{self.record.pk}"
+
+    @property
+    def age(self):
+        since = self.record.problem_since or self.record.created_at
+        return timezone.now() - since if since else None
+
+
+def _error_title(record) -> str:
+    message = record.last_error_message or "no message recorded"
+    if record.last_error_code:
+        return f"Intuit code {record.last_error_code}: {message}"
+    return message
+
+
+def present(record) -> Row:
+    code = record.problem_reason
+    reason = reason_for(code)
+    fix_url, fix_label = fix_link(record, reason, code)
+    return Row(
+        record=record,
+        sync_type=record.sync_type,
+        label=record_label(record),
+        admin_url=admin_url(record.sync_type, record.pk),
+        customer=getattr(record, "customer", None),
+        amount=getattr(record, "total", getattr(record, "amount", None)),
+        reason_code=code,
+        reason=reason,
+        fix_url=fix_url,
+        fix_label=fix_label,
+        error_title=_error_title(record),
+    )
+
+
+def trend_chart(series: list[dict], *, width=280, height=48) -> dict:
+    """Geometry for the inline SVG: two bars a day (opened, resolved), scaled to the max."""
+    top = max([max(d["opened"], d["resolved"]) for d in series] + [1])
+    slot = width / max(len(series), 1)
+    bar = max(slot / 2 - 1, 1)
+    days = []
+    for i, day in enumerate(series):
+        h_open = round(height * day["opened"] / top, 1)
+        h_res = round(height * day["resolved"] / top, 1)
+        parts = [
+            f"{TYPE_LABELS.get(t, t)}: +{v['opened']} / −{v['resolved']}"
+            for t, v in sorted(day["by_type"].items())
+        ]
+        days.append(
+            {
+                "x_open": round(i * slot, 1),
+                "x_res": round(i * slot + bar, 1),
+                "y_open": round(height - h_open, 1),
+                "y_res": round(height - h_res, 1),
+                "h_open": h_open,
+                "h_res": h_res,
+                "title": f"{day['day']:%b %d}: {day['opened']} opened, {day['resolved']} "
+                f"resolved" + (f" ({'; '.join(parts)})" if parts else ""),
+            }
+        )
+    return {
+        "width": width,
+        "height": height,
+        "bar": round(bar, 1),
+        "days": days,
+        "opened": sum(d["opened"] for d in series),
+        "resolved": sum(d["resolved"] for d in series),
+    }

@@ -1,0 +1,107 @@
+"""The QuickBooks parts of Finance → QuickBooks: connection card and charge-code → Item mapping.
+
+They live here (loaded into the finance page with htmx) because finance never imports sync.
+"""
+
+import logging
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from finance.models import ChargeCode
+from sync.selectors import connection_for_company
+from sync.views.access import check_settings_editor, current_company
+from sync.views.present import url_or_none
+
+logger = logging.getLogger(__name__)
+
+
+def _is_htmx(request) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _settings_url(anchor: str) -> str:
+    return reverse("finance:quickbooks") + anchor
+
+
+@login_required
+@require_GET
+def connection_card(request):
+    check_settings_editor(request)
+    connection = connection_for_company(company=current_company(request))
+    context = {
+        "connection": connection,
+        "connect_url": url_or_none("sync:connect"),
+        "disconnect_url": url_or_none("sync:disconnect"),
+        "connection_page_url": url_or_none("sync:connection"),
+        "can_manage": request.user.has_perm("sync.manage_connection"),
+    }
+    template = "sync/_connection_card.html" if _is_htmx(request) else "sync/connection_card.html"
+    return render(request, template, context)
+
+
+def _read_items(company):
+    try:
+        from sync.services.items import items_list
+
+        return items_list(company=company), None
+    except Exception as exc:  # noqa: BLE001 - shown to the user, typing an Item Id still works
+        logger.info("items_list failed: %s", exc)
+        return None, f"Could not read items from QuickBooks: {exc or exc.__class__.__name__}"
+
+
+@login_required
+@require_GET
+def item_mapping(request):
+    check_settings_editor(request)
+    company = current_company(request)
+    items, items_error = _read_items(company)
+    names = {str(i["id"]): i["name"] for i in items or []}
+    codes = list(ChargeCode.objects.filter(company=company).order_by("code"))
+    for code in codes:
+        code.item_name = names.get(code.qb_id, "")
+    context = {
+        "codes": codes,
+        "items": [i for i in items or [] if i.get("active", True)],
+        "items_error": items_error,
+        "unmapped": sum(1 for c in codes if not c.qb_id),
+    }
+    template = "sync/_item_mapping.html" if _is_htmx(request) else "sync/item_mapping.html"
+    return render(request, template, context)
+
+
+@login_required
+@require_POST
+def item_map(request):
+    check_settings_editor(request)
+    company = current_company(request)
+    charge_code = get_object_or_404(ChargeCode, pk=request.POST.get("charge_code"), company=company)
+    item_id = (request.POST.get("item_id") or request.POST.get("item_id_typed") or "").strip()
+    if not item_id.isdigit():
+        messages.error(request, f"{charge_code.code}: choose an item or type its Item Id.")
+    else:
+        try:
+            from sync.services.items import item_map as map_item
+
+            map_item(charge_code=charge_code, item_id=item_id, user=request.user)
+            messages.success(request, f"{charge_code.code} now maps to QuickBooks item {item_id}.")
+        except Exception as exc:  # noqa: BLE001 - a plain message next to the table
+            messages.error(request, f"Could not map {charge_code.code}: {exc}")
+    return redirect(_settings_url("#mapping"))
+
+
+@login_required
+@require_POST
+def items_create_missing(request):
+    check_settings_editor(request)
+    try:
+        from sync.services.items import items_create_missing as create_missing
+
+        created = create_missing(company=current_company(request), user=request.user)
+        messages.success(request, f"Created {created} item(s) in QuickBooks.")
+    except Exception as exc:  # noqa: BLE001
+        messages.error(request, f"Could not create the missing items: {exc}")
+    return redirect(_settings_url("#mapping"))
