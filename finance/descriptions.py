@@ -10,7 +10,8 @@ Rules, in order:
 - otherwise non-empty field values are joined as "Label value" pairs with the separator
   (charge name and charge note carry no label);
 - the per-charge-set prefix ("Load {n} ({load}): ") is applied when the invoice is combined
-  (several charge sets) or when a prefix is set explicitly;
+  (several charge sets) or when a prefix is set explicitly; several sets of one single load
+  default to "{label}: " (the set's label, else "Part {n}");
 - control characters become spaces, whitespace is collapsed, and text over QuickBooks' 4000
   characters is cut with a visible marker and `truncated=True` (never silently).
 """
@@ -27,6 +28,8 @@ from finance.models import DESCRIPTION_FIELDS, ChargeLine, ChargeSet, FinanceSet
 MAX_LENGTH = 4000  # QuickBooks' limit for Line.Description
 TRUNCATION_MARKER = " …[truncated]"
 DEFAULT_COMBINED_PREFIX = "Load {n} ({load}): "
+# Several charge sets of one load (line haul, then accessorials): name the set, not the load.
+DEFAULT_SPLIT_PREFIX = "{label}: "
 
 # Short labels for "Label value" pairs; charge name and note read on their own.
 LABELS = {
@@ -43,7 +46,7 @@ LABELS = {
     "charge_note": "",
 }
 # Placeholders a prefix may use: the charge set number and anything about its load.
-PREFIX_KEYS = frozenset({"n"} | (set(DESCRIPTION_FIELDS) - {"charge_name", "charge_note"}))
+PREFIX_KEYS = frozenset({"n", "label"} | (set(DESCRIPTION_FIELDS) - {"charge_name", "charge_note"}))
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SPACES = re.compile(r"\s+")
@@ -110,7 +113,7 @@ def validate_mapping(*, fields, template: str = "", prefix: str = "") -> None:
             raise ValidationError(
                 "Unknown placeholder(s) in the prefix: "
                 f"{', '.join('{' + n + '}' for n in unknown)}. "
-                "Use {n} (charge set number), {load}, {container}, {po}…"
+                "Use {n} (charge set number), {label}, {load}, {container}, {po}…"
             )
 
 
@@ -195,12 +198,18 @@ def _describe(*, invoice, fields, separator, prefix, template) -> list[LineDescr
     charge_sets = _charge_sets(invoice)
     combined = len(charge_sets) > 1
     if not prefix and combined:
-        prefix = DEFAULT_COMBINED_PREFIX
+        one_load = len({cs.load_id for cs in charge_sets}) == 1
+        prefix = DEFAULT_SPLIT_PREFIX if one_load else DEFAULT_COMBINED_PREFIX
     separator = separator if separator else " "
     result = []
     for number, charge_set in enumerate(charge_sets, start=1):
         load_values = {k: _clean(v) for k, v in _load_values(charge_set.load).items()}
-        head = _render_prefix(prefix, {**load_values, "n": str(number)}) if prefix else ""
+        label = _clean(charge_set.label) or f"Part {number}"
+        head = (
+            _render_prefix(prefix, {**load_values, "n": str(number), "label": label})
+            if prefix
+            else ""
+        )
         for line in charge_set.lines.all():
             values = {
                 **load_values,

@@ -218,3 +218,18 @@ def test_validate_mapping_accepts_every_known_field():
         template="Container {container} · {{literal}} · {charge_name}",
         prefix="Load {n} ({load}): ",
     )
+
+
+def test_sets_of_one_load_are_named_by_their_label(company, codes, fin_settings):
+    load = _load(1)
+    line_haul = _set(load, (codes["DRAY"], ""))
+    extras = _set(load, (codes["CHAS"], "Chassis 2 days"))
+    extras.label = "Accessorials"
+    line_haul.label = ""
+    invoice = InvoiceFactory(charge_sets=[line_haul, extras])
+    _configure(fin_settings, fields=["charge_name"])
+
+    texts = [d.text for d in describe_invoice(invoice=invoice, settings=fin_settings)]
+
+    # Why: "Load 1 / Load 2" would suggest two containers when there is one.
+    assert texts == ["Part 1: Drayage", "Accessorials: Chassis"]

@@ -202,7 +202,7 @@ class Seeder:
             company=self.company,
             load_number=f"LD-{self.load_seq}",
             container_number=self.container(),
-            po_number=f"PO-{self.rng.randint(4500000, 4599999)}",
+            po_number=str(self.rng.randint(4500000, 4599999)),
             bol_number=f"{self.rng.choice(['MEDU', 'MAEU', 'COSU', 'HLCU'])}"
             f"{self.rng.randint(10000000, 99999999)}",
             reference_number=f"REF-{self.rng.randint(10000, 99999)}" if has_ref else "",
