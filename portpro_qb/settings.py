@@ -166,10 +166,14 @@ FIELD_ENCRYPTION_KEY = env("FIELD_ENCRYPTION_KEY", "")
 # --- QuickBooks -------------------------------------------------------------------------
 QBO_ENVIRONMENT = env("QBO_ENVIRONMENT", "local")  # local | sandbox | production
 QBO_LOCAL_BASE_URL = env("QBO_LOCAL_BASE_URL", "http://127.0.0.1:8000/qbo-sandbox").rstrip("/")
-QBO_CLIENT_ID = env("QBO_CLIENT_ID", "")
-QBO_CLIENT_SECRET = env("QBO_CLIENT_SECRET", "")
+# With the built-in emulator, `connect_sandbox` registers an app with these same values.
+_LOCAL = QBO_ENVIRONMENT == "local"
+QBO_CLIENT_ID = env("QBO_CLIENT_ID", "portpro-local-client" if _LOCAL else "")
+QBO_CLIENT_SECRET = env("QBO_CLIENT_SECRET", "portpro-local-secret" if _LOCAL else "")
 QBO_REDIRECT_URI = env("QBO_REDIRECT_URI", "http://127.0.0.1:8000/quickbooks/callback/")
-QBO_WEBHOOK_VERIFIER_TOKEN = env("QBO_WEBHOOK_VERIFIER_TOKEN", "")
+QBO_WEBHOOK_VERIFIER_TOKEN = env(
+    "QBO_WEBHOOK_VERIFIER_TOKEN", "portpro-local-verifier" if _LOCAL else ""
+)
 QBO_MINOR_VERSION = env_int("QBO_MINOR_VERSION", 75)
 QBO_REQUEST_TIMEOUT = env_float("QBO_REQUEST_TIMEOUT", 30.0)
 QBO_RATE_LIMIT_ENABLED = env_bool("QBO_RATE_LIMIT_ENABLED", True)
@@ -183,9 +187,11 @@ SYNC_MAX_ATTEMPTS = env_int("SYNC_MAX_ATTEMPTS", 8)
 SYNC_BATCH_SIZE = env_int("SYNC_BATCH_SIZE", 30)
 SYNC_RETRY_BASE_SECONDS = env_int("SYNC_RETRY_BASE_SECONDS", 30)
 SYNC_RETRY_MAX_SECONDS = env_int("SYNC_RETRY_MAX_SECONDS", 3600)
+SYNC_SWEEP_LIMIT = env_int("SYNC_SWEEP_LIMIT", 2000)
 SYNC_SWEEP_SECONDS = env_int("SYNC_SWEEP_SECONDS", 60)
 SYNC_PULL_SECONDS = env_int("SYNC_PULL_SECONDS", 300)
 
+QB_ID_VERIFIER = env("QB_ID_VERIFIER", "sync.services.verify.qb_object_exists")
 QBO_SANDBOX_WEBHOOK_RETRY_SCALE = env_float("QBO_SANDBOX_WEBHOOK_RETRY_SCALE", 1.0)
 QBO_SANDBOX_THROTTLE_ENABLED = env_bool("QBO_SANDBOX_THROTTLE_ENABLED", True)
 

@@ -1,0 +1,49 @@
+"""Celery tasks: thin adapters that take ids and call one service each."""
+
+from celery import shared_task
+
+from sync.services import engine, pull, sweep
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def push_record(sync_type: str, pk: int, trigger: str = "sweep") -> str:
+    return engine.push_record(sync_type=sync_type, pk=pk, trigger=trigger)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def push_batch(sync_type: str, pks: list[int]) -> dict:
+    outcomes = engine.push_batch(sync_type=sync_type, pks=pks)
+    sweep.after_batch(sync_type=sync_type, outcomes=outcomes)
+    return outcomes
+
+
+@shared_task(ignore_result=True)
+def sweep_due() -> dict:
+    return sweep.dispatch_due()
+
+
+@shared_task(ignore_result=True)
+def reclaim_leases() -> int:
+    return engine.reclaim_expired_leases()
+
+
+@shared_task(ignore_result=True)
+def pull_changes() -> dict:
+    return pull.pull_all()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def process_webhook_event(event_id: int) -> str:
+    return pull.webhook_event_process(event_id=event_id)
+
+
+@shared_task(ignore_result=True)
+def process_webhooks() -> int:
+    return pull.webhook_events_process_pending()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def run_bulk_job(job_id: int) -> None:
+    from sync.services import actions
+
+    actions.bulk_run(job_id=job_id)

@@ -280,7 +280,7 @@ def _enqueue_later(sync_type: str, pk: int, delay: float) -> None:
         from sync.tasks import push_record
 
         try:
-            push_record.apply_async((sync_type, pk), countdown=max(0, delay))
+            push_record.apply_async((sync_type, pk, "retry"), countdown=max(0, delay))
         except Exception:  # noqa: BLE001 - the sweep will find it
             logger.warning("could not schedule retry of %s %s", sync_type, pk)
 

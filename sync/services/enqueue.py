@@ -12,7 +12,7 @@ def on_records_changed(sender, *, records, **kwargs) -> None:
 
     for sync_type, pk in records:
         try:
-            push_record.delay(sync_type, pk)
+            push_record.delay(sync_type, pk, "change")
         except Exception:  # noqa: BLE001 - the beat sweep picks the record up; never lose the save
             logger.warning("could not enqueue %s %s; the sweep will push it", sync_type, pk)
             if settings.DEBUG:

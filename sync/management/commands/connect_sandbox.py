@@ -1,0 +1,93 @@
+from django.apps import apps
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from finance.models import ChargeCode
+from finance.services import company_get_default
+from finance.syncstate import SyncStatus
+from sync.selectors import connection_for_company
+from sync.services.client import QboError
+from sync.services.connection import connect_with_tokens
+from sync.services.engine import SyncContext, push_batch
+
+
+class Command(BaseCommand):
+    help = (
+        "Connect the TMS company to a company in the built-in QuickBooks emulator, without a "
+        "browser (used by `make demo` and tests)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--realm", help="use this existing emulator company")
+        parser.add_argument("--name", default="PortPro Demo Books", help="name of a new company")
+        parser.add_argument("--webhook-url", default="", help="where the emulator sends webhooks")
+        parser.add_argument(
+            "--demo-conflicts",
+            action="store_true",
+            help="pre-create QuickBooks data that collides with seeded records and map every "
+            "charge code except HAZ, so the Problem Sync page has real cases to fix",
+        )
+
+    def handle(self, *args, **options):
+        if settings.QBO_ENVIRONMENT != "local" or not apps.is_installed("qbo_sandbox"):
+            raise CommandError(
+                "connect_sandbox needs QBO_ENVIRONMENT=local and QBO_SANDBOX_ENABLED=1."
+            )
+        from qbo_sandbox import services as sandbox
+        from qbo_sandbox.models import SandboxApp, SandboxCompany
+
+        if options["realm"]:
+            realm = SandboxCompany.objects.filter(realm_id=options["realm"]).first()
+            if realm is None:
+                raise CommandError(f"No emulator company with realm {options['realm']}.")
+        else:
+            realm = sandbox.company_create(name=options["name"])
+        webhook_url = options["webhook_url"] or settings.QBO_REDIRECT_URI.replace(
+            "/quickbooks/callback/", "/quickbooks/webhook/"
+        )
+        app = SandboxApp.objects.filter(client_id=settings.QBO_CLIENT_ID).first()
+        if app is None:
+            app = sandbox.app_create(
+                redirect_uris=[settings.QBO_REDIRECT_URI],
+                webhook_url=webhook_url,
+                client_id=settings.QBO_CLIENT_ID,
+                client_secret=settings.QBO_CLIENT_SECRET,
+                verifier_token=settings.QBO_WEBHOOK_VERIFIER_TOKEN,
+                name="PortPro TMS",
+            )
+        tokens = sandbox.tokens_issue(app=app, company=realm)
+        company = company_get_default()
+        connection = connect_with_tokens(
+            connection=connection_for_company(company=company),
+            realm_id=tokens["realm_id"],
+            access_token=tokens["access_token"],
+            refresh_token=tokens["refresh_token"],
+            expires_in=tokens["expires_in"],
+            refresh_expires_in=tokens["x_refresh_token_expires_in"],
+            company_name=realm.name,
+            environment="local",
+        )
+        self.stdout.write(
+            f"Connected {company} to emulator company {realm.name} ({realm.realm_id})"
+        )
+        if options["demo_conflicts"]:
+            self._demo_conflicts(company, connection)
+
+    def _demo_conflicts(self, company, connection):
+        ctx = SyncContext.for_company(company.pk)
+        try:
+            ctx.session.create(
+                "Customer",
+                {
+                    "DisplayName": "Harbor Logistics LLC",
+                    "PrimaryEmailAddr": {"Address": "ap@harborlogistics.example"},
+                },
+                request_id="pqb-demo-harbor",
+            )
+        except QboError as error:
+            self.stdout.write(f"(Harbor Logistics already in QuickBooks: {error.code})")
+        codes = ChargeCode.objects.filter(company=company, qb_id="").exclude(code="HAZ")
+        pks = list(codes.values_list("pk", flat=True))
+        codes.update(sync_status=SyncStatus.PENDING)
+        outcome = push_batch(sync_type="item", pks=pks) if pks else {}
+        self.stdout.write(f"Mapped charge codes to QuickBooks items (HAZ left unmapped): {outcome}")

@@ -1,0 +1,37 @@
+import sys
+
+from django.core.management.base import BaseCommand
+
+from finance.registry import SYNC_ORDER
+from sync.services.engine import push_all_now
+
+
+class Command(BaseCommand):
+    help = "Push everything due to QuickBooks now (in this process by default), with progress."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--type", choices=SYNC_ORDER, help="only this record type")
+        parser.add_argument(
+            "--via-celery", action="store_true", help="hand the work to the Celery workers"
+        )
+
+    def handle(self, *args, **options):
+        if options["via_celery"]:
+            from sync.tasks import sweep_due
+
+            sweep_due.delay()
+            self.stdout.write("Sweep queued for the Celery workers.")
+            return
+
+        def progress(name, done, total):
+            width = 30
+            filled = int(width * done / total) if total else width
+            bar = "#" * filled + "-" * (width - filled)
+            sys.stdout.write(f"\r{name:<10} [{bar}] {done}/{total}")
+            if done == total:
+                sys.stdout.write("\n")
+            sys.stdout.flush()
+
+        totals = push_all_now(sync_type=options["type"], progress=progress)
+        summary = ", ".join(f"{k}: {v}" for k, v in sorted(totals.items())) or "nothing due"
+        self.stdout.write(f"Done. {summary}")

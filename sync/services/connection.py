@@ -1,0 +1,218 @@
+"""Connecting a TMS company to a QuickBooks company: OAuth, disconnect, reconnect."""
+
+import logging
+import secrets
+from datetime import timedelta
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from intuitlib.enums import Scopes
+from intuitlib.exceptions import AuthClientError
+
+from finance.models import ManualAction
+from finance.registry import SYNCED_MODELS
+from finance.syncstate import SyncStatus
+from sync.models import QuickBooksConnection
+from sync.services.client import auth_client, store_tokens
+
+logger = logging.getLogger(__name__)
+RESET_SUFFIX = ".reset"
+
+
+class ConnectError(ValidationError):
+    pass
+
+
+def _audit(connection, user, note, before=None, after=None):
+    ManualAction.objects.create(
+        kind=ManualAction.Kind.CONNECTION,
+        record_type="connection",
+        record_id=connection.pk,
+        user=user,
+        note=note[:500],
+        before=before or {},
+        after=after or {},
+    )
+
+
+def _snapshot(connection) -> dict:
+    return {
+        "realm_id": connection.realm_id,
+        "company_name": connection.company_name,
+        "status": connection.status,
+    }
+
+
+def authorize_url(*, connection: QuickBooksConnection, reset_mappings: bool = False) -> str:
+    """Where to send the user to grant access; the state ties the callback to this request."""
+    state = secrets.token_urlsafe(24) + (RESET_SUFFIX if reset_mappings else "")
+    connection.oauth_state = state
+    connection.save(update_fields=["oauth_state", "updated_at"])
+    return auth_client().get_authorization_url([Scopes.ACCOUNTING], state_token=state)
+
+
+def mapped_record_count(connection: QuickBooksConnection) -> int:
+    return sum(
+        model.objects.filter(company_id=connection.company_id).exclude(qb_id="").count()
+        for model in SYNCED_MODELS.values()
+    )
+
+
+@transaction.atomic
+def reset_mappings(*, connection: QuickBooksConnection, user) -> int:
+    """A different QuickBooks company: every QB ID is meaningless there; sync all again."""
+    total = 0
+    for sync_type, model in SYNCED_MODELS.items():
+        qs = model.objects.filter(company_id=connection.company_id).exclude(qb_id="")
+        if sync_type == "item":
+            total += qs.update(qb_id="", qb_sync_token="", sync_status=SyncStatus.SKIPPED)
+            continue
+        total += qs.update(
+            qb_id="",
+            qb_sync_token="",
+            synced_version=0,
+            sync_status=SyncStatus.PENDING,
+            attempts=0,
+            next_retry_at=None,
+            problem_reason="",
+            create_uncertain=False,
+        )
+    _audit(connection, user, f"Reset {total} QuickBooks IDs for a new company")
+    return total
+
+
+def complete_callback(
+    *,
+    connection: QuickBooksConnection,
+    user,
+    code: str = "",
+    state: str = "",
+    realm_id: str = "",
+    error: str = "",
+) -> QuickBooksConnection:
+    """Intuit redirected back. Check the state, swap the code for tokens, store them."""
+    if error:
+        _audit(connection, user, f"Connect refused: {error}")
+        raise ConnectError(
+            "QuickBooks did not grant access"
+            + (" (you pressed Cancel)." if error == "access_denied" else f": {error}.")
+        )
+    expected = connection.oauth_state
+    if not expected or not state or not secrets.compare_digest(state, expected):
+        _audit(connection, user, "Connect refused: state mismatch")
+        raise ConnectError(
+            "This QuickBooks answer does not match a connect request from this page. "
+            "Start again with the Connect button."
+        )
+    if not code or not realm_id:
+        raise ConnectError("QuickBooks' answer is missing the code or company id. Try again.")
+    auth = auth_client()
+    try:
+        auth.get_bearer_token(code, realm_id=realm_id)
+    except AuthClientError as exc:
+        logger.warning("code exchange failed: %s", exc.status_code)
+        raise ConnectError(
+            "QuickBooks refused the authorization code (it may have expired). Connect again."
+        ) from exc
+    with transaction.atomic():
+        connection = QuickBooksConnection.objects.select_for_update().get(pk=connection.pk)
+        before = _snapshot(connection)
+        switching = bool(connection.realm_id) and connection.realm_id != realm_id
+        if switching and mapped_record_count(connection):
+            if not state.endswith(RESET_SUFFIX):
+                _revoke_quietly(auth.refresh_token)
+                connection.oauth_state = ""
+                connection.save(update_fields=["oauth_state", "updated_at"])
+                raise ConnectError(
+                    f"You chose a different QuickBooks company ({realm_id}) than the one this "
+                    f"TMS is linked to ({connection.realm_id}). Nothing was changed. To switch "
+                    "companies, use “Connect a different company”, which resets every "
+                    "QuickBooks ID."
+                )
+            reset_mappings(connection=connection, user=user)
+        connection.realm_id = realm_id
+        connection.company_name = _company_name(auth, realm_id) or connection.company_name
+        connection.status = QuickBooksConnection.Status.CONNECTED
+        connection.oauth_state = ""
+        connection.connected_at = timezone.now()
+        connection.connected_by = user
+        connection.last_error = ""
+        store_tokens(connection, auth)
+        connection.save()
+        _audit(connection, user, "Connected to QuickBooks", before, _snapshot(connection))
+    return connection
+
+
+def _company_name(auth, realm_id) -> str:
+    """CompanyInfo's name, read through python-quickbooks (best effort)."""
+    try:
+        from sync.services.client import _build_client
+
+        probe = QuickBooksConnection(realm_id=realm_id)
+        probe.access_token, probe.refresh_token = auth.access_token, auth.refresh_token
+        client = _build_client(probe)
+        info = client.get_single_object("CompanyInfo", realm_id)
+        return info.get("CompanyInfo", {}).get("CompanyName", "")
+    except Exception:  # noqa: BLE001 - a name is nice to have, never a reason to fail
+        return ""
+
+
+def _revoke_quietly(token: str) -> None:
+    try:
+        auth_client().revoke(token=token)
+    except Exception:  # noqa: BLE001
+        logger.info("revoke failed (token may already be gone)")
+
+
+@transaction.atomic
+def disconnect(*, connection: QuickBooksConnection, user) -> QuickBooksConnection:
+    """Revoke access; keep the realm and every QB ID so a reconnect carries on."""
+    connection = QuickBooksConnection.objects.select_for_update().get(pk=connection.pk)
+    before = _snapshot(connection)
+    if connection.refresh_token:
+        _revoke_quietly(connection.refresh_token)
+    connection.status = QuickBooksConnection.Status.DISCONNECTED
+    connection.access_token = ""
+    connection.refresh_token = ""
+    connection.access_token_expires_at = None
+    connection.refresh_token_expires_at = None
+    connection.token_generation += 1
+    connection.save()
+    _audit(connection, user, "Disconnected from QuickBooks", before, _snapshot(connection))
+    return connection
+
+
+@transaction.atomic
+def connect_with_tokens(
+    *,
+    connection: QuickBooksConnection,
+    realm_id: str,
+    access_token: str,
+    refresh_token: str,
+    expires_in: int = 3600,
+    refresh_expires_in: int = 8726400,
+    company_name: str = "",
+    user=None,
+    environment: str | None = None,
+) -> QuickBooksConnection:
+    """Store a token pair obtained outside the browser (connect_sandbox, tests, scripts)."""
+    connection = QuickBooksConnection.objects.select_for_update().get(pk=connection.pk)
+    before = _snapshot(connection)
+    now = timezone.now()
+    connection.realm_id = realm_id
+    connection.company_name = company_name or connection.company_name
+    if environment:
+        connection.environment = environment
+    connection.access_token = access_token
+    connection.refresh_token = refresh_token
+    connection.access_token_expires_at = now + timedelta(seconds=expires_in)
+    connection.refresh_token_expires_at = now + timedelta(seconds=refresh_expires_in)
+    connection.token_generation += 1
+    connection.status = QuickBooksConnection.Status.CONNECTED
+    connection.connected_at = now
+    connection.connected_by = user
+    connection.last_error = ""
+    connection.save()
+    _audit(connection, user, "Connected to QuickBooks (tokens)", before, _snapshot(connection))
+    return connection

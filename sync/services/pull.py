@@ -1,0 +1,344 @@
+"""Pull (QuickBooks → TMS): webhooks and the CDC sweep.
+
+Payments applied in QuickBooks to synced invoices mark them paid or partly paid here (stored
+as QuickBooks-origin payments, never pushed back); invoices or customers deleted or voided in
+QuickBooks become problems. Every path is idempotent: deliveries repeat, CDC windows overlap.
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from finance.models import Customer, Invoice, Payment, PaymentApplication
+from finance.services import invoice_open_balance, invoice_refresh_paid_status, payment_create
+from finance.syncstate import SyncStatus
+from sync.models import ProblemEvent, QuickBooksConnection, WebhookEvent
+from sync.services.client import NeedsReconnect, QboError, session_for
+
+logger = logging.getLogger(__name__)
+MAX_WEBHOOK_BYTES = 1_000_000  # Intuit: about 1 MB per CloudEvents request
+PULLED_ENTITIES = {"Invoice", "Payment", "Customer"}
+
+
+class BadWebhook(ValueError):
+    pass
+
+
+def signature_valid(body: bytes, signature: str) -> bool:
+    token = settings.QBO_WEBHOOK_VERIFIER_TOKEN
+    if not token or not signature:
+        return False
+    expected = base64.b64encode(hmac.new(token.encode(), body, hashlib.sha256).digest()).decode()
+    return hmac.compare_digest(expected, signature.strip())
+
+
+@dataclass(frozen=True)
+class ChangeEvent:
+    key: str
+    realm_id: str
+    entity: str
+    entity_id: str
+    operation: str  # create | update | delete | void | merge | emailed
+    occurred_at: str
+
+
+def parse_webhook(body: bytes) -> list[ChangeEvent]:
+    """Both formats: CloudEvents (a JSON array) and legacy `eventNotifications`."""
+    if len(body) > MAX_WEBHOOK_BYTES:
+        raise BadWebhook("body too large")
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadWebhook("body is not JSON") from exc
+    events: list[ChangeEvent] = []
+    if isinstance(data, dict) and "specversion" in data:
+        data = [data]
+    if isinstance(data, list):
+        for item in data:
+            if not isinstance(item, dict) or "type" not in item:
+                raise BadWebhook("CloudEvent without a type")
+            parts = str(item["type"]).split(".")  # qbo.payment.created.v1
+            if len(parts) < 3:
+                raise BadWebhook(f"unknown event type {item['type']!r}")
+            verb = parts[2].lower()
+            operation = {"created": "create", "updated": "update", "deleted": "delete",
+                         "voided": "void", "merged": "merge"}.get(verb, verb)  # fmt: skip
+            events.append(
+                ChangeEvent(
+                    key=f"ce:{item.get('id')}",
+                    realm_id=str(item.get("intuitaccountid", "")),
+                    entity=parts[1].capitalize() if parts[1] != "creditmemo" else "CreditMemo",
+                    entity_id=str(item.get("intuitentityid", "")),
+                    operation=operation,
+                    occurred_at=str(item.get("time", "")),
+                )
+            )
+        return events
+    if isinstance(data, dict) and isinstance(data.get("eventNotifications"), list):
+        for notification in data["eventNotifications"]:
+            realm = str(notification.get("realmId", ""))
+            entities = (notification.get("dataChangeEvent") or {}).get("entities") or []
+            for entity in entities:
+                operation = str(entity.get("operation", "")).lower()
+                key = ":".join(
+                    ["legacy", realm, str(entity.get("name")), str(entity.get("id")), operation,
+                     str(entity.get("lastUpdated", ""))]
+                )  # fmt: skip
+                events.append(
+                    ChangeEvent(
+                        key=key[:200],
+                        realm_id=realm,
+                        entity=str(entity.get("name", "")),
+                        entity_id=str(entity.get("id", "")),
+                        operation=operation,
+                        occurred_at=str(entity.get("lastUpdated", "")),
+                    )
+                )
+        return events
+    raise BadWebhook("neither CloudEvents nor eventNotifications")
+
+
+def webhook_receive(*, body: bytes, signature: str) -> list[int]:
+    """Verify, store, enqueue. Returns ids of new events (repeats are counted, not redone)."""
+    if not signature_valid(body, signature):
+        raise PermissionError("invalid intuit-signature")
+    events = parse_webhook(body)
+    new_ids = []
+    for event in events:
+        if not event.entity_id or not event.realm_id:
+            continue
+        try:
+            with transaction.atomic():
+                stored = WebhookEvent.objects.create(
+                    event_key=event.key,
+                    realm_id=event.realm_id,
+                    entity_name=event.entity,
+                    entity_id=event.entity_id,
+                    operation=event.operation,
+                    occurred_at=event.occurred_at,
+                )
+            new_ids.append(stored.pk)
+        except IntegrityError:
+            WebhookEvent.objects.filter(event_key=event.key).update(deliveries=F("deliveries") + 1)
+
+    def enqueue():
+        from sync.tasks import process_webhook_event
+
+        for pk in new_ids:
+            try:
+                process_webhook_event.delay(pk)
+            except Exception:  # noqa: BLE001 - the beat job processes stored events
+                logger.warning("could not enqueue webhook event %s", pk)
+
+    transaction.on_commit(enqueue)
+    return new_ids
+
+
+def webhook_event_process(*, event_id: int) -> str:
+    event = WebhookEvent.objects.filter(pk=event_id, processed_at__isnull=True).first()
+    if event is None:
+        return "done"
+    connection = QuickBooksConnection.objects.filter(realm_id=event.realm_id).first()
+    if connection is None or event.entity_name not in PULLED_ENTITIES:
+        WebhookEvent.objects.filter(pk=event.pk).update(
+            processed_at=timezone.now(), error="not for us"
+        )
+        return "ignored"
+    try:
+        session = session_for(connection)
+        if event.operation == "delete":
+            obj = {"Id": event.entity_id, "status": "Deleted"}
+        else:
+            obj = session.read(event.entity_name, event.entity_id)
+        apply_change(connection=connection, entity=event.entity_name, obj=obj, session=session)
+    except (QboError, NeedsReconnect) as exc:
+        # Left unprocessed: the beat job (or CDC) tries again.
+        WebhookEvent.objects.filter(pk=event.pk).update(error=str(exc)[:500])
+        return "retry"
+    WebhookEvent.objects.filter(pk=event.pk).update(processed_at=timezone.now(), error="")
+    return "processed"
+
+
+def webhook_events_process_pending(*, limit: int = 200) -> int:
+    pending = WebhookEvent.objects.filter(processed_at__isnull=True).order_by("received_at")
+    done = 0
+    for pk in pending.values_list("pk", flat=True)[:limit]:
+        if webhook_event_process(event_id=pk) == "processed":
+            done += 1
+    return done
+
+
+# --- applying what changed --------------------------------------------------------------
+
+
+def _deleted(obj: dict) -> bool:
+    return obj.get("status") == "Deleted"
+
+
+def _voided(obj: dict) -> bool:
+    return obj.get("PrivateNote") == "Voided" and Decimal(str(obj.get("TotalAmt") or 0)) == 0
+
+
+def _flag(record, reason: str, message: str) -> None:
+    model = type(record)
+    updated = (
+        model.objects.filter(pk=record.pk)
+        .exclude(sync_status__in=[SyncStatus.PROBLEM, SyncStatus.CLEARED])
+        .update(
+            sync_status=SyncStatus.PROBLEM,
+            problem_reason=reason,
+            problem_since=timezone.now(),
+            last_error_code="",
+            last_error_message=message,
+        )
+    )
+    if updated:
+        ProblemEvent.objects.create(
+            record_type=record.sync_type, record_id=record.pk, kind="opened", reason=reason
+        )
+
+
+def apply_change(*, connection, entity: str, obj: dict, session=None) -> str:
+    company_id = connection.company_id
+    qb_id = str(obj.get("Id", ""))
+    if entity == "Invoice":
+        invoice = Invoice.objects.filter(company_id=company_id, qb_id=qb_id).first()
+        if invoice is None:
+            return "unknown"
+        if _deleted(obj):
+            _flag(invoice, "deleted_in_quickbooks", f"Invoice {qb_id} was deleted in QuickBooks.")
+            return "flagged"
+        if _voided(obj) and invoice.status != Invoice.Status.VOID:
+            _flag(invoice, "voided_in_quickbooks", f"Invoice {qb_id} was voided in QuickBooks.")
+            return "flagged"
+        balance = obj.get("Balance")
+        if balance not in (None, ""):
+            Invoice.objects.filter(pk=invoice.pk).update(qb_balance=Decimal(str(balance)))
+            invoice.refresh_from_db()
+            invoice_refresh_paid_status(invoice=invoice)
+        return "updated"
+    if entity == "Customer":
+        customer = Customer.objects.filter(company_id=company_id, qb_id=qb_id).first()
+        if customer is None:
+            return "unknown"
+        if _deleted(obj) or obj.get("Active") is False:
+            _flag(
+                customer,
+                "deleted_in_quickbooks",
+                f"Customer {customer.display_name} was deleted or made inactive in QuickBooks.",
+            )
+            return "flagged"
+        return "seen"
+    if entity == "Payment":
+        return _apply_payment(company_id=company_id, obj=obj, session=session)
+    return "ignored"
+
+
+def _apply_payment(*, company_id, obj: dict, session) -> str:
+    qb_id = str(obj.get("Id", ""))
+    existing = Payment.objects.filter(company_id=company_id, qb_id=qb_id).first()
+    linked_invoice_ids = []
+    for line in obj.get("Line") or []:
+        for txn in line.get("LinkedTxn") or []:
+            if txn.get("TxnType") == "Invoice":
+                linked_invoice_ids.append(
+                    (str(txn.get("TxnId")), Decimal(str(line.get("Amount") or 0)))
+                )
+    invoices = {
+        inv.qb_id: inv
+        for inv in Invoice.objects.filter(
+            company_id=company_id, qb_id__in=[i for i, _ in linked_invoice_ids]
+        )
+    }
+    ours = str(obj.get("PrivateNote") or "").startswith("TMS payment ")
+    if existing is None and not ours and not _deleted(obj) and invoices:
+        first = next(iter(invoices.values()))
+        applications = []
+        for txn_id, amount in linked_invoice_ids:
+            invoice = invoices.get(txn_id)
+            if invoice is None or invoice.customer_id != first.customer_id or amount <= 0:
+                continue
+            open_balance = invoice_open_balance(invoice)
+            if open_balance > 0:
+                applications.append((invoice, min(amount, open_balance)))
+        if applications:
+            try:
+                payment_create(
+                    company=first.company,
+                    customer=first.customer,
+                    amount=sum((a for _, a in applications), Decimal("0")),
+                    payment_date=(obj.get("TxnDate") or str(timezone.now().date()))[:10],
+                    applications=applications,
+                    reference_number=str(obj.get("PaymentRefNum") or "")[:40],
+                    origin=Payment.Origin.QUICKBOOKS,
+                    sync_status=SyncStatus.SYNCED,
+                    qb_id=qb_id,
+                )
+            except IntegrityError:
+                pass  # a concurrent delivery recorded it first
+    elif existing is not None and (_deleted(obj) or _voided(obj)):
+        if existing.origin == Payment.Origin.QUICKBOOKS:
+            touched = list(existing.applications.values_list("invoice_id", flat=True))
+            PaymentApplication.objects.filter(payment=existing).delete()
+            for invoice in Invoice.objects.filter(pk__in=touched):
+                invoice_refresh_paid_status(invoice=invoice)
+        else:
+            _flag(existing, "deleted_in_quickbooks", f"Payment {qb_id} was removed in QuickBooks.")
+    # QuickBooks' own balance is the truth for "paid": refresh it for every invoice touched.
+    if session is not None:
+        for invoice in invoices.values():
+            try:
+                apply_change(
+                    connection=invoice.company.quickbooks_connection,
+                    entity="Invoice",
+                    obj=session.read("Invoice", invoice.qb_id),
+                )
+            except QboError:
+                logger.info("could not refresh invoice %s balance", invoice.qb_id)
+    return "payment"
+
+
+def pull_changes(*, connection: QuickBooksConnection) -> dict[str, int]:
+    """CDC since the stored cursor (≤ 30 days), applied in order; the cursor moves on success."""
+    started = timezone.now()
+    fs = connection.company.finance_settings
+    floor = started - timedelta(days=min(30, fs.payment_pull_days))
+    since = max(connection.pull_cursor or floor, floor)
+    session = session_for(connection)
+    changes = session.cdc(sorted(PULLED_ENTITIES), since.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    counts: dict[str, int] = {}
+    # Invoices first, so payments applied to them see their latest state.
+    for entity in ("Customer", "Invoice", "Payment"):
+        if entity == "Payment" and not fs.pull_payments:
+            continue
+        for obj in changes.get(entity, []):
+            outcome = apply_change(connection=connection, entity=entity, obj=obj, session=session)
+            counts[outcome] = counts.get(outcome, 0) + 1
+    # Overlap the next window a little: our clock and Intuit's are not the same clock.
+    QuickBooksConnection.objects.filter(pk=connection.pk).update(
+        pull_cursor=started - timedelta(seconds=60), last_pull_at=timezone.now()
+    )
+    return counts
+
+
+def pull_all() -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for connection in QuickBooksConnection.objects.filter(
+        status=QuickBooksConnection.Status.CONNECTED
+    ).select_related("company__finance_settings"):
+        try:
+            for key, value in pull_changes(connection=connection).items():
+                totals[key] = totals.get(key, 0) + value
+        except (QboError, NeedsReconnect) as exc:
+            logger.warning("pull for realm %s failed: %s", connection.realm_id, exc)
+    return totals

@@ -1,0 +1,69 @@
+"""Connect / disconnect QuickBooks (Finance role). The card lives on Finance → QuickBooks."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from sync.selectors import connection_for_company
+from sync.services import connection as connection_services
+from sync.views.access import current_company
+
+MANAGE = "sync.manage_connection"
+
+
+def _settings_page():
+    return reverse("finance:quickbooks") + "#connection"
+
+
+@login_required
+@permission_required(MANAGE, raise_exception=True)
+@require_GET
+def page(request):
+    return redirect(_settings_page())
+
+
+@login_required
+@permission_required(MANAGE, raise_exception=True)
+@require_POST
+def connect(request):
+    connection = connection_for_company(company=current_company(request))
+    reset = request.POST.get("reset_mappings") == "1"
+    return redirect(connection_services.authorize_url(connection=connection, reset_mappings=reset))
+
+
+@login_required
+@permission_required(MANAGE, raise_exception=True)
+@require_GET
+def callback(request):
+    connection = connection_for_company(company=current_company(request))
+    try:
+        connection = connection_services.complete_callback(
+            connection=connection,
+            user=request.user,
+            code=request.GET.get("code", ""),
+            state=request.GET.get("state", ""),
+            realm_id=request.GET.get("realmId", ""),
+            error=request.GET.get("error", ""),
+        )
+    except connection_services.ConnectError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect(_settings_page())
+    messages.success(
+        request,
+        f"Connected to QuickBooks company {connection.company_name or connection.realm_id}.",
+    )
+    return redirect(_settings_page())
+
+
+@login_required
+@permission_required(MANAGE, raise_exception=True)
+@require_POST
+def disconnect(request):
+    connection = connection_for_company(company=current_company(request))
+    connection_services.disconnect(connection=connection, user=request.user)
+    messages.success(
+        request, "Disconnected from QuickBooks. QuickBooks IDs are kept for when you reconnect."
+    )
+    return redirect(_settings_page())
