@@ -129,6 +129,11 @@ class Entity(models.Model):
     def __str__(self):
         return f"{self.entity_type} {self.qbo_id}"
 
+    @property
+    def label(self):
+        data = self.data or {}
+        return data.get("DisplayName") or data.get("Name") or data.get("DocNumber") or ""
+
 
 class RequestLog(models.Model):
     """First response to a requestid, replayed for later calls with the same id (realm-wide)."""
