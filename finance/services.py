@@ -87,11 +87,14 @@ def customer_create(*, company: Company, display_name: str, **fields) -> Custome
 
 @transaction.atomic
 def customer_update(*, customer: Customer, **fields) -> Customer:
+    # Re-read under lock: the caller's copy may predate a sync that stored the QuickBooks ID.
+    customer = Customer.objects.select_for_update().get(pk=customer.pk)
     changed = [name for name, value in fields.items() if getattr(customer, name) != value]
     for name in changed:
         setattr(customer, name, fields[name])
     if changed:
-        _clean_save(customer)
+        customer.full_clean()
+        customer.save(update_fields=[*changed, "updated_at"])
         record_mark_changed(record=customer)
     return customer
 
@@ -106,11 +109,13 @@ def charge_code_create(*, company: Company, code: str, name: str, **fields) -> C
 
 @transaction.atomic
 def charge_code_update(*, charge_code: ChargeCode, **fields) -> ChargeCode:
+    charge_code = ChargeCode.objects.select_for_update().get(pk=charge_code.pk)
     changed = [name for name, value in fields.items() if getattr(charge_code, name) != value]
     for name in changed:
         setattr(charge_code, name, fields[name])
     if changed:
-        _clean_save(charge_code)
+        charge_code.full_clean()
+        charge_code.save(update_fields=[*changed, "updated_at"])
         if charge_code.qb_id:  # only a mapped item has anything to update in QuickBooks
             record_mark_changed(record=charge_code)
     return charge_code
@@ -237,7 +242,8 @@ def invoice_update(
         return invoice
     for name in changed:
         setattr(invoice, name, fields[name])
-    _clean_save(invoice)
+    invoice.full_clean()
+    invoice.save(update_fields=[*changed, "updated_at"])
     record_mark_changed(record=invoice)
     return invoice
 
