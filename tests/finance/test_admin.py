@@ -198,3 +198,23 @@ def test_editing_a_customer_in_admin_bumps_version(client, superuser, synced_inv
     assert response.status_code == 302
     customer.refresh_from_db()
     assert customer.version == 2 and customer.sync_status == SyncStatus.PENDING
+
+
+def test_finance_settings_admin_refuses_an_unknown_placeholder(client, superuser, fin_settings):
+    client.force_login(superuser)
+    url = reverse("admin:finance_financesettings_change", args=[fin_settings.pk])
+    form = {
+        "company": fin_settings.company_id,
+        "invoice_sync_trigger": "approved",
+        "schedule_minutes": 5,
+        "payment_pull_days": 30,
+        "description_fields": '["container", "po"]',
+        "description_separator": " · ",
+        "description_template": "Container {container} · Vessel {vessel}",
+    }
+
+    response = client.post(url, form)
+
+    assert response.status_code == 200 and "{vessel}" in response.content.decode()
+    fin_settings.refresh_from_db()
+    assert fin_settings.description_template == ""
