@@ -100,8 +100,9 @@ def items_create_missing(request):
     try:
         from sync.services.items import items_create_missing as create_missing
 
-        created = create_missing(company=current_company(request), user=request.user)
-        messages.success(request, f"Created {created} item(s) in QuickBooks.")
+        result = create_missing(company=current_company(request), user=request.user)
+        count = result if isinstance(result, int) else len(result or {})
+        messages.success(request, f"Sent {count} charge code(s) to QuickBooks as items.")
     except Exception as exc:  # noqa: BLE001
         messages.error(request, f"Could not create the missing items: {exc}")
     return redirect(_settings_url("#mapping"))

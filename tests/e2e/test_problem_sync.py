@@ -1,0 +1,94 @@
+"""Problem Sync in a real browser: rows, row actions without reload, bulk progress."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from finance.models import Invoice
+from finance.syncstate import SyncStatus
+from tests.e2e.conftest import screenshot
+from tests.finance.factories import InvoiceFactory
+from tests.sync.uifactories import park, problem_invoices
+
+pytestmark = pytest.mark.e2e
+
+
+def test_it_shows_a_problem_invoice_with_its_reason(login, live_server, finance_user, company):
+    [invoice] = problem_invoices(1)
+    park(InvoiceFactory(loads=2), reason="duplicate_doc_number", days=3)
+    page = login(finance_user)
+    page.goto(live_server.url + "/sync/problems/")
+    row = page.locator(f"#row-invoice-{invoice.pk}")
+    expect(row).to_contain_text("A charge code has no QuickBooks item")
+    expect(row.get_by_role("link", name=re.compile("Map charge codes"))).to_be_visible()
+    expect(page.get_by_test_id("count-invoice")).to_have_text("2")
+    screenshot(page, "problem-sync", docs_name="problem-sync.png")
+
+
+def test_it_clears_a_row_and_undoes_it(login, live_server, finance_user, company):
+    [invoice] = problem_invoices(1)
+    page = login(finance_user)
+    page.goto(live_server.url + "/sync/problems/")
+    row = page.locator(f"#row-invoice-{invoice.pk}")
+    row.get_by_role("button", name="Clear without sync").click()
+    expect(row).to_have_count(0)
+    expect(page.get_by_test_id("count-invoice")).to_have_text("0")
+    resolved = page.locator(f"#resolved-invoice-{invoice.pk}")
+    expect(resolved).to_contain_text("Cleared without sync")
+    resolved.get_by_role("button", name="Undo").click()
+    expect(page.locator(f"#row-invoice-{invoice.pk}")).to_be_visible()
+    expect(page.get_by_test_id("count-invoice")).to_have_text("1")
+    invoice.refresh_from_db()
+    assert invoice.sync_status == SyncStatus.PROBLEM
+
+
+def test_it_marks_an_invoice_paid_after_confirmation(login, live_server, finance_user, company):
+    [invoice] = problem_invoices(1)
+    page = login(finance_user)
+    page.goto(live_server.url + "/sync/problems/")
+    messages = []
+
+    def accept(dialog):
+        messages.append(dialog.message)
+        dialog.accept()
+
+    page.on("dialog", accept)
+    page.locator(f"#row-invoice-{invoice.pk}").get_by_role(
+        "button", name="Mark paid without sync"
+    ).click()
+    expect(page.locator(f"#row-invoice-{invoice.pk}")).to_have_count(0)
+    assert "applied directly in QuickBooks" in messages[0]
+    invoice.refresh_from_db()
+    assert (invoice.sync_status, invoice.status) == ("paid_outside", Invoice.Status.PAID)
+
+
+def test_it_bulk_clears_with_a_progress_bar(
+    login, live_server, finance_user, company, bulk_in_thread
+):
+    invoices = problem_invoices(4)
+    page = login(finance_user)
+    page.goto(live_server.url + "/sync/problems/")
+    page.locator("#select-all").check()
+    expect(page.locator("#selected-count")).to_have_text("4 selected")
+    page.get_by_test_id("bulk-clear").click()
+    bar = page.get_by_role("progressbar")
+    expect(bar).to_have_attribute("aria-valuenow", "100", timeout=15_000)
+    expect(page.get_by_test_id("bulk-progress")).to_contain_text("4 done")
+    # The finished bar reloads the table: the cleared rows are gone.
+    expect(page.locator("[data-testid=problem-row]")).to_have_count(0)
+    screenshot(page, "problem-sync-bulk")
+    assert {i.sync_status for i in Invoice.objects.filter(pk__in=[i.pk for i in invoices])} == {
+        "cleared"
+    }
+
+
+def test_it_opens_the_detail_drawer(login, live_server, finance_user, company):
+    [invoice] = problem_invoices(1)
+    page = login(finance_user)
+    page.goto(live_server.url + "/sync/problems/")
+    page.locator(f"#row-invoice-{invoice.pk}").get_by_test_id("details").click()
+    drawer = page.get_by_test_id("detail-drawer")
+    expect(drawer).to_contain_text("Attempt history")
+    expect(drawer.get_by_test_id("payload-preview")).to_be_visible()
+    screenshot(page, "problem-sync-drawer")
