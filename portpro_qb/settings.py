@@ -194,6 +194,10 @@ SYNC_PULL_SECONDS = env_int("SYNC_PULL_SECONDS", 300)
 QB_ID_VERIFIER = env("QB_ID_VERIFIER", "sync.services.verify.qb_object_exists")
 QBO_SANDBOX_WEBHOOK_RETRY_SCALE = env_float("QBO_SANDBOX_WEBHOOK_RETRY_SCALE", 1.0)
 QBO_SANDBOX_THROTTLE_ENABLED = env_bool("QBO_SANDBOX_THROTTLE_ENABLED", True)
+# Seconds a used (rotated) refresh token still answers with the same new pair.
+QBO_SANDBOX_REFRESH_GRACE_SECONDS = env_int("QBO_SANDBOX_REFRESH_GRACE_SECONDS", 30)
+# Token for /qbo-sandbox/api/faults/<realm> (header X-Sandbox-Admin-Token); empty = staff only.
+QBO_SANDBOX_ADMIN_TOKEN = env("QBO_SANDBOX_ADMIN_TOKEN", "")
 
 
 def _is_loopback(url):

@@ -43,6 +43,7 @@ def v3(request, realm, rest):
     if company is None or token.company_id != company.pk:
         return faults.forbidden()
     parts = [p for p in rest.strip("/").split("/") if p]
+    webhooks.maybe_resume()
     if not throttle.admit(company, is_batch=parts == ["batch"]):
         return faults.throttled(company.throttle_format)
     if company.latency_ms:
@@ -96,6 +97,11 @@ def route(request, company, parts, rest):
     if len(parts) == 2 and request.method == "GET":
         entity = store.get_entity(company, entity_type, parts[1])
         return _ok({entity_type: store.render(entity)})
+    if len(parts) == 3 and parts[2] == "pdf" and request.method == "GET":
+        entity = store.get_entity(company, entity_type, parts[1])
+        return HttpResponse(_pdf(entity), content_type="application/pdf")
+    if len(parts) == 3 and parts[2] == "send" and request.method == "POST":
+        return write(request, company, lambda ctx: send(ctx, entity_type, parts[1], request))
     if len(parts) == 1 and request.method == "POST":
         payload = _body_json(request)
         operation = request.GET.get("operation", "").lower()
@@ -106,6 +112,35 @@ def route(request, company, parts, rest):
             lambda ctx: single_write(ctx, entity_type, payload, operation, include),
         )
     raise faults.unsupported_operation(f"/v3/company/{company.realm_id}/{rest}")
+
+
+def _pdf(entity):
+    text = f"{entity.entity_type} {entity.data.get('DocNumber') or entity.qbo_id}"
+    stream = f"BT /F1 18 Tf 72 720 Td ({text}) Tj ET".encode("latin-1", "replace")
+    return (
+        b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+        b"2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
+        b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]/Contents 4 0 R"
+        b"/Resources<</Font<</F1 5 0 R>>>>>>endobj\n"
+        b"4 0 obj<</Length " + str(len(stream)).encode() + b">>stream\n" + stream +
+        b"\nendstream endobj\n5 0 obj<</Type/Font/Subtype/Type1/BaseFont/Helvetica>>endobj\n"
+        b"trailer<</Root 1 0 R>>\n%%EOF\n"
+    )  # fmt: skip
+
+
+def send(ctx, entity_type, raw_id, request):
+    """POST /invoice/<id>/send[?sendTo=]: marks the document emailed."""
+    entity = store.get_entity(ctx.company, entity_type, raw_id)
+    data = dict(entity.data)
+    data["EmailStatus"] = "EmailSent"
+    send_to = request.GET.get("sendTo")
+    if send_to:
+        data["BillEmail"] = {"Address": send_to}
+    data.setdefault("DeliveryInfo", {})
+    data["DeliveryInfo"] = {"DeliveryType": "Email", "DeliveryTime": qbo_time()}
+    store.touch(ctx, entity, data)
+    ctx.announce(entity, "emailed")
+    return {entity_type: store.render(entity)}
 
 
 def _ok(body):

@@ -251,8 +251,35 @@ class SalesTxnRule(Rule):
         pass
 
 
+def recompute_customer_balance(ctx, customer_ref):
+    """Customer.Balance = open invoice balances (QBO keeps it; SyncToken is not bumped)."""
+    if not customer_ref or not customer_ref.isdigit():
+        return
+    total = Decimal("0")
+    invoices = Entity.objects.filter(
+        company=ctx.company, entity_type="Invoice", customer_ref=customer_ref, deleted=False
+    ).values_list("data", flat=True)
+    for data in invoices.iterator(chunk_size=500):
+        total += Decimal(str(data.get("Balance") or 0))
+    customer = Entity.objects.filter(
+        company=ctx.company, entity_type="Customer", qbo_id=int(customer_ref)
+    ).first()
+    if customer is None:
+        return
+    balance = money(total)
+    if customer.data.get("Balance") != balance:
+        data = dict(customer.data, Balance=balance, BalanceWithJobs=balance)
+        Entity.objects.filter(pk=customer.pk).update(data=data)
+
+
 class InvoiceRule(SalesTxnRule):
     voidable = True
+
+    def after_write(self, ctx, entity, previous):
+        recompute_customer_balance(ctx, entity.customer_ref)
+        old_ref = _ref_value(previous or {}, "CustomerRef")
+        if old_ref and old_ref != entity.customer_ref:
+            recompute_customer_balance(ctx, old_ref)
 
     def finish(self, data):
         data.setdefault("EmailStatus", "NotSet")
@@ -328,6 +355,8 @@ def recompute_balance(ctx, entity_type, doc_id):
         data["RemainingCredit"] = balance
     if changed:
         touch(ctx, doc, data)
+        if entity_type == "Invoice":
+            recompute_customer_balance(ctx, doc.customer_ref)
 
 
 def _linked_docs(data):
@@ -392,6 +421,21 @@ class PaymentRule(Rule):
     def after_write(self, ctx, entity, previous):
         for txn_type, txn_id in _linked_docs(previous) | _linked_docs(entity.data):
             recompute_balance(ctx, txn_type, txn_id)
+
+
+class GenericTxnRule(Rule):
+    """Transactions without specific rules (Bill, SalesReceipt, ...): void zeroes amounts."""
+
+    voidable = True
+
+    def void(self, ctx, data):
+        for line in data.get("Line", []) or []:
+            if isinstance(line, dict) and "Amount" in line:
+                line["Amount"] = 0.0
+        for key in ("TotalAmt", "Balance", "UnappliedAmt"):
+            if key in data:
+                data[key] = 0.0
+        data["PrivateNote"] = "Voided"
 
 
 RULES = {

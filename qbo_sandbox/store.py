@@ -120,9 +120,11 @@ def denormalize(entity):
 
 
 def _rules(entity_type):
-    from .rules import RULES, Rule
+    from .rules import RULES, GenericTxnRule, Rule
 
-    return RULES.get(entity_type) or Rule()
+    if entity_type in RULES:
+        return RULES[entity_type]
+    return Rule() if entity_type in NAME_LIST else GenericTxnRule()
 
 
 def _check_fields(entity_type, payload):

@@ -5,6 +5,7 @@ last 60 rows (a sliding window), the per-second limit the current row. The compa
 serializes the check-and-count.
 """
 
+import random
 import time
 
 from django.conf import settings
@@ -46,6 +47,6 @@ def admit(company, *, is_batch=False):
             ThrottleBucket.objects.create(
                 company=locked, second=now, requests=1, batches=1 if is_batch else 0
             )
-        if now % 30 == 0:
+        if random.random() < 0.02:  # prune old buckets now and then
             ThrottleBucket.objects.filter(company=locked, second__lt=now - 120).delete()
     return True

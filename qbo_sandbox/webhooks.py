@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 RETRY_SCHEDULE = [10, 20, 30, 300, 1200, 7200, 14400, 21600]
 MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 4
 LEGACY_OPERATIONS = {"created": "Create", "updated": "Update", "deleted": "Delete",
-                     "voided": "Void", "merged": "Merge"}  # fmt: skip
+                     "voided": "Void", "merged": "Merge", "emailed": "Emailed"}  # fmt: skip
 CLAIM_SECONDS = 30
 DELIVERY_TIMEOUT = 3.0  # Intuit wants a 200 within 3 seconds
 
@@ -227,6 +227,21 @@ def _loop():
             _wake.wait(min(wait if wait is not None else 0.2, 5.0))
     finally:
         connection.close()
+
+
+_last_resume_check = 0.0
+
+
+def maybe_resume(every=30.0):
+    """Restart delivery after a process restart: at most every `every` s, look for due rows."""
+    global _last_resume_check
+    now = time.monotonic()
+    if now - _last_resume_check < every:
+        return
+    _last_resume_check = now
+    due = WebhookDelivery.objects.filter(status="pending", next_attempt_at__lte=timezone.now())
+    if due.exists():
+        kick()
 
 
 def stop(timeout=5.0):

@@ -399,3 +399,46 @@ def test_ref_objects_and_preferences_and_companyinfo(qb, api, company):
     info = api.get(f"companyinfo/{company.realm_id}").json()["CompanyInfo"]
     assert info["CompanyName"] == "Acme Trucking"
     assert isinstance(Ref(), Ref)
+
+
+def test_customer_balance_follows_open_invoices(qb, api):
+    customer, item = make_customer(qb), make_item(qb)
+    invoice = make_invoice(qb, customer, item, amounts=(100,))
+    make_invoice(qb, customer, item, amounts=(40,))
+    assert Customer.get(customer.Id, qb=qb).Balance == 140
+    api.post(
+        "payment",
+        json={
+            "CustomerRef": {"value": customer.Id},
+            "TotalAmt": 100,
+            "Line": [{"Amount": 100, "LinkedTxn": [{"TxnId": invoice.Id, "TxnType": "Invoice"}]}],
+        },  # fmt: skip
+    )
+    read = Customer.get(customer.Id, qb=qb)
+    # The balance moves without bumping the customer's SyncToken.
+    assert (read.Balance, read.SyncToken) == (40, "0")
+
+
+def test_pdf_and_send(qb, api):
+    customer, item = make_customer(qb), make_item(qb)
+    invoice = make_invoice(qb, customer, item, doc_number="P-1")
+    assert invoice.download_pdf(qb=qb).startswith(b"%PDF-1.4")
+    sent = invoice.send(qb=qb, send_to="ap@example.com")
+    assert sent["Invoice"]["EmailStatus"] == "EmailSent"
+    assert sent["Invoice"]["BillEmail"] == {"Address": "ap@example.com"}
+
+
+def test_generic_transactions_can_be_voided_and_deleted(api):
+    receipt = api.post("salesreceipt", json={"TotalAmt": 30, "Line": [{"Amount": 30}]}).json()[
+        "SalesReceipt"
+    ]
+    voided = api.post(
+        "salesreceipt",
+        json={"Id": receipt["Id"], "SyncToken": "0", "sparse": True},
+        params={"operation": "update", "include": "void"},
+    ).json()["SalesReceipt"]
+    assert (voided["TotalAmt"], voided["PrivateNote"], voided["SyncToken"]) == (0.0, "Voided", "1")
+    deleted = api.post(
+        "salesreceipt", json={"Id": receipt["Id"], "SyncToken": "1"}, params={"operation": "delete"}
+    )
+    assert deleted.json()["SalesReceipt"]["status"] == "Deleted"
