@@ -138,7 +138,8 @@ def classify(exc: Exception, status: int | None, headers=None, *, write: bool) -
         return QboError("permission", "QuickBooks refused access", code or "403", 403, detail)
     if (status or 0) >= 500 or code == "10000" or code.isdigit() and int(code) > 10000:
         # Server trouble or an unreadable gateway body: the write may or may not have landed.
-        return QboError("transient", message, code or str(status), status, detail, ambiguous=write)
+        code = str(status) if status and code in {"", "10000"} else code
+        return QboError("transient", message, code, status, detail, ambiguous=write)
     kind = FAULT_KINDS.get(code)
     if kind is None:
         if code.isdigit() and 2000 <= int(code) < 5000:
@@ -231,23 +232,34 @@ def refresh_tokens(*, connection_id: int, seen_generation: int) -> QuickBooksCon
             if connection.status != QuickBooksConnection.Status.CONNECTED:
                 raise NeedsReconnect(connection.last_error or "QuickBooks is not connected")
             auth = auth_client()
+            lost = False
             try:
                 auth.refresh(refresh_token=connection.refresh_token)
             except AuthClientError as exc:
-                if exc.status_code in (400, 401) and "invalid_grant" in (exc.content or ""):
-                    connection.status = QuickBooksConnection.Status.NEEDS_RECONNECT
-                    connection.last_error = "QuickBooks authorization expired or was revoked."
-                    connection.save(update_fields=["status", "last_error", "updated_at"])
-                    logger.warning("realm %s needs reconnecting", connection.realm_id)
-                    raise NeedsReconnect(connection.last_error) from exc
-                raise QboError("transient", "token refresh failed", str(exc.status_code)) from exc
+                content = exc.content or b""
+                if isinstance(content, bytes):
+                    content = content.decode("utf-8", "replace")
+                if exc.status_code in (400, 401) and "invalid_grant" in content:
+                    lost = True
+                else:
+                    raise QboError(
+                        "transient", "token refresh failed", str(exc.status_code)
+                    ) from exc
             except requests.RequestException as exc:
                 raise QboError("transient", "token refresh failed: network") from exc
-            store_tokens(connection, auth)
-            connection.last_error = ""
-            connection.save()
-            logger.info("refreshed tokens for realm %s", connection.realm_id)
-            return connection
+            if lost:
+                # Saved (committed) before raising: pushes wait for a human to reconnect.
+                connection.status = QuickBooksConnection.Status.NEEDS_RECONNECT
+                connection.last_error = "QuickBooks authorization expired or was revoked."
+                connection.save(update_fields=["status", "last_error", "updated_at"])
+            else:
+                store_tokens(connection, auth)
+                connection.last_error = ""
+                connection.save()
+                logger.info("refreshed tokens for realm %s", connection.realm_id)
+                return connection
+        logger.warning("realm %s needs reconnecting", connection.realm_id)
+        raise NeedsReconnect(connection.last_error)
 
 
 # --- the session engine code uses --------------------------------------------------------

@@ -8,8 +8,14 @@ logger = logging.getLogger(__name__)
 
 
 def on_records_changed(sender, *, records, **kwargs) -> None:
+    from sync.models import QuickBooksConnection
     from sync.tasks import push_record
 
+    # Not connected: nothing to push now; the sweep picks everything up after connecting.
+    if not QuickBooksConnection.objects.filter(
+        status=QuickBooksConnection.Status.CONNECTED
+    ).exists():
+        return
     for sync_type, pk in records:
         try:
             push_record.delay(sync_type, pk, "change")
