@@ -7,6 +7,7 @@ from .models import Entity
 from .timefmt import local_today
 
 NAME_NAMESPACE = ("Customer", "Vendor", "Employee")  # one DisplayName namespace, case-insensitive
+FQN_TYPES = {"Customer", "Account", "Item", "Class", "Department"}  # have FullyQualifiedName
 
 
 def num(value, element="Amount"):
@@ -84,8 +85,7 @@ class Rule:
         clash = qs.values_list("qbo_id", flat=True).first()
         if clash is not None:
             raise faults.duplicate_name(clash)
-        data.setdefault("FullyQualifiedName", name)
-        if existing is not None:
+        if entity_type in FQN_TYPES:
             data["FullyQualifiedName"] = name
 
     def after_write(self, ctx, entity, previous):
@@ -162,7 +162,7 @@ SALES_LINE_TYPES = {"SalesItemLineDetail", "GroupLineDetail", "DescriptionOnly"}
 class SalesTxnRule(Rule):
     """Invoice and CreditMemo: customer, lines, DocNumber, computed totals."""
 
-    extra_fields = frozenset({"RemainingCredit", "InvoiceLink", "Balance", "TotalAmt"})
+    extra_fields = frozenset({"RemainingCredit", "InvoiceLink", "Balance", "TotalAmt", "LinkedTxn"})
     server_fields = frozenset()
     balance_link_type = None  # TxnType a Payment line uses to apply to this document
 
@@ -373,7 +373,7 @@ def _linked_docs(data):
 
 class PaymentRule(Rule):
     voidable = True
-    extra_fields = frozenset({"UnappliedAmt", "TotalAmt"})
+    extra_fields = frozenset({"UnappliedAmt", "TotalAmt", "ProcessPayment", "LinkedTxn"})
 
     def prepare(self, ctx, entity_type, data, existing):
         customer_id = _ref_value(data, "CustomerRef")

@@ -442,3 +442,29 @@ def test_generic_transactions_can_be_voided_and_deleted(api):
         "salesreceipt", json={"Id": receipt["Id"], "SyncToken": "1"}, params={"operation": "delete"}
     )
     assert deleted.json()["SalesReceipt"]["status"] == "Deleted"
+
+
+def test_read_modify_save_round_trips_for_invoice_and_payment(qb):
+    customer, item = make_customer(qb), make_item(qb)
+    invoice = Invoice.get(make_invoice(qb, customer, item, amounts=(70, 30)).Id, qb=qb)
+    invoice.PrivateNote = "edited"
+    invoice.save(qb=qb)  # sends back the subtotal line, MetaData, placeholders...
+    again = Invoice.get(invoice.Id, qb=qb)
+    assert (again.TotalAmt, again.Balance, again.PrivateNote, again.SyncToken) == (
+        100,
+        100,
+        "edited",
+        "1",
+    )
+    assert len(again.Line) == 3
+    payment = Payment()
+    payment.CustomerRef = customer.to_ref()
+    payment.TotalAmt = 25
+    line = PaymentLine()
+    line.Amount = 25
+    line.LinkedTxn.append(again.to_linked_txn())
+    payment.Line.append(line)
+    read = Payment.get(payment.save(qb=qb).Id, qb=qb)
+    read.PrivateNote = "check 1001"
+    read.save(qb=qb)
+    assert Invoice.get(invoice.Id, qb=qb).Balance == 75
