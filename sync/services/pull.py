@@ -312,7 +312,8 @@ def pull_changes(*, connection: QuickBooksConnection) -> dict[str, int]:
     """CDC since the stored cursor (≤ 30 days), applied in order; the cursor moves on success."""
     started = timezone.now()
     fs = connection.company.finance_settings
-    floor = started - timedelta(days=min(30, fs.payment_pull_days))
+    # QuickBooks refuses a changedSince older than 30 days; stay a few minutes inside it.
+    floor = started - timedelta(days=min(30, fs.payment_pull_days)) + timedelta(minutes=5)
     since = max(connection.pull_cursor or floor, floor)
     session = session_for(connection)
     changes = session.cdc(sorted(PULLED_ENTITIES), since.strftime("%Y-%m-%dT%H:%M:%S%z"))
