@@ -21,7 +21,7 @@ from .models import (
     Token,
     WebhookDelivery,
 )
-from .store import render
+from .store import canonical_name, render
 
 ACCESS_TOKEN_SECONDS = 3600
 REFRESH_TOKEN_SECONDS = 8726400  # ~101 days, Intuit's x_refresh_token_expires_in
@@ -157,14 +157,19 @@ def sandbox_reset():
 
 
 def entity_list(*, company, entity_type, include_deleted=False) -> list[dict]:
-    """Every object of a type as QBO would render it (deleted ones as stubs when asked)."""
+    """Every object of a type as QBO renders it; deleted ones (when asked) carry status "Deleted"."""
+    entity_type = canonical_name(entity_type) or entity_type
     qs = Entity.objects.filter(company=company, entity_type=entity_type).order_by("qbo_id")
     if not include_deleted:
         qs = qs.filter(deleted=False)
-    return [render(e) for e in qs]
+    return [dict(render(e), status="Deleted") if e.deleted else render(e) for e in qs]
 
 
 def entity_get(*, company, entity_type, qbo_id) -> dict | None:
+    """One live object as QBO renders it, or None (missing, deleted or a non-numeric id)."""
+    if not str(qbo_id).strip().isdigit():
+        return None
+    entity_type = canonical_name(entity_type) or entity_type
     entity = Entity.objects.filter(
         company=company, entity_type=entity_type, qbo_id=int(qbo_id), deleted=False
     ).first()
