@@ -19,6 +19,7 @@ from .faults import QboFault, fault_response, json_response
 from .models import Entity, RequestLog, SandboxCompany, Token
 from .oauth import bearer_token, token_is_live
 from .query import run_query
+from .store import lock_company
 from .timefmt import meta_time, parse_qbo_datetime, qbo_time
 
 MAX_BATCH_ITEMS = 30
@@ -183,7 +184,7 @@ def write(request, company, operation):
     """Run one write under the company lock with requestid replay and injected timeouts."""
     requestid = _requestid(request)
     with transaction.atomic():
-        locked = SandboxCompany.objects.select_for_update().get(pk=company.pk)
+        locked = lock_company(company.pk)
         honour = bool(requestid) and not locked.ignore_requestid
         if honour:
             logged = RequestLog.objects.filter(company=locked, requestid=requestid).first()
@@ -228,7 +229,7 @@ def batch(request, company):
     requestid = request.GET.get("requestid") or ""
     results = []
     with transaction.atomic():
-        locked = SandboxCompany.objects.select_for_update().get(pk=company.pk)
+        locked = lock_company(company.pk)
         honour = bool(requestid) and not locked.ignore_requestid
         ctx = store.Ctx(locked)
         for item in items:

@@ -155,10 +155,12 @@ class Parser:
 def get_path(data, field):
     value = data
     for part in field.split("."):
-        if isinstance(value, dict):
-            value = value.get(part)
-        else:
+        if not isinstance(value, dict):
             return None
+        if part in value:
+            value = value[part]
+        else:  # field names are matched case-insensitively
+            value = next((v for k, v in value.items() if k.lower() == part.lower()), None)
     if isinstance(value, dict) and "value" in value:  # CustomerRef = '12'
         value = value["value"]
     return value
@@ -214,8 +216,15 @@ def matches(row_value, op, value):
     }[op]
 
 
+COLUMN_FIELDS = {name.lower(): name for name in (
+    "Id", "DisplayName", "Name", "DocNumber", "CustomerRef", "Active", "TxnDate",
+    "MetaData.LastUpdatedTime", "MetaData.CreateTime",
+)}  # fmt: skip
+
+
 def _db_filter(qs, field, op, value):
     """Narrow the queryset for conditions on indexed columns; return (qs, handled)."""
+    field = COLUMN_FIELDS.get(field.lower(), field)
     lookups = {"=": "", "<": "__lt", ">": "__gt", "<=": "__lte", ">=": "__gte", "in": "__in"}
     if op not in lookups:
         return qs, False
@@ -254,7 +263,7 @@ def run_query(company, sql):
     pending = []
     active_condition = False
     for field, op, value in query["where"]:
-        if field == "Active":
+        if field.lower() == "active":
             active_condition = True
             values = value if op == "in" else [value]
             flags = {_bool(v) for v in values}
@@ -268,7 +277,7 @@ def run_query(company, sql):
     if entity_type in NAME_LIST and not active_condition:
         qs = qs.filter(active=True)  # inactive name-list objects only when asked for
 
-    order = query["order"] or [("Id", False)]
+    order = [(COLUMN_FIELDS.get(f.lower(), f), d) for f, d in query["order"]] or [("Id", False)]
     db_order = {"Id": "qbo_id", "MetaData.LastUpdatedTime": "updated", "MetaData.CreateTime": "created",
                 "TxnDate": "txn_date", "DocNumber": "doc_number"}  # fmt: skip
     start, limit = query["start"], query["limit"]

@@ -36,6 +36,21 @@ def canonical_name(name):
     return CANONICAL.get(str(name).lower())
 
 
+def lock_company(pk):
+    """Lock the company row for this transaction (the per-realm write mutex).
+
+    On SQLite (the demo) select_for_update is a no-op and a read-then-write transaction can fail
+    at once with "database is locked"; a first no-op UPDATE takes the write lock up front, so
+    concurrent writers wait (busy timeout) instead.
+    """
+    from django.db import connection
+    from django.db.models import F
+
+    if connection.vendor == "sqlite":
+        SandboxCompany.objects.filter(pk=pk).update(next_id=F("next_id"))
+    return SandboxCompany.objects.select_for_update().get(pk=pk)
+
+
 @dataclass
 class Ctx:
     """One request's write context: the locked company and the changes to announce."""

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import F, Sum
 
 from .models import SandboxCompany, ThrottleBucket
+from .store import lock_company
 
 
 def enabled(company):
@@ -25,7 +26,7 @@ def admit(company, *, is_batch=False):
     """Count the request; False when it is over a limit (the caller answers 429)."""
     now = int(time.time())
     with transaction.atomic():
-        locked = SandboxCompany.objects.select_for_update().get(pk=company.pk)
+        locked = lock_company(company.pk)
         if locked.throttle_burst > 0:
             SandboxCompany.objects.filter(pk=company.pk).update(
                 throttle_burst=F("throttle_burst") - 1

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 from . import services, store, webhooks
 from .faults import QboFault
 from .models import Entity, SandboxCompany
+from .store import lock_company
 
 PAGE_SIZE = 25
 
@@ -29,7 +30,7 @@ def ui_write(company, operation):
     """Run a store operation as the sandbox user; returns (result, error message)."""
     try:
         with transaction.atomic():
-            locked = SandboxCompany.objects.select_for_update().get(pk=company.pk)
+            locked = lock_company(company.pk)
             ctx = store.Ctx(locked, source="ui")
             result = operation(ctx)
             webhooks.enqueue(locked, ctx.events)
