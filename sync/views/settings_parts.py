@@ -36,7 +36,6 @@ def connection_card(request):
         "connection": connection,
         "connect_url": url_or_none("sync:connect"),
         "disconnect_url": url_or_none("sync:disconnect"),
-        "connection_page_url": url_or_none("sync:connection"),
         "can_manage": request.user.has_perm("sync.manage_connection"),
     }
     template = "sync/_connection_card.html" if _is_htmx(request) else "sync/connection_card.html"
@@ -50,7 +49,8 @@ def _read_items(company):
         return items_list(company=company), None
     except Exception as exc:  # noqa: BLE001 - shown to the user, typing an Item Id still works
         logger.info("items_list failed: %s", exc)
-        return None, f"Could not read items from QuickBooks: {exc or exc.__class__.__name__}"
+        message = str(exc).rstrip(".") or exc.__class__.__name__
+        return None, f"Could not read items from QuickBooks: {message}."
 
 
 @login_required

@@ -40,11 +40,11 @@ def browser_context_args(browser_context_args):
     return {**browser_context_args, "viewport": {"width": 1440, "height": 900}}
 
 
-@pytest.fixture(autouse=True)
-def roles(transactional_db):
-    """live_server flushes the tables between tests, data migrations included: put the role
-    groups back (same grants as sync/migrations/0002_roles.py)."""
+def restore_migration_rows():
+    """Rows the data migrations wrote (role groups, beat schedule), which a live_server flush
+    removes: the same grants as sync/migrations/0002_roles.py and jobs as 0003_beat_schedule.py."""
     from django.contrib.auth.models import Group, Permission
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
     roles_migration = importlib.import_module("sync.migrations.0002_roles")
     for name, grants in (
@@ -58,6 +58,25 @@ def roles(transactional_db):
                     content_type__app_label=app_label, codename__in=codenames
                 )
             )
+    beat_migration = importlib.import_module("sync.migrations.0003_beat_schedule")
+    for name, task, seconds in beat_migration.JOBS:
+        every, _ = IntervalSchedule.objects.get_or_create(every=seconds, period="seconds")
+        PeriodicTask.objects.get_or_create(
+            name=name, defaults={"task": task, "interval": every, "enabled": True}
+        )
+
+
+@pytest.fixture(autouse=True)
+def roles(transactional_db):
+    restore_migration_rows()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def restore_after_flushes(django_db_setup, django_db_blocker):
+    """Leave a reused test database as migrations made it (`--reuse-db` runs after this one)."""
+    yield
+    with django_db_blocker.unblock():
+        restore_migration_rows()
 
 
 @pytest.fixture
@@ -108,3 +127,28 @@ def screenshot(page, name: str, *, docs_name: str | None = None) -> Path:
         DOCS.mkdir(exist_ok=True)
         shutil.copyfile(path, DOCS / docs_name)
     return path
+
+
+# The engine fixtures (emulator on the live server, a connected company, a real Celery worker)
+# are the sync tests' own; re-exported here for the end-to-end flows.
+from tests.sync.conftest import celery_worker, qbo, wait_for  # noqa: E402, F401
+
+
+@pytest.fixture
+def sandbox_app(live_server, settings, transactional_db):
+    """An emulator company and an app registered for our callback, not connected yet."""
+    from qbo_sandbox import services
+
+    settings.QBO_ENVIRONMENT = "local"
+    settings.QBO_LOCAL_BASE_URL = live_server.url + "/qbo-sandbox"
+    settings.QBO_REDIRECT_URI = live_server.url + "/quickbooks/callback/"
+    settings.QBO_SANDBOX_THROTTLE_ENABLED = False
+    sandbox_company = services.company_create(name="Consent Books")
+    services.app_create(
+        redirect_uris=[settings.QBO_REDIRECT_URI],
+        webhook_url=live_server.url + "/quickbooks/webhook/",
+        client_id=settings.QBO_CLIENT_ID,
+        client_secret=settings.QBO_CLIENT_SECRET,
+        verifier_token=settings.QBO_WEBHOOK_VERIFIER_TOKEN,
+    )
+    return sandbox_company

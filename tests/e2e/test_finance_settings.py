@@ -7,7 +7,9 @@ from finance.services import finance_settings_get
 from tests.e2e.conftest import screenshot
 from tests.finance.factories import InvoiceFactory
 
-pytestmark = pytest.mark.e2e
+# serialized_rollback: live_server flushes tables; this puts back the migrations' rows (roles,
+# beat schedule) for the tests that run after these.
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
 def test_it_updates_the_preview_as_fields_are_reordered(login, live_server, finance_user, company):

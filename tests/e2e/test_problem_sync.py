@@ -11,7 +11,9 @@ from tests.e2e.conftest import screenshot
 from tests.finance.factories import InvoiceFactory
 from tests.sync.uifactories import park, problem_invoices
 
-pytestmark = pytest.mark.e2e
+# serialized_rollback: live_server flushes tables; this puts back the migrations' rows (roles,
+# beat schedule) for the tests that run after these.
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
 def test_it_shows_a_problem_invoice_with_its_reason(login, live_server, finance_user, company):

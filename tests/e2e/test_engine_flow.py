@@ -1,0 +1,91 @@
+"""The whole loop in a browser: connect through the consent page, fix a problem and re-sync
+into the emulator, and a payment received in the sandbox UI marking the TMS invoice paid."""
+
+import pytest
+from playwright.sync_api import expect
+
+from finance.models import Customer, Invoice
+from finance.syncstate import SyncStatus
+from sync.models import QuickBooksConnection
+from sync.services import engine
+from sync.tasks import pull_changes
+from tests.e2e.conftest import screenshot, wait_for
+from tests.finance.factories import ChargeCodeFactory, CustomerFactory
+from tests.sync.helpers import invoice_with
+
+# serialized_rollback: live_server flushes tables; this puts back the migrations' rows (roles,
+# beat schedule) for the tests that run after these.
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+
+def test_it_connects_through_the_consent_page(login, live_server, finance_user, sandbox_app):
+    page = login(finance_user)
+    page.goto(live_server.url + "/finance/quickbooks/")
+    page.get_by_role("button", name="Connect to QuickBooks").click()
+    page.locator(f"button[data-realm='{sandbox_app.realm_id}']").click()
+    page.wait_for_url("**/finance/quickbooks/**")
+    expect(page.get_by_test_id("connection-status")).to_have_text("Connected")
+    expect(page.get_by_test_id("connection-card")).to_contain_text(sandbox_app.realm_id)
+    connection = QuickBooksConnection.objects.get()
+    assert (connection.status, connection.realm_id) == ("connected", sandbox_app.realm_id)
+
+
+def test_it_resyncs_a_fixed_invoice_into_quickbooks(
+    login, live_server, finance_user, qbo, celery_worker
+):
+    code = ChargeCodeFactory(code="CHAS", name="Chassis rental")  # unmapped: no QBO item yet
+    invoice = invoice_with(code)
+    # Push on change: the worker sends it and QuickBooks-side checks park it as a problem.
+    wait_for(
+        lambda: Invoice.objects.get(pk=invoice.pk).sync_status == SyncStatus.PROBLEM,
+        message="the invoice never became a problem",
+    )
+    page = login(finance_user)
+    page.goto(live_server.url + "/sync/problems/")
+    row = page.locator(f"#row-invoice-{invoice.pk}")
+    expect(row).to_contain_text("A charge code has no QuickBooks item")
+    # Fix the cause where the row points: the charge-code mapping.
+    row.get_by_role("link", name="Map charge codes →").click()
+    page.get_by_role("button", name="Create missing items").click()
+    expect(page.locator("#item-mapping")).to_contain_text("CHAS")
+    code.refresh_from_db()
+    assert code.qb_id
+    page.goto(live_server.url + "/sync/problems/")
+    page.locator(f"#row-invoice-{invoice.pk}").get_by_role("button", name="Re-sync").click()
+    expect(page.locator(f"#row-invoice-{invoice.pk}")).to_have_count(0)
+    wait_for(
+        lambda: Invoice.objects.get(pk=invoice.pk).sync_status == SyncStatus.SYNCED,
+        message="the worker did not sync the invoice",
+    )
+    docs = [i["DocNumber"] for i in qbo.objects("Invoice")]
+    assert docs == [invoice.doc_number]
+
+
+def test_it_marks_the_invoice_paid_when_paid_in_the_sandbox(
+    login, live_server, finance_user, superuser, qbo, celery_worker
+):
+    code = ChargeCodeFactory(code="DRAY", name="Drayage")
+    code.sync_status = SyncStatus.PENDING
+    code.save(update_fields=["sync_status"])
+    assert engine.push_record(sync_type="item", pk=code.pk) == "synced"
+    customer = CustomerFactory()
+    wait_for(
+        lambda: Customer.objects.filter(pk=customer.pk, sync_status=SyncStatus.SYNCED).exists()
+    )
+    invoice = invoice_with(code, customer=customer)
+    invoice = wait_for(
+        lambda: Invoice.objects.filter(pk=invoice.pk, sync_status=SyncStatus.SYNCED).first(),
+        message="the worker did not sync the invoice",
+    )
+    page = login(superuser)
+    page.goto(f"{qbo.base_url}/company/{qbo.realm}/invoice/{invoice.qb_id}/")
+    page.locator("#receive-payment button[type=submit]").click()
+    expect(page.locator("#invoice-balance")).to_have_text("0.0")
+    # The webhook normally brings it in; the scheduled CDC pull is the fallback (beat's tick).
+    pull_changes.delay()
+    wait_for(
+        lambda: Invoice.objects.get(pk=invoice.pk).status == Invoice.Status.PAID,
+        timeout=40,
+        message="the payment applied in the sandbox never reached the TMS invoice",
+    )
+    screenshot(page, "sandbox-payment")
