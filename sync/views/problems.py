@@ -194,7 +194,9 @@ def record_detail(request, sync_type, pk):
         "row": present(record),
         "record": record,
         "attempts": selectors.attempt_history(record=record),
-        "preview_json": json.dumps(preview, indent=2, default=str) if preview else "",
+        "preview_json": json.dumps(preview, indent=2, default=str, ensure_ascii=False)
+        if preview
+        else "",
         "preview_error": preview_error or "nothing to show",
         "can_write": can_write,
     }

@@ -1,8 +1,10 @@
 """Problem Sync in a real browser: rows, row actions without reload, bulk progress."""
 
 import re
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from finance.models import Invoice
@@ -16,8 +18,25 @@ from tests.sync.uifactories import park, problem_invoices
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
+def seed_trend(invoice):
+    """Two weeks of opened/resolved events so the header chart has something to draw."""
+    from sync.models import ProblemEvent
+
+    now = timezone.now()
+    for day, (opened, resolved) in enumerate([(3, 1), (5, 4), (2, 2), (6, 3), (1, 4), (4, 2)]):
+        for kind, count in (("opened", opened), ("resolved", resolved)):
+            for _ in range(count):
+                event = ProblemEvent.objects.create(
+                    record_type="invoice", record_id=invoice.pk, kind=kind, how="synced"
+                )
+                ProblemEvent.objects.filter(pk=event.pk).update(
+                    at=now - timedelta(days=2 * day + 1)
+                )
+
+
 def test_it_shows_a_problem_invoice_with_its_reason(login, live_server, finance_user, company):
     [invoice] = problem_invoices(1)
+    seed_trend(invoice)
     park(InvoiceFactory(loads=2), reason="duplicate_doc_number", days=3)
     page = login(finance_user)
     page.goto(live_server.url + "/sync/problems/")
