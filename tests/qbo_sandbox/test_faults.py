@@ -101,3 +101,23 @@ def test_faults_api_needs_the_admin_token(base_url, company):
     body = requests.post(url, json={"clear": True}, headers=headers).json()
     assert (body["latency_ms"], body["error_rate"]) == (0, 0.0)
     assert requests.post(url, json={"bogus": 1}, headers=headers).status_code == 400
+
+
+def test_short_token_lifetime_expires_old_tokens(api, company):
+    import datetime as dt
+
+    from qbo_sandbox.models import Token
+
+    services.faults_set(company=company, expire_tokens_every_seconds=60)
+    assert api.get("preferences").status_code == 200
+    # Age the token instead of sleeping.
+    Token.objects.update(created=Token.objects.get().created - dt.timedelta(seconds=61))
+    assert api.get("preferences").status_code == 401
+
+
+def test_a_token_for_another_realm_is_403(api, company):
+    other = services.company_create(name="Other Books")
+    api.root = api.root.replace(company.realm_id, other.realm_id)
+    response = api.get("preferences")
+    assert response.status_code == 403
+    assert response.json()["fault"]["error"][0]["code"] == "3100"
