@@ -136,20 +136,23 @@ def deliver_one(delivery):
         status = response.status_code
     except requests.RequestException as exc:
         error = str(exc)[:500]
-    delivery.attempts += 1
-    delivery.last_status = status
-    delivery.last_error = error
-    delivery.in_flight_until = None
+    fields = {
+        "attempts": delivery.attempts + 1,
+        "last_status": status,
+        "last_error": error,
+        "in_flight_until": None,
+    }
     if status is not None and 200 <= status < 300:
-        delivery.status = "delivered"
-        delivery.delivered_at = timezone.now()
-    elif delivery.attempts >= MAX_ATTEMPTS:
-        delivery.status = "failed"
+        fields.update(status="delivered", delivered_at=timezone.now())
+    elif fields["attempts"] >= MAX_ATTEMPTS:
+        fields["status"] = "failed"
     else:
-        delivery.next_attempt_at = timezone.now() + dt.timedelta(
-            seconds=retry_delay(delivery.attempts)
-        )
-    delivery.save()
+        delay = dt.timedelta(seconds=retry_delay(fields["attempts"]))
+        fields["next_attempt_at"] = timezone.now() + delay
+    # Guarded: only the claim holder writes back (never re-creates a row deleted meanwhile).
+    WebhookDelivery.objects.filter(pk=delivery.pk, status="pending").update(**fields)
+    for name, value in fields.items():
+        setattr(delivery, name, value)
     return delivery.status == "delivered"
 
 

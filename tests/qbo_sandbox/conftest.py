@@ -105,7 +105,10 @@ def api(base_url, company, tokens):
 
 
 @pytest.fixture(autouse=True)
-def _stop_webhook_thread():
+def _stop_webhook_thread(request):
+    # Set up after the database fixture, so the delivery thread stops before the flush.
+    if "transactional_db" in request.fixturenames or request.node.get_closest_marker("django_db"):
+        request.getfixturevalue("transactional_db")
     yield
     from qbo_sandbox import webhooks
 

@@ -38,3 +38,30 @@ def test_faults_are_not_recorded_so_a_fixed_retry_can_succeed(api):
     assert bad.status_code == 400
     good = api.post("customer", json={"DisplayName": "X"}, params={"requestid": "rq-3"})
     assert good.status_code == 200
+
+
+def test_concurrent_retries_with_one_requestid_write_once(qb, api):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def post(_):
+        return api.post("customer", json={"DisplayName": "Racer"}, params={"requestid": "race-1"})
+
+    with ThreadPoolExecutor(6) as pool:
+        responses = list(pool.map(post, range(6)))
+    # Every caller gets the same first response; the realm lock makes the replay race-free.
+    assert {r.status_code for r in responses} == {200}
+    assert len({r.json()["Customer"]["Id"] for r in responses}) == 1
+    assert Customer.count(qb=qb) == 1
+
+
+def test_concurrent_creates_of_one_name_give_one_object_and_6240s(qb, api):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(6) as pool:
+        responses = list(
+            pool.map(lambda _: api.post("customer", json={"DisplayName": "Dup"}), range(6))
+        )
+    codes = sorted(
+        r.json()["Fault"]["Error"][0]["code"] if r.status_code == 400 else "ok" for r in responses
+    )
+    assert codes == ["6240"] * 5 + ["ok"]
