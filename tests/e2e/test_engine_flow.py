@@ -18,6 +18,16 @@ from tests.sync.helpers import invoice_with
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
+def synced_customer():
+    """A customer already in QuickBooks, so the invoice does not wait on its dependency."""
+    customer = CustomerFactory()
+    wait_for(
+        lambda: Customer.objects.filter(pk=customer.pk, sync_status=SyncStatus.SYNCED).exists(),
+        message="the worker did not sync the customer",
+    )
+    return customer
+
+
 def test_it_connects_through_the_consent_page(login, live_server, finance_user, sandbox_app):
     page = login(finance_user)
     page.goto(live_server.url + "/finance/quickbooks/")
@@ -34,7 +44,7 @@ def test_it_resyncs_a_fixed_invoice_into_quickbooks(
     login, live_server, finance_user, qbo, celery_worker
 ):
     code = ChargeCodeFactory(code="CHAS", name="Chassis rental")  # unmapped: no QBO item yet
-    invoice = invoice_with(code)
+    invoice = invoice_with(code, customer=synced_customer())
     # Push on change: the worker sends it and QuickBooks-side checks park it as a problem.
     wait_for(
         lambda: Invoice.objects.get(pk=invoice.pk).sync_status == SyncStatus.PROBLEM,
