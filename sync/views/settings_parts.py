@@ -32,8 +32,14 @@ def _settings_url(anchor: str) -> str:
 def connection_card(request):
     check_settings_editor(request)
     connection = connection_for_company(company=current_company(request))
+    mapped = 0
+    if connection.realm_id:
+        from sync.services.connection import mapped_record_count
+
+        mapped = mapped_record_count(connection)
     context = {
         "connection": connection,
+        "mapped_count": mapped,
         "connect_url": url_or_none("sync:connect"),
         "disconnect_url": url_or_none("sync:disconnect"),
         "can_manage": request.user.has_perm("sync.manage_connection"),

@@ -145,3 +145,16 @@ def test_it_shows_the_connection_card(client, finance_user, company):
     client.force_login(finance_user)
     response = client.get(reverse("sync:connection_card"), HTTP_HX_REQUEST="true")
     assert 'data-testid="connection-card"' in response.content.decode()
+
+
+def test_it_offers_connecting_a_different_company_once_linked(client, finance_user, company):
+    from sync.selectors import connection_for_company
+
+    connection = connection_for_company(company=company)
+    connection.realm_id, connection.status = "9130", "connected"
+    connection.save()
+    client.force_login(finance_user)
+    html = client.get(reverse("sync:connection_card"), HTTP_HX_REQUEST="true").content.decode()
+    # Switching companies resets QuickBooks IDs, so it is its own, confirmed button.
+    assert 'name="reset_mappings" value="1"' in html
+    assert "Disconnect" in html
