@@ -146,3 +146,20 @@ def test_it_answers_404_for_an_unknown_record_type(client, finance_user, company
 def test_it_redirects_home_to_problem_sync(client, finance_user):
     client.force_login(finance_user)
     assert client.get("/")["Location"] == URL
+
+
+def test_it_shows_the_reconnect_banner_with_the_countdown(client, finance_user, company):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from sync.selectors import connection_for_company
+
+    connection = connection_for_company(company=company)
+    connection.realm_id, connection.status = "9130", "needs_reconnect"
+    connection.refresh_token_expires_at = timezone.now() + timedelta(days=3, hours=2)
+    connection.save()
+    client.force_login(finance_user)
+    html = client.get(URL).content.decode()
+    assert 'data-testid="reconnect-banner"' in html
+    assert "3\xa0days" in html  # "expires in 3 days, 1 hour"
