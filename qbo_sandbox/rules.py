@@ -149,6 +149,8 @@ def _classify(account_type):
 class ItemRule(NamedRule):
     def prepare(self, ctx, entity_type, data, existing):
         data.setdefault("Type", "Service")
+        if data["Type"] in ("Service", "Inventory") and not _ref_value(data, "IncomeAccountRef"):
+            raise faults.required_missing("IncomeAccountRef")
         for key in ("IncomeAccountRef", "ExpenseAccountRef", "AssetAccountRef"):
             value = _ref_value(data, key)
             if value:

@@ -4,6 +4,7 @@ All keyword-only; see README.md for the contract.
 """
 
 import datetime as dt
+import json
 import secrets
 
 from django.conf import settings
@@ -21,7 +22,7 @@ from .models import (
     Token,
     WebhookDelivery,
 )
-from .store import canonical_name, render
+from .store import Ctx, canonical_name, entity_create, lock_company, render
 
 ACCESS_TOKEN_SECONDS = 3600
 REFRESH_TOKEN_SECONDS = 8726400  # ~101 days, Intuit's x_refresh_token_expires_in
@@ -41,11 +42,35 @@ def _new_realm_id():
             return realm
 
 
+# What a new QBO company starts with (a trimmed default chart of accounts, items and terms).
+SEED = [
+    ("Account", {"Name": "Services", "AccountType": "Income", "AccountSubType": "ServiceFeeIncome"}),
+    ("Account", {"Name": "Sales of Product Income", "AccountType": "Income",
+                 "AccountSubType": "SalesOfProductIncome"}),
+    ("Account", {"Name": "Accounts Receivable (A/R)", "AccountType": "Accounts Receivable",
+                 "AccountSubType": "AccountsReceivable"}),
+    ("Account", {"Name": "Undeposited Funds", "AccountType": "Other Current Asset",
+                 "AccountSubType": "UndepositedFunds"}),
+    ("Account", {"Name": "Cost of Goods Sold", "AccountType": "Cost of Goods Sold",
+                 "AccountSubType": "SuppliesMaterialsCogs"}),
+    ("Item", {"Name": "Services", "Type": "Service", "IncomeAccountRef": {"value": "1", "name": "Services"}}),
+    ("Item", {"Name": "Hours", "Type": "Service", "IncomeAccountRef": {"value": "1", "name": "Services"}}),
+    ("Term", {"Name": "Due on receipt", "DueDays": 0}),
+    ("Term", {"Name": "Net 30", "DueDays": 30}),
+]  # fmt: skip
+
+
 @transaction.atomic
-def company_create(*, name, realm_id=None) -> SandboxCompany:
+def company_create(*, name, realm_id=None, seed=True) -> SandboxCompany:
+    """A new company; `seed` adds QBO's defaults (accounts 1–5, items Services/Hours, terms)."""
     company = SandboxCompany(name=name, realm_id=realm_id or _new_realm_id())
     company.full_clean()
     company.save()
+    if seed:
+        ctx = Ctx(lock_company(company.pk))
+        for entity_type, data in SEED:
+            entity_create(ctx, entity_type, json.loads(json.dumps(data)))
+        company.refresh_from_db()
     return company
 
 

@@ -33,6 +33,8 @@ def make_item(qb, name="Linehaul"):
     item = Item()
     item.Name = name
     item.Type = "Service"
+    item.IncomeAccountRef = Ref()
+    item.IncomeAccountRef.value = "1"  # the seeded "Services" income account
     return item.save(qb=qb)
 
 
@@ -133,11 +135,11 @@ def test_account_and_term_basic_crud(qb):
     account.AccountType = "Income"
     account.save(qb=qb)
     term = Term()
-    term.Name = "Net 30"
-    term.DueDays = 30
+    term.Name = "Net 45"
+    term.DueDays = 45
     term.save(qb=qb)
     assert Account.get(account.Id, qb=qb).Classification == "Revenue"
-    assert Term.get(term.Id, qb=qb).DueDays == 30
+    assert Term.get(term.Id, qb=qb).DueDays == 45
 
 
 def test_invoice_totals_and_balance_are_computed(qb):

@@ -42,7 +42,9 @@ def test_like_in_order_desc_and_double_spaces(api, customers):
 
 
 def test_comparisons_on_amounts_and_dates(qb, api, customers):
-    item = api.post("item", json={"Name": "Linehaul"}).json()["Item"]
+    item = api.post("item", json={"Name": "Linehaul", "IncomeAccountRef": {"value": "1"}}).json()[
+        "Item"
+    ]
     for amount, date in ((100, "2026-01-05"), (300, "2026-02-10"), (500, "2026-03-15")):
         api.post("invoice", json={
             "CustomerRef": {"value": customers[0]["Id"]}, "TxnDate": date,
@@ -58,9 +60,12 @@ def test_comparisons_on_amounts_and_dates(qb, api, customers):
 
 
 def test_select_star_sku_from_item_and_projection(qb, api):
-    api.post("item", json={"Name": "Fuel", "Sku": "F-1"})
-    assert [i.Name for i in Item.all(qb=qb)] == ["Fuel"]
-    body = api.query("SELECT Name, Sku FROM Item").json()["QueryResponse"]["Item"][0]
+    api.post("item", json={"Name": "Fuel", "Sku": "F-1", "IncomeAccountRef": {"value": "1"}})
+    # Item.all() sends SELECT *, Sku FROM Item; the seeded items come first.
+    assert [i.Name for i in Item.all(qb=qb)] == ["Services", "Hours", "Fuel"]
+    body = api.query("SELECT Name, Sku FROM Item WHERE Name = 'Fuel'").json()["QueryResponse"][
+        "Item"
+    ][0]
     assert (body["Name"], body["Sku"], body["sparse"]) == ("Fuel", "F-1", True)
 
 

@@ -18,6 +18,7 @@ class Command(BaseCommand):
         p = sub.add_parser("create-company", help="Create a sandbox company; prints its realm id.")
         p.add_argument("--name", required=True)
         p.add_argument("--realm", default=None, help="Use this realm id instead of a random one.")
+        p.add_argument("--empty", action="store_true", help="No default accounts, items, terms.")
         p.add_argument("--json", action="store_true")
 
         p = sub.add_parser(
@@ -72,7 +73,9 @@ class Command(BaseCommand):
         self.stdout.write(json.dumps(data) if opts.get("json") else text)
 
     def cmd_create_company(self, opts):
-        company = services.company_create(name=opts["name"], realm_id=opts["realm"])
+        company = services.company_create(
+            name=opts["name"], realm_id=opts["realm"], seed=not opts["empty"]
+        )
         data = {"realm_id": company.realm_id, "name": company.name}
         self._out(opts, data, company.realm_id)
 
