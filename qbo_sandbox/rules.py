@@ -274,10 +274,49 @@ def recompute_customer_balance(ctx, customer_ref):
         Entity.objects.filter(pk=customer.pk).update(data=data)
 
 
+def unlink_payments(ctx, entity_type, doc):
+    """A deleted or voided document frees what was applied to it: the payments keep their
+    money as unapplied credit (UnappliedAmt), like QBO."""
+    from .store import touch
+
+    doc_id = str(doc.qbo_id)
+    for payment in _payments_for(ctx.company, doc.customer_ref).order_by("qbo_id"):
+        data = dict(payment.data)
+        kept, freed = [], Decimal("0")
+        for line in data.get("Line", []) or []:
+            links = line.get("LinkedTxn", []) or []
+            if any(
+                str(lk.get("TxnId")) == doc_id and lk.get("TxnType") == entity_type for lk in links
+            ):
+                sign = 1 if entity_type == "Invoice" else -1
+                freed += sign * Decimal(str(line.get("Amount") or 0))
+                continue
+            kept.append(line)
+        if freed or len(kept) != len(data.get("Line", []) or []):
+            data["Line"] = kept
+            data["UnappliedAmt"] = money(Decimal(str(data.get("UnappliedAmt") or 0)) + freed)
+            touch(ctx, payment, data)
+            ctx.announce(payment, "updated")
+
+
+def _became_dead(entity, previous):
+    voided_now = (
+        entity.data.get("PrivateNote") == "Voided"
+        and (previous or {}).get("PrivateNote") != "Voided"
+    )
+    return entity.deleted or (voided_now and not entity.data.get("TotalAmt"))
+
+
 class InvoiceRule(SalesTxnRule):
     voidable = True
 
     def after_write(self, ctx, entity, previous):
+        if _became_dead(entity, previous):
+            unlink_payments(ctx, "Invoice", entity)
+            if not entity.deleted and entity.data.get("LinkedTxn"):
+                # Part of this same write (no second SyncToken bump).
+                entity.data = dict(entity.data, LinkedTxn=[], Balance=0.0)
+                Entity.objects.filter(pk=entity.pk).update(data=entity.data)
         recompute_customer_balance(ctx, entity.customer_ref)
         old_ref = _ref_value(previous or {}, "CustomerRef")
         if old_ref and old_ref != entity.customer_ref:
@@ -299,6 +338,10 @@ class InvoiceRule(SalesTxnRule):
 class CreditMemoRule(SalesTxnRule):
     def finish(self, data):
         data["RemainingCredit"] = data["Balance"]
+
+    def after_write(self, ctx, entity, previous):
+        if entity.deleted:
+            unlink_payments(ctx, "CreditMemo", entity)
 
 
 def _payments_for(company, customer_ref):

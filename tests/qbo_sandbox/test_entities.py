@@ -470,3 +470,41 @@ def test_read_modify_save_round_trips_for_invoice_and_payment(qb):
     read.PrivateNote = "check 1001"
     read.save(qb=qb)
     assert Invoice.get(invoice.Id, qb=qb).Balance == 75
+
+
+def test_deleting_a_paid_invoice_leaves_the_payment_unapplied(qb, api):
+    customer, item = make_customer(qb), make_item(qb)
+    invoice = make_invoice(qb, customer, item, amounts=(60,))
+    payment = api.post(
+        "payment",
+        json={
+            "CustomerRef": {"value": customer.Id},
+            "TotalAmt": 60,
+            "Line": [{"Amount": 60, "LinkedTxn": [{"TxnId": invoice.Id, "TxnType": "Invoice"}]}],
+        },  # fmt: skip
+    ).json()["Payment"]
+    assert payment["UnappliedAmt"] == 0
+    current = Invoice.get(invoice.Id, qb=qb)
+    current.delete(qb=qb)
+    after = Payment.get(payment["Id"], qb=qb)
+    assert (after.UnappliedAmt, after.Line, after.SyncToken) == (60, [], "1")
+
+
+def test_voiding_a_paid_invoice_unapplies_the_payment_in_one_version(qb, api):
+    customer, item = make_customer(qb), make_item(qb)
+    invoice = make_invoice(qb, customer, item, amounts=(80,))
+    api.post(
+        "payment",
+        json={
+            "CustomerRef": {"value": customer.Id},
+            "TotalAmt": 30,
+            "Line": [{"Amount": 30, "LinkedTxn": [{"TxnId": invoice.Id, "TxnType": "Invoice"}]}],
+        },  # fmt: skip
+    )
+    current = Invoice.get(invoice.Id, qb=qb)  # SyncToken 1 after the payment
+    voided = api.post("invoice", json={"Id": invoice.Id, "SyncToken": current.SyncToken},
+                      params={"operation": "void"}).json()["Invoice"]  # fmt: skip
+    stored = Invoice.get(invoice.Id, qb=qb)
+    # The response and the stored object agree, so the next update is not stale.
+    assert voided["SyncToken"] == stored.SyncToken == "2"
+    assert (stored.Balance, stored.LinkedTxn) == (0, [])
