@@ -1,0 +1,43 @@
+from django.contrib import admin
+
+from .models import Entity, SandboxApp, SandboxCompany, Token, WebhookDelivery
+
+
+@admin.register(SandboxCompany)
+class SandboxCompanyAdmin(admin.ModelAdmin):
+    list_display = ("name", "realm_id", "throttle_enabled", "latency_ms", "error_rate", "created")
+    search_fields = ("name", "realm_id")
+
+
+@admin.register(SandboxApp)
+class SandboxAppAdmin(admin.ModelAdmin):
+    list_display = ("name", "client_id", "webhook_url", "webhook_format", "created")
+
+
+@admin.register(Token)
+class TokenAdmin(admin.ModelAdmin):
+    list_display = ("app", "company", "created", "access_expires_at", "rotated_at", "revoked")
+    list_filter = ("revoked",)
+
+
+@admin.register(Entity)
+class EntityAdmin(admin.ModelAdmin):
+    list_display = (
+        "entity_type",
+        "qbo_id",
+        "company",
+        "label",
+        "sync_token",
+        "active",
+        "deleted",
+        "updated",
+    )
+    list_filter = ("entity_type", "deleted", "active")
+    search_fields = ("name_key", "doc_number")
+    list_select_related = ("company",)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = ("app", "company", "status", "attempts", "next_attempt_at", "last_status")
+    list_filter = ("status",)
