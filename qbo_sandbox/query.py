@@ -163,6 +163,8 @@ def get_path(data, field):
             value = next((v for k, v in value.items() if k.lower() == part.lower()), None)
     if isinstance(value, dict) and "value" in value:  # CustomerRef = '12'
         value = value["value"]
+    elif isinstance(value, dict) and "Address" in value:  # PrimaryEmailAddr = 'a@b.c'
+        value = value["Address"]
     return value
 
 

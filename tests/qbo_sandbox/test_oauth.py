@@ -18,6 +18,7 @@ def consent(url, realm, action="connect"):
     session = requests.Session()
     page = session.get(url)
     assert page.status_code == 200, page.text
+    assert f'data-realm="{realm}">Connect</button>' in page.text
     csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
     params = {k: v[0] for k, v in parse_qs(urlparse(url).query).items()}
     form = {**params, "csrfmiddlewaretoken": csrf, "action": action, "realm_id": realm}

@@ -81,3 +81,16 @@ def test_metadata_lastupdatedtime_filter(api, customers):
         "SELECT * FROM Customer WHERE MetaData.LastUpdatedTime > '2020-01-01T00:00:00-08:00'"
     ).json()
     assert len(body["QueryResponse"]["Customer"]) == 5
+
+
+def test_email_and_case_insensitive_field_names(api):
+    api.post(
+        "customer",
+        json={"DisplayName": "Mailer", "PrimaryEmailAddr": {"Address": "ap@mail.example"}},
+    )
+    body = api.query("SELECT * FROM Customer WHERE PrimaryEmailAddr = 'ap@mail.example'").json()
+    assert [c["DisplayName"] for c in body["QueryResponse"]["Customer"]] == ["Mailer"]
+    body = api.query(
+        "select * from Customer where displayname = 'MAILER' orderby metadata.lastupdatedtime desc"
+    ).json()
+    assert len(body["QueryResponse"]["Customer"]) == 1
