@@ -109,8 +109,10 @@ class PartyRule(Rule):
             built = " ".join(str(p).strip() for p in parts if p and str(p).strip())
             data["DisplayName"] = built or str(data.get("CompanyName") or "").strip()
         if entity_type == "Customer":
-            data.setdefault("Balance", 0)
-            data.setdefault("BalanceWithJobs", data.get("Balance", 0))
+            # Read-only: QBO keeps the open balance, whatever the client sends back.
+            balance = existing.data.get("Balance", 0) if existing is not None else 0
+            data["Balance"] = balance
+            data["BalanceWithJobs"] = balance
             data.setdefault("Taxable", False)
             data.setdefault("Job", False)
             data.setdefault("BillWithParent", False)

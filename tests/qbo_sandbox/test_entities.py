@@ -508,3 +508,12 @@ def test_voiding_a_paid_invoice_unapplies_the_payment_in_one_version(qb, api):
     # The response and the stored object agree, so the next update is not stale.
     assert voided["SyncToken"] == stored.SyncToken == "2"
     assert (stored.Balance, stored.LinkedTxn) == (0, [])
+
+
+def test_customer_balance_is_read_only(api):
+    created = api.post("customer", json={"DisplayName": "Ro", "Balance": 99}).json()["Customer"]
+    assert created["Balance"] == 0
+    updated = api.post(
+        "customer", json={"Id": created["Id"], "SyncToken": "0", "sparse": True, "Balance": 5}
+    ).json()["Customer"]
+    assert updated["Balance"] == 0

@@ -96,6 +96,9 @@ def test_failed_deliveries_are_retried_with_the_same_body(hooked, tokens, api, r
     requests_seen = receiver.wait(3, timeout=5.0)  # retry scale 0.01: 0.1 s, then 0.2 s
     assert len(requests_seen) == 3
     assert len({body for _, body in requests_seen}) == 1  # redelivery keeps the event id
+    deadline = time.monotonic() + 5  # the sender records the outcome just after the response
+    while WebhookDelivery.objects.get().status != "delivered" and time.monotonic() < deadline:
+        time.sleep(0.02)
     delivery = WebhookDelivery.objects.get()
     assert (delivery.status, delivery.attempts) == ("delivered", 3)
 
