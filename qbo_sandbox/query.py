@@ -249,6 +249,11 @@ def _db_filter(qs, field, op, value):
     if field == "CustomerRef" and op in ("=", "in"):
         val = [str(v) for v in value] if op == "in" else str(value)
         return qs.filter(**{"customer_ref" + lookups[op]: val}), True
+    if field == "TxnDate" and op != "in":
+        when = parse_qbo_datetime(value) if isinstance(value, str) else None
+        if when is None:
+            return qs, False
+        return qs.filter(**{"txn_date" + lookups[op]: when.date()}), True
     if field in ("MetaData.LastUpdatedTime", "MetaData.CreateTime") and op != "in":
         when = parse_qbo_datetime(value)
         if when is None:
