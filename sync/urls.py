@@ -1,12 +1,17 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from sync.views import problems, settings_parts, webhook
+from sync.views import connection, problems, settings_parts, webhook
 
 app_name = "sync"
 
 urlpatterns = [
     path("quickbooks/webhook/", webhook.receive, name="webhook"),
+    # Connect flow (sync/views/connection.py)
+    path("quickbooks/", connection.page, name="connection"),
+    path("quickbooks/connect/", connection.connect, name="connect"),
+    path("quickbooks/callback/", connection.callback, name="callback"),
+    path("quickbooks/disconnect/", connection.disconnect, name="disconnect"),
     # Problem Sync and Waiting (sync/views/problems.py)
     path("", RedirectView.as_view(pattern_name="sync:problems"), name="home"),
     path("sync/problems/", problems.problems, name="problems"),

@@ -3,7 +3,7 @@
 from django.db import migrations
 
 JOBS = [
-    ("Sweep pending and retry-due records", "sync.tasks.sweep_due", 60),
+    ("Sweep pending and retry-due records", "sync.tasks.sweep_due", 15),
     ("Return expired in-flight leases", "sync.tasks.reclaim_leases", 120),
     ("Pull changes from QuickBooks (CDC)", "sync.tasks.pull_changes", 300),
     ("Process stored webhook events", "sync.tasks.process_webhooks", 30),

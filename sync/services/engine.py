@@ -272,17 +272,19 @@ def _release(claim: Claim, message: str, *, delay: float | None = None) -> str:
 
 
 def _enqueue_later(sync_type: str, pk: int, delay: float) -> None:
-    """Retries come back on their own; the sweep is the safety net if this is lost."""
-    if delay > 600:
+    """Due-now work goes straight back to the queue. Later retries are left to the beat sweep
+    (it claims RETRY_WAIT records once next_retry_at passes): countdown tasks would sit in
+    worker memory, and with acks_late and prefetch 1 they starve the consumer."""
+    if delay > 0:
         return
 
     def send():
         from sync.tasks import push_record
 
         try:
-            push_record.apply_async((sync_type, pk, "retry"), countdown=max(0, delay))
+            push_record.delay(sync_type, pk, "retry")
         except Exception:  # noqa: BLE001 - the sweep will find it
-            logger.warning("could not schedule retry of %s %s", sync_type, pk)
+            logger.warning("could not re-enqueue %s %s", sync_type, pk)
 
     transaction.on_commit(send)
 

@@ -91,4 +91,4 @@ def after_batch(*, sync_type: str, outcomes: dict) -> None:
     client = get_redis()
     if client is not None and not client.set("portpro-qb:sweep-soon", "1", nx=True, ex=2):
         return
-    sweep_due.apply_async(countdown=1)
+    sweep_due.delay()

@@ -1,16 +1,23 @@
 """Engine fixtures: the emulator on a live server, a connected company, a real Celery worker."""
 
+import os
+import signal
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
-from celery.contrib.testing.worker import start_worker
-from django.conf import settings as django_settings
 
 from finance.services import company_get_default, finance_settings_get
 from portpro_qb.celery import app as celery_app
 from sync.selectors import connection_for_company
 from sync.services.connection import connect_with_tokens
+
+ROOT = Path(__file__).resolve().parents[2]
+LOG_DIR = ROOT / "var" / "test-logs"
+LOG_DIR.mkdir(parents=True, exist_ok=True)
 
 
 @dataclass
@@ -83,19 +90,99 @@ def qbo(live_server, settings, transactional_db):
     return Emulator(sandbox_company, app, base, connection)
 
 
+# Settings a test may change that the worker process must see as well.
+WORKER_SETTINGS = [
+    "QBO_ENVIRONMENT", "QBO_LOCAL_BASE_URL", "QBO_REDIRECT_URI", "QBO_REQUEST_TIMEOUT",
+    "QBO_THROTTLE_BACKOFF_SECONDS", "QBO_RATE_LIMIT_ENABLED", "QBO_RATE_PER_MINUTE",
+    "QBO_RATE_PER_SECOND", "QBO_BATCH_RATE_PER_MINUTE", "SYNC_LEASE_SECONDS",
+    "SYNC_MAX_ATTEMPTS", "SYNC_BATCH_SIZE", "SYNC_RETRY_BASE_SECONDS",
+]  # fmt: skip
+
+
+def start_worker_process(settings, *, concurrency: int = 3, log_name: str = "worker"):
+    """`celery worker` as its own process on the test database and the test broker."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    env = dict(os.environ)
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "portpro_qb.settings_test",
+            "TEST_DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+            "TEST_REDIS_URL": settings.REDIS_URL,
+            "TEST_BROKER_URL": settings.CELERY_BROKER_URL,
+        }
+    )
+    for name in WORKER_SETTINGS:
+        value = getattr(settings, name)
+        env[name] = ("1" if value else "0") if isinstance(value, bool) else str(value)
+    log = open(LOG_DIR / f"{log_name}-{os.getpid()}.log", "ab")  # noqa: SIM115 - closed with the process
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "portpro_qb", "worker", "-P", "prefork",
+         "-c", str(concurrency), "-l", "INFO", "--without-mingle", "--without-gossip",
+         "--without-heartbeat", "-n", f"{log_name}-{os.getpid()}@%h"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+    )  # fmt: skip
+    process.log = log
+    return process
+
+
+def stop_worker_process(process, *, kill: bool = False):
+    if process.poll() is None:
+        process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    process.log.close()
+
+
 @pytest.fixture
-def celery_worker(qbo):
-    """A real Celery worker (threads) consuming the test broker on Redis."""
+def celery_worker(qbo, settings):
+    """A real Celery worker process consuming the test broker on Redis."""
     celery_app.control.purge()
-    with start_worker(
-        celery_app,
-        pool="threads",
-        concurrency=4,
-        perform_ping_check=False,
-        shutdown_timeout=30,
-        loglevel="WARNING",
-    ) as worker:
-        yield worker
+    process = start_worker_process(settings)
+    yield process
+    stop_worker_process(process)
+    celery_app.control.purge()
+
+
+@pytest.fixture
+def beat(celery_worker):
+    """Celery beat's sweep, on a compressed schedule (every 0.3 s instead of 15 s)."""
+    import threading
+
+    from sync.tasks import sweep_due
+
+    stop = threading.Event()
+
+    def tick():
+        while not stop.wait(0.3):
+            sweep_due.delay()
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join()
+
+
+def sync_states() -> dict:
+    """Counts per type and status, for failure messages."""
+    from django.db.models import Count
+
+    from finance.registry import SYNCED_MODELS
+
+    return {
+        name: {
+            (row["sync_status"], row["last_error_code"]): row["n"]
+            for row in model.objects.values("sync_status", "last_error_code").annotate(
+                n=Count("id")
+            )
+        }
+        for name, model in SYNCED_MODELS.items()
+    }
 
 
 def wait_for(predicate, *, timeout: float = 30, interval: float = 0.1, message: str = ""):
@@ -106,8 +193,7 @@ def wait_for(predicate, *, timeout: float = 30, interval: float = 0.1, message: 
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(message or f"condition not met within {timeout}s")
+            raise AssertionError(
+                f"{message or 'condition not met'} within {timeout}s; sync states: {sync_states()}"
+            )
         time.sleep(interval)
-
-
-assert django_settings  # imported for fixtures that patch settings in place
