@@ -1,9 +1,10 @@
 """Shared fixtures: a TMS company, users per role, and (in tests/sync) the live emulator."""
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group, Permission, User
 
 from finance.services import company_get_default
+from sync.roles import ensure_roles
 
 
 @pytest.fixture
@@ -12,6 +13,8 @@ def company(db):
 
 
 def _user(username, *groups, **flags):
+    # Transactional tests flush the tables, including the groups the migration created.
+    ensure_roles(Group, Permission)
     user = User.objects.create_user(username=username, password="pw-" + username, **flags)
     for name in groups:
         user.groups.add(Group.objects.get(name=name))
