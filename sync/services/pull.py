@@ -154,6 +154,9 @@ def webhook_event_process(*, event_id: int) -> str:
             processed_at=timezone.now(), error="not for us"
         )
         return "ignored"
+    if _needs_no_read(connection, event):
+        WebhookEvent.objects.filter(pk=event.pk).update(processed_at=timezone.now(), error="")
+        return "skipped"
     try:
         session = session_for(connection)
         if event.operation == "delete":
@@ -167,6 +170,16 @@ def webhook_event_process(*, event_id: int) -> str:
         return "retry"
     WebhookEvent.objects.filter(pk=event.pk).update(processed_at=timezone.now(), error="")
     return "processed"
+
+
+def _needs_no_read(connection, event) -> bool:
+    """Echoes of our own creates, and new customers/invoices made in QuickBooks (we import
+    neither), need no API read: reads share the realm's request budget with pushes."""
+    if event.operation != "create":
+        return False
+    if event.entity_name in {"Customer", "Invoice"}:
+        return True
+    return Payment.objects.filter(company_id=connection.company_id, qb_id=event.entity_id).exists()
 
 
 def webhook_events_process_pending(*, limit: int = 200) -> int:
