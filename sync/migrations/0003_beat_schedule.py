@@ -1,11 +1,12 @@
 """The scheduled sync jobs, kept in django-celery-beat so operators can edit them in admin."""
 
+from django.conf import settings
 from django.db import migrations
 
 JOBS = [
-    ("Sweep pending and retry-due records", "sync.tasks.sweep_due", 15),
+    ("Sweep pending and retry-due records", "sync.tasks.sweep_due", settings.SYNC_SWEEP_SECONDS),
     ("Return expired in-flight leases", "sync.tasks.reclaim_leases", 120),
-    ("Pull changes from QuickBooks (CDC)", "sync.tasks.pull_changes", 300),
+    ("Pull changes from QuickBooks (CDC)", "sync.tasks.pull_changes", settings.SYNC_PULL_SECONDS),
     ("Process stored webhook events", "sync.tasks.process_webhooks", 30),
 ]
 
