@@ -89,6 +89,8 @@ def record_resync(*, record, user):
     before = _snapshot(record)
     was_problem = record.sync_status == SyncStatus.PROBLEM
     record.sync_status = SyncStatus.PENDING
+    # A new version gives the write a new requestid: Intuit must not replay the failed answer.
+    record.version += 1
     record.attempts = 0
     record.next_retry_at = None
     record.problem_reason = ""
@@ -96,6 +98,7 @@ def record_resync(*, record, user):
     record.save(
         update_fields=[
             "sync_status",
+            "version",
             "attempts",
             "next_retry_at",
             "problem_reason",

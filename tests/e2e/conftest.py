@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from sync.roles import ensure_roles
+
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "1"
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -46,18 +48,7 @@ def restore_migration_rows():
     from django.contrib.auth.models import Group, Permission
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-    roles_migration = importlib.import_module("sync.migrations.0002_roles")
-    for name, grants in (
-        ("Finance", roles_migration.FINANCE),
-        ("Support", roles_migration.SUPPORT),
-    ):
-        group, _ = Group.objects.get_or_create(name=name)
-        for app_label, codenames in grants.items():
-            group.permissions.add(
-                *Permission.objects.filter(
-                    content_type__app_label=app_label, codename__in=codenames
-                )
-            )
+    ensure_roles(Group, Permission)
     beat_migration = importlib.import_module("sync.migrations.0003_beat_schedule")
     for name, task, seconds in beat_migration.JOBS:
         every, _ = IntervalSchedule.objects.get_or_create(every=seconds, period="seconds")
