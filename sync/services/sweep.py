@@ -23,7 +23,13 @@ logger = logging.getLogger(__name__)
 # Records whose customer (or invoice) is itself still on its way wait for it: dispatching them
 # now would only make them wait inside a worker.
 _WAIT_FOR = {
-    "invoice": Q(customer__qb_id="", customer__sync_status__in=OWED),
+    # An invoice whose charge code is still being created would be parked as
+    # missing_item_mapping if its batch ran before the item's (same sweep, parallel workers).
+    "invoice": Q(customer__qb_id="", customer__sync_status__in=OWED)
+    | Q(
+        charge_sets__lines__charge_code__qb_id="",
+        charge_sets__lines__charge_code__sync_status__in=OWED,
+    ),
     "creditmemo": Q(customer__qb_id="", customer__sync_status__in=OWED),
     "payment": Q(customer__qb_id="", customer__sync_status__in=OWED)
     | Q(applications__invoice__qb_id="", applications__invoice__sync_status__in=OWED),
