@@ -87,7 +87,10 @@ def qbo(live_server, settings, transactional_db):
         expires_in=tokens["expires_in"],
         company_name="Emulated Books",
     )
-    return Emulator(sandbox_company, app, base, connection)
+    yield Emulator(sandbox_company, app, base, connection)
+    from qbo_sandbox import webhooks
+
+    webhooks.stop()  # its delivery thread must not outlive the test database
 
 
 # Settings a test may change that the worker process must see as well.

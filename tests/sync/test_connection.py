@@ -1,0 +1,129 @@
+"""Connect, disconnect and reconnect through intuit-oauth against the emulator's OAuth."""
+
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+import requests
+
+from finance.models import Customer, ManualAction
+from finance.syncstate import SyncStatus
+from sync.models import QuickBooksConnection
+from sync.services import connection as connection_services
+from sync.services import engine
+from tests.finance.factories import CustomerFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def consent(authorize_url: str, realm: str, action: str = "connect") -> dict:
+    """Press the consent page's button (what the user does in the browser)."""
+    query = {k: v[0] for k, v in parse_qs(urlparse(authorize_url).query).items()}
+    browser = requests.Session()
+    assert browser.get(authorize_url, timeout=5).status_code == 200  # the consent page
+    token = browser.cookies["csrftoken"]
+    response = browser.post(
+        authorize_url.split("?")[0],
+        data={**query, "realm_id": realm, "action": action, "csrfmiddlewaretoken": token},
+        allow_redirects=False,
+        timeout=5,
+    )
+    assert response.status_code == 302
+    return {k: v[0] for k, v in parse_qs(urlparse(response.headers["Location"]).query).items()}
+
+
+def fresh(connection):
+    return QuickBooksConnection.objects.get(pk=connection.pk)
+
+
+def test_it_connects_through_the_authorization_code_flow(qbo, finance_user):
+    connection = connection_services.disconnect(connection=qbo.connection, user=finance_user)
+    url = connection_services.authorize_url(connection=connection)
+    answer = consent(url, qbo.realm)
+
+    connection = connection_services.complete_callback(
+        connection=fresh(connection),
+        user=finance_user,
+        code=answer["code"],
+        state=answer["state"],
+        realm_id=answer["realmId"],
+    )
+
+    assert connection.status == QuickBooksConnection.Status.CONNECTED
+    assert connection.connected_by == finance_user
+    assert connection.access_token and connection.refresh_token
+    customer = CustomerFactory()
+    assert engine.push_record(sync_type="customer", pk=customer.pk) == "synced"
+
+
+def test_a_wrong_state_is_refused_and_changes_nothing(qbo, finance_user):
+    url = connection_services.authorize_url(connection=qbo.connection)
+    answer = consent(url, qbo.realm)
+    before = fresh(qbo.connection).token_generation
+
+    with pytest.raises(connection_services.ConnectError, match="does not match"):
+        connection_services.complete_callback(
+            connection=fresh(qbo.connection),
+            user=finance_user,
+            code=answer["code"],
+            state="forged-state",
+            realm_id=answer["realmId"],
+        )
+
+    assert fresh(qbo.connection).token_generation == before
+
+
+def test_a_denied_consent_says_so(qbo, finance_user):
+    url = connection_services.authorize_url(connection=qbo.connection)
+    answer = consent(url, qbo.realm, action="deny")
+
+    with pytest.raises(connection_services.ConnectError, match="Cancel"):
+        connection_services.complete_callback(
+            connection=fresh(qbo.connection), user=finance_user, **{"error": answer["error"]}
+        )
+    assert ManualAction.objects.filter(note__startswith="Connect refused").exists()
+
+
+def test_another_company_is_refused_unless_mappings_are_reset(qbo, finance_user):
+    from qbo_sandbox import services
+
+    customer = CustomerFactory()
+    engine.push_record(sync_type="customer", pk=customer.pk)
+    other = services.company_create(name="Other Books")
+
+    url = connection_services.authorize_url(connection=qbo.connection)
+    answer = consent(url, other.realm_id)
+    with pytest.raises(connection_services.ConnectError, match="different QuickBooks company"):
+        connection_services.complete_callback(
+            connection=fresh(qbo.connection), user=finance_user,
+            code=answer["code"], state=answer["state"], realm_id=answer["realmId"],
+        )  # fmt: skip
+    assert fresh(qbo.connection).realm_id == qbo.realm
+    assert Customer.objects.get(pk=customer.pk).qb_id != ""
+
+    url = connection_services.authorize_url(connection=fresh(qbo.connection), reset_mappings=True)
+    answer = consent(url, other.realm_id)
+    connection_services.complete_callback(
+        connection=fresh(qbo.connection), user=finance_user,
+        code=answer["code"], state=answer["state"], realm_id=answer["realmId"],
+    )  # fmt: skip
+
+    customer.refresh_from_db()
+    assert fresh(qbo.connection).realm_id == other.realm_id
+    assert (customer.qb_id, customer.sync_status) == ("", SyncStatus.PENDING)
+
+
+def test_disconnect_revokes_and_keeps_the_mappings(qbo, finance_user):
+    customer = CustomerFactory()
+    engine.push_record(sync_type="customer", pk=customer.pk)
+    old_refresh = fresh(qbo.connection).refresh_token
+
+    connection = connection_services.disconnect(connection=fresh(qbo.connection), user=finance_user)
+
+    assert connection.status == QuickBooksConnection.Status.DISCONNECTED
+    assert connection.refresh_token == ""
+    assert Customer.objects.get(pk=customer.pk).qb_id != ""
+    # The revoked refresh token is dead at Intuit's side too.
+    from sync.services.client import auth_client
+
+    with pytest.raises(Exception, match="400"):
+        auth_client().refresh(refresh_token=old_refresh)
