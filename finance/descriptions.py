@@ -48,7 +48,7 @@ LABELS = {
 # Placeholders a prefix may use: the charge set number and anything about its load.
 PREFIX_KEYS = frozenset({"n", "label"} | (set(DESCRIPTION_FIELDS) - {"charge_name", "charge_note"}))
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1 controls
 _SPACES = re.compile(r"\s+")
 _EMPTY_BRACKETS = re.compile(r"\(\s*\)|\[\s*\]")
 
@@ -146,12 +146,25 @@ def _substitute(parsed, values: dict[str, str]) -> str:
     return "".join(literal + (values.get(name, "") if name else "") for literal, name in parsed)
 
 
+def _segments(parsed, sep: str) -> list[list[tuple[str, str | None]]]:
+    """Split a parsed template at the separator, in literal text only: a separator that also
+    occurs inside a placeholder or a brace ("{", "o") must not cut the placeholder in two."""
+    segments: list[list[tuple[str, str | None]]] = [[]]
+    for literal, name in parsed:
+        for i, piece in enumerate(literal.split(sep) if sep else [literal]):
+            if i:
+                segments.append([])
+            if piece:
+                segments[-1].append((piece, None))
+        if name is not None:
+            segments[-1].append(("", name))
+    return segments
+
+
 def _render_template(template: str, separator: str, values: dict[str, str]) -> str:
     sep = separator.strip()
-    segments = template.split(sep) if sep else [template]
     kept = []
-    for segment in segments:
-        parsed = _parse(segment, what="template")
+    for parsed in _segments(_parse(template, what="template"), sep):
         names = [name for _, name in parsed if name is not None]
         if names and not any(values.get(name) for name in names):
             continue  # every value of this segment is empty: drop it whole
