@@ -52,7 +52,25 @@ class ChangeEvent:
     occurred_at: str
 
 
+# Longest value each stored field accepts (WebhookEvent columns): longer is not from Intuit.
+_EVENT_LIMITS = {"key": 200, "realm_id": 32, "entity": 40, "entity_id": 32, "operation": 20,
+                 "occurred_at": 40}  # fmt: skip
+
+
 def parse_webhook(body: bytes) -> list[ChangeEvent]:
+    """Both formats, refusing anything else with BadWebhook (never a 500 or a half-stored body)."""
+    try:
+        events = _parse_webhook(body)
+    except (AttributeError, TypeError, KeyError) as exc:
+        raise BadWebhook(f"unexpected structure ({exc.__class__.__name__})") from exc
+    for event in events:
+        for name, limit in _EVENT_LIMITS.items():
+            if len(getattr(event, name)) > limit:
+                raise BadWebhook(f"{name} longer than {limit} characters")
+    return events
+
+
+def _parse_webhook(body: bytes) -> list[ChangeEvent]:
     """Both formats: CloudEvents (a JSON array) and legacy `eventNotifications`."""
     if len(body) > MAX_WEBHOOK_BYTES:
         raise BadWebhook("body too large")
