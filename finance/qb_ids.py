@@ -9,6 +9,8 @@ loaded by dotted path from `settings.QB_ID_VERIFIER`, a callable
 held during a network call; the lock then re-checks everything that could have changed.
 """
 
+import logging
+
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -19,6 +21,7 @@ from finance.services import record_mark_changed
 from finance.syncstate import SyncStatus
 from finance.validators import validate_qb_id
 
+logger = logging.getLogger(__name__)
 PERMISSION = "finance.override_qb_id"
 _SNAPSHOT_FIELDS = ("qb_id", "qb_sync_token", "sync_status", "version", "synced_version")
 
@@ -122,14 +125,27 @@ def _refuse_taken(*, record, qb_id: str) -> None:
 def qb_id_override(*, record, new_qb_id, user, note: str = "", verify: bool = True):
     """Point the record at an existing QuickBooks object: SYNCED at its current version."""
     _require_permission(user)
-    qb_id = str(new_qb_id).strip()
-    validate_qb_id(qb_id)
-    qb_id = str(int(qb_id))  # "0042" and "42" are the same object
-    _refuse_taken(record=record, qb_id=qb_id)
-    checked = (
-        _verify(record=record, qb_id=qb_id) if verify else "QuickBooks check skipped on request."
-    )
-    return _apply_override(record=record, qb_id=qb_id, user=user, note=note, checked=checked)
+    try:
+        qb_id = str(new_qb_id).strip()
+        validate_qb_id(qb_id)
+        qb_id = str(int(qb_id))  # "0042" and "42" are the same object
+        _refuse_taken(record=record, qb_id=qb_id)
+        checked = (
+            _verify(record=record, qb_id=qb_id)
+            if verify
+            else "QuickBooks check skipped on request."
+        )
+        return _apply_override(record=record, qb_id=qb_id, user=user, note=note, checked=checked)
+    except ValidationError as exc:
+        # Nothing changed, so there is no ManualAction: the log keeps who tried what.
+        logger.warning(
+            "QuickBooks ID override refused for %s (by %s, ID %r): %s",
+            record_label(record),
+            getattr(user, "username", user),
+            str(new_qb_id)[:40],
+            " ".join(exc.messages),
+        )
+        raise
 
 
 @transaction.atomic

@@ -45,7 +45,8 @@ def validate_doc_number(value: str) -> None:
 
 
 def validate_qb_id(value: str) -> None:
-    if not value.isdigit() or int(value) <= 0:
+    # isascii: "²" and "١٢" are digits to str.isdigit(), but not QuickBooks IDs (int() fails).
+    if not (value.isascii() and value.isdigit()) or int(value) <= 0:
         raise ValidationError(
             "A QuickBooks ID is a positive whole number, like 142 (got %(value)r).",
             params={"value": value},
