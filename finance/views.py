@@ -4,6 +4,8 @@ The QuickBooks-side cards (connection, charge-code → Item mapping) are sync vi
 this page with htmx, so finance keeps not importing sync.
 """
 
+import logging
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -17,6 +19,7 @@ from finance.forms import DescriptionMappingForm, SyncOptionsForm, sample_invoic
 from finance.models import DESCRIPTION_FIELDS, FinanceSettings, Invoice, ManualAction
 from finance.services import company_get_default, finance_settings_get
 
+logger = logging.getLogger(__name__)
 SWEEP_TASK_NAME = "Sweep pending and retry-due records"
 SETTINGS_PERM = "finance.change_financesettings"
 
@@ -104,6 +107,12 @@ def quickbooks(request):
                 anchor = "#options" if section == "options" else "#descriptions"
                 return redirect(reverse("finance:quickbooks") + anchor)
         # Show the bad form with its errors; the row in the database is untouched.
+        logger.info(
+            "Finance settings refused (%s, by %s): %s",
+            section,
+            request.user.username,
+            "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()),
+        )
         settings_row.refresh_from_db()
         if section == "options":
             options = form
