@@ -16,6 +16,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils.module_loading import import_string
 
+from finance.audit import manual_action_record, sync_snapshot
 from finance.models import ManualAction
 from finance.services import record_mark_changed
 from finance.syncstate import SyncStatus
@@ -23,7 +24,6 @@ from finance.validators import validate_qb_id
 
 logger = logging.getLogger(__name__)
 PERMISSION = "finance.override_qb_id"
-_SNAPSHOT_FIELDS = ("qb_id", "qb_sync_token", "sync_status", "version", "synced_version")
 
 
 def user_can_change_qb_ids(user) -> bool:
@@ -44,10 +44,6 @@ def record_label(record) -> str:
     return f"{name[:1].upper()}{name[1:]} {value or '#' + str(record.pk)}"
 
 
-def _snapshot(record) -> dict:
-    return {name: getattr(record, name) for name in _SNAPSHOT_FIELDS}
-
-
 def _require_permission(user) -> None:
     if not user_can_change_qb_ids(user):
         raise PermissionDenied("Only support can remove or override QuickBooks IDs.")
@@ -63,18 +59,6 @@ def _lock(record):
     return locked
 
 
-def _audit(*, kind, record, user, before, note) -> ManualAction:
-    return ManualAction.objects.create(
-        kind=kind,
-        record_type=record.sync_type,
-        record_id=record.pk,
-        user=user,
-        before=before,
-        after=_snapshot(record),
-        note=note[:500],
-    )
-
-
 @transaction.atomic
 def qb_id_remove(*, record, user, note: str = ""):
     """Forget the QuickBooks ID: the record becomes PENDING and is created again on next sync."""
@@ -82,11 +66,13 @@ def qb_id_remove(*, record, user, note: str = ""):
     record = _lock(record)
     if not record.qb_id:
         raise ValidationError(f"{record_label(record)} has no QuickBooks ID to remove.")
-    before = _snapshot(record)
+    before = sync_snapshot(record)
     type(record).objects.filter(pk=record.pk).update(qb_id="", qb_sync_token="", synced_version=0)
     record_mark_changed(record=record)
     record.refresh_from_db()
-    _audit(kind=ManualAction.Kind.QB_ID_REMOVE, record=record, user=user, before=before, note=note)
+    manual_action_record(
+        kind=ManualAction.Kind.QB_ID_REMOVE, record=record, user=user, before=before, note=note
+    )
     return record
 
 
@@ -152,7 +138,7 @@ def qb_id_override(*, record, new_qb_id, user, note: str = "", verify: bool = Tr
 def _apply_override(*, record, qb_id: str, user, note: str, checked: str):
     record = _lock(record)
     _refuse_taken(record=record, qb_id=qb_id)  # again, under the lock
-    before = _snapshot(record)
+    before = sync_snapshot(record)
     # A manual move: the record now mirrors an existing object, whatever state it was in.
     type(record).objects.filter(pk=record.pk).update(
         qb_id=qb_id,
@@ -168,7 +154,7 @@ def _apply_override(*, record, qb_id: str, user, note: str, checked: str):
     )
     record.refresh_from_db()
     full_note = " ".join(part for part in (note.strip(), f"[{checked}]") if part)
-    _audit(
+    manual_action_record(
         kind=ManualAction.Kind.QB_ID_OVERRIDE,
         record=record,
         user=user,

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from finance.audit import manual_action_record, sync_snapshot
 from finance.models import Invoice, ManualAction
 from finance.registry import model_for
 from finance.syncstate import InvalidTransition, SyncStatus, check_transition
@@ -22,14 +23,6 @@ BULK_ACTIONS = {"resync": "Re-sync", "clear": "Clear without sync"}
 
 class ActionRefused(InvalidTransition):
     """The record is in a state where this action makes no sense; the message says why."""
-
-
-def _snapshot(record) -> dict:
-    return {
-        "sync_status": record.sync_status,
-        "problem_reason": record.problem_reason,
-        "attempts": record.attempts,
-    }
 
 
 def _lock(record):
@@ -47,18 +40,6 @@ def _move(record, target: str, what: str) -> None:
         raise ActionRefused(
             f"Cannot {what} {record}: it is {record.get_sync_status_display().lower()}."
         ) from None
-
-
-def _audit(kind, record, user, before, note="") -> ManualAction:
-    return ManualAction.objects.create(
-        kind=kind,
-        record_type=record.sync_type,
-        record_id=record.pk,
-        user=user,
-        before=before,
-        after=_snapshot(record),
-        note=note,
-    )
 
 
 def _resolved(record, user, how: str, reason: str) -> None:
@@ -86,7 +67,7 @@ def record_resync(*, record, user):
     """Send the record again: back to PENDING with a fresh attempt budget."""
     record = _lock(record)
     _move(record, SyncStatus.PENDING, "re-sync")
-    before = _snapshot(record)
+    before = sync_snapshot(record)
     was_problem = record.sync_status == SyncStatus.PROBLEM
     record.sync_status = SyncStatus.PENDING
     # A new version gives the write a new requestid: Intuit must not replay the failed answer.
@@ -106,7 +87,7 @@ def record_resync(*, record, user):
             "updated_at",
         ]
     )
-    _audit(ManualAction.Kind.RESYNC, record, user, before)
+    manual_action_record(kind=ManualAction.Kind.RESYNC, record=record, user=user, before=before)
     if was_problem:
         _resolved(record, user, "resync", before["problem_reason"])
     sync_type, pk = record.sync_type, record.pk
@@ -119,11 +100,11 @@ def record_clear(*, record, user):
     """Take the record off the problem list without sending it (the reason is kept for undo)."""
     record = _lock(record)
     _move(record, SyncStatus.CLEARED, "clear")
-    before = _snapshot(record)
+    before = sync_snapshot(record)
     record.sync_status = SyncStatus.CLEARED
     record.next_retry_at = None
     record.save(update_fields=["sync_status", "next_retry_at", "updated_at"])
-    _audit(ManualAction.Kind.CLEAR, record, user, before)
+    manual_action_record(kind=ManualAction.Kind.CLEAR, record=record, user=user, before=before)
     _resolved(record, user, "cleared", record.problem_reason)
     return record
 
@@ -135,11 +116,11 @@ def record_undo_clear(*, record, user):
     if record.sync_status != SyncStatus.CLEARED:
         raise ActionRefused(f"{record} is not cleared, so there is nothing to undo.")
     _move(record, SyncStatus.PROBLEM, "undo the clear of")
-    before = _snapshot(record)
+    before = sync_snapshot(record)
     record.sync_status = SyncStatus.PROBLEM
     record.problem_since = record.problem_since or timezone.now()
     record.save(update_fields=["sync_status", "problem_since", "updated_at"])
-    _audit(ManualAction.Kind.UNDO_CLEAR, record, user, before)
+    manual_action_record(kind=ManualAction.Kind.UNDO_CLEAR, record=record, user=user, before=before)
     ProblemEvent.objects.create(
         record_type=record.sync_type,
         record_id=record.pk,
@@ -156,12 +137,12 @@ def invoice_mark_paid_outside(*, invoice: Invoice, user) -> Invoice:
     """The payment was applied directly in QuickBooks: paid here, never sent."""
     invoice = _lock(invoice)
     _move(invoice, SyncStatus.PAID_OUTSIDE, "mark paid")
-    before = _snapshot(invoice) | {"status": invoice.status}
+    before = sync_snapshot(invoice) | {"status": invoice.status}
     invoice.sync_status = SyncStatus.PAID_OUTSIDE
     invoice.status = Invoice.Status.PAID
     invoice.next_retry_at = None
     invoice.save(update_fields=["sync_status", "status", "next_retry_at", "updated_at"])
-    _audit(ManualAction.Kind.MARK_PAID, invoice, user, before)
+    manual_action_record(kind=ManualAction.Kind.MARK_PAID, record=invoice, user=user, before=before)
     _resolved(invoice, user, "mark_paid", invoice.problem_reason)
     return invoice
 
