@@ -34,7 +34,7 @@ for _ in $(seq 60); do
   sleep 0.5
 done
 
-if ! $PY manage.py shell -c "from sync.models import QuickBooksConnection as C; import sys; sys.exit(0 if C.objects.filter(status='connected').exists() else 1)"; then
+if ! $PY manage.py shell -v 0 -c "from sync.models import QuickBooksConnection as C; import sys; sys.exit(0 if C.objects.filter(status='connected').exists() else 1)"; then
   $PY manage.py connect_sandbox --demo-conflicts
 fi
 
