@@ -125,9 +125,20 @@ def test_5010_rereads_and_applies_the_tms_version(qbo):
     assert SyncAttempt.objects.filter(record_id=customer.pk, fault_code="5010").exists()
 
 
-@pytest.mark.parametrize("ignore_requestid", [False, True])
-def test_commit_then_timeout_never_duplicates(qbo, settings, ignore_requestid):
-    qbo.faults(commit_then_timeout_rate=1.0, timeout_mode="504", ignore_requestid=ignore_requestid)
+@pytest.mark.parametrize(
+    "ignore_requestid,timeout_mode",
+    [(False, "504"), (True, "504"), (True, "sleep")],
+    ids=["replay-504", "no-replay-504", "no-replay-client-timeout"],
+)
+def test_commit_then_timeout_never_duplicates(qbo, settings, ignore_requestid, timeout_mode):
+    # "sleep": the answer comes after our client gave up (a real read timeout).
+    settings.QBO_REQUEST_TIMEOUT = 1
+    qbo.faults(
+        commit_then_timeout_rate=1.0,
+        timeout_mode=timeout_mode,
+        timeout_sleep_seconds=2,
+        ignore_requestid=ignore_requestid,
+    )
     customer = CustomerFactory(display_name="Lost Answer Freight")
 
     assert push(customer) == "retry"
