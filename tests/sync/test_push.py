@@ -189,3 +189,21 @@ def test_it_maps_a_charge_code_to_an_existing_item_once(qbo, superuser):
 
     other.refresh_from_db()
     assert (other.qb_id, other.sync_status) == ("999", SyncStatus.SYNCED)
+
+
+def test_without_auto_create_an_invoice_waits_for_its_customer(qbo):
+    fs = finance_settings_get(company=qbo.connection.company)
+    fs.auto_create_customers = False
+    fs.save()
+    code = mapped_code(qbo, code="PREPULL", name="Pre-pull")
+    invoice = invoice_with(code)
+
+    assert push(invoice) == "waiting"
+
+    invoice.refresh_from_db()
+    assert invoice.sync_status == SyncStatus.RETRY_WAIT
+    assert invoice.attempts == 0  # waiting on a dependency is not a failed attempt
+    assert qbo.objects("Customer") == [] and qbo.objects("Invoice") == []
+    assert push(invoice.customer) == "synced"
+    Invoice.objects.filter(pk=invoice.pk).update(next_retry_at=invoice.last_attempt_at)
+    assert push(invoice) == "synced"
