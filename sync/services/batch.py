@@ -1,12 +1,14 @@
 """Bulk push: claim many, plan each, send the writes through QBO's batch endpoint (≤ 30)."""
 
 import hashlib
+import time
 from collections import Counter
 
 from django.conf import settings
 
 from sync.mappers import MAPPERS, load_records
 from sync.models import SyncAttempt
+from sync.services import ratelimit
 from sync.services.client import QboError
 from sync.services.engine import (
     SyncContext,
@@ -74,11 +76,39 @@ def push_many(*, sync_type: str, pks: list[int]) -> dict[str, int]:
 
 
 def _send_chunk(ctx: SyncContext, mapper, chunk) -> Counter:
+    """As one batch request when the realm's batch budget allows; while it is spent (40 a
+    minute), record by record on the requests batches cannot use (500 − 40 a minute), so the
+    whole budget carries writes: ~1,660 a minute instead of 1,200 with batches alone."""
     outcomes: Counter = Counter()
-    if len(chunk) == 1:
-        claim, write = chunk[0]
+    pending = list(chunk)
+    client = ctx.session.client
+    while len(pending) > 1:
+        wait_batch = ratelimit.try_acquire(ctx.session.realm, "batch")
+        if wait_batch <= 0:
+            client.prepaid = True
+            try:
+                outcomes.update(_send_batch(ctx, mapper, pending))
+            finally:
+                client.prepaid = False
+            return outcomes
+        wait_single = ratelimit.try_acquire(ctx.session.realm, "single")
+        if wait_single <= 0:
+            claim, write = pending.pop(0)
+            client.prepaid = True
+            try:
+                outcomes[_send_and_settle(ctx, claim, write)] += 1
+            finally:
+                client.prepaid = False
+            continue
+        time.sleep(min(wait_batch, wait_single, 1.0))
+    if pending:
+        claim, write = pending[0]
         outcomes[_send_and_settle(ctx, claim, write)] += 1
-        return outcomes
+    return outcomes
+
+
+def _send_batch(ctx: SyncContext, mapper, chunk) -> Counter:
+    outcomes: Counter = Counter()
     items = [_batch_item(f"b{i}", mapper.entity, w) for i, (_, w) in enumerate(chunk)]
     # Deterministic for this exact set of record versions; bId + requestid stay ≤ 50 chars.
     rid = "pqbB" + hashlib.sha1("|".join(w.rid for _, w in chunk).encode()).hexdigest()[:32]

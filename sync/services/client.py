@@ -159,14 +159,18 @@ class PortproQuickBooks(QuickBooks):
 
     base_url = ""
     last_response = None
+    # Set by a caller that already took this request's rate-limit slot (batch.py overflow).
+    prepaid = False
 
     @property
     def api_url(self):
         return self.base_url
 
     def process_request(self, request_type, url, headers="", params="", data=""):
-        kind = "batch" if url.endswith("/batch") else "request"
-        ratelimit.acquire(self.company_id, kind)
+        if self.prepaid:
+            self.prepaid = False
+        else:
+            ratelimit.acquire(self.company_id, "batch" if url.endswith("/batch") else "request")
         headers.update({"Authorization": "Bearer " + self.session.access_token})
         self.last_response = None
         try:

@@ -51,6 +51,11 @@ def _windows(kind: str) -> list[tuple[str, int, int]]:
     ]
     if kind == "batch":
         windows.append(("batch", settings.QBO_BATCH_RATE_PER_MINUTE, 60_000 + WINDOW_MARGIN_MS))
+    elif kind == "single":
+        # Single writes sent while the batch budget is spent: they may use the minute's
+        # requests that batches cannot, never the ones the batches need.
+        spare = max(1, settings.QBO_RATE_PER_MINUTE - settings.QBO_BATCH_RATE_PER_MINUTE)
+        windows.append(("single", spare, 60_000 + WINDOW_MARGIN_MS))
     return windows
 
 
@@ -101,18 +106,24 @@ def _keys(realm: str, kind: str) -> tuple[list[str], list]:
     return keys, args
 
 
+def try_acquire(realm: str, kind: str = "request") -> float:
+    """Take one request of this kind now if the budget allows (0), else the seconds to wait."""
+    if not settings.QBO_RATE_LIMIT_ENABLED:
+        return 0.0
+    client = get_redis()
+    if client is not None:
+        keys, args = _keys(realm, kind)
+        return client.eval(_ACQUIRE, len(keys), *keys, *args) / 1000
+    return _local.try_take(realm, kind)
+
+
 def acquire(realm: str, kind: str = "request", *, max_wait: float = 600) -> float:
     """Block until this realm may send one more request; returns the seconds waited."""
     if not settings.QBO_RATE_LIMIT_ENABLED:
         return 0.0
-    client = get_redis()
     waited = 0.0
     while True:
-        if client is not None:
-            keys, args = _keys(realm, kind)
-            wait = client.eval(_ACQUIRE, len(keys), *keys, *args) / 1000
-        else:
-            wait = _local.try_take(realm, kind)
+        wait = try_acquire(realm, kind)
         if wait <= 0:
             return waited
         if waited + wait > max_wait:
