@@ -13,11 +13,12 @@ from sync.services.client import QboError
 from sync.services.engine import (
     SyncContext,
     Write,
+    _attempt,
     _claim,
+    _claim_many,
     _execute,
     _handle,
     _plan,
-    _record,
     _send_and_settle,
     _settle_ok,
     _type_allowed,
@@ -52,8 +53,9 @@ def push_many(*, sync_type: str, pks: list[int]) -> dict[str, int]:
             outcomes["waiting"] += len(company_records)
             continue
         writes: list[tuple] = []
+        claims = _claim_many(mapper, company_records) if len(company_records) > 1 else None
         for record in company_records:
-            claim = _claim(mapper, record)
+            claim = claims.get(record.pk) if claims is not None else _claim(mapper, record)
             if claim is None:
                 outcomes["not-claimed"] += 1
                 continue
@@ -119,16 +121,20 @@ def _send_batch(ctx: SyncContext, mapper, chunk) -> Counter:
             outcomes[_handle(ctx, claim, write, exc)] += 1
         return outcomes
     by_bid = {item.get("bId"): item for item in responses}
-    for i, (claim, write) in enumerate(chunk):
-        item = by_bid.get(f"b{i}")
-        if item is None:
-            error = QboError("transient", "QuickBooks answered the batch without this item")
-            error.ambiguous = True
-            outcomes[_handle(ctx, claim, write, error)] += 1
-        elif "Fault" in item:
-            outcomes[_handle(ctx, claim, write, classify_fault(item["Fault"]))] += 1
-        else:
-            obj = item.get(mapper.entity)
-            outcomes[_settle_ok(claim, obj)] += 1
-            _record(claim, write, SyncAttempt.Outcome.OK, None, ctx.session)
+    attempts = []  # the successful writes' SyncAttempt rows, inserted in one query
+    try:
+        for i, (claim, write) in enumerate(chunk):
+            item = by_bid.get(f"b{i}")
+            if item is None:
+                error = QboError("transient", "QuickBooks answered the batch without this item")
+                error.ambiguous = True
+                outcomes[_handle(ctx, claim, write, error)] += 1
+            elif "Fault" in item:
+                outcomes[_handle(ctx, claim, write, classify_fault(item["Fault"]))] += 1
+            else:
+                obj = item.get(mapper.entity)
+                outcomes[_settle_ok(claim, obj)] += 1
+                attempts.append(_attempt(claim, write, SyncAttempt.Outcome.OK, None, ctx.session))
+    finally:
+        SyncAttempt.objects.bulk_create(attempts)
     return outcomes

@@ -148,6 +148,47 @@ def _claim(mapper: Mapper, record) -> Claim | None:
     )
 
 
+def _claim_many(mapper: Mapper, records: list) -> dict[int, Claim]:
+    """`_claim` for a batch in two queries: one conditional UPDATE (each record at the version
+    we loaded) with one lease for the batch, then which rows carry that lease."""
+    if not records:
+        return {}
+    now = timezone.now()
+    lease = now + timedelta(
+        seconds=settings.SYNC_LEASE_SECONDS, microseconds=random.randint(1, 999)
+    )
+    due = Q(sync_status=S.PENDING) | Q(
+        sync_status=S.RETRY_WAIT, next_retry_at__lte=now + timedelta(seconds=1)
+    )
+    at_version = Q()
+    for record in records:
+        at_version |= Q(pk=record.pk, version=record.version)
+    mapper.model.objects.filter(due).filter(at_version).filter(sync_status__in=CLAIMABLE).update(
+        sync_status=S.IN_FLIGHT,
+        lease_expires_at=lease,
+        attempts=F("attempts") + 1,
+        last_attempt_at=now,
+    )
+    mine = set(
+        mapper.model.objects.filter(
+            pk__in=[r.pk for r in records], sync_status=S.IN_FLIGHT, lease_expires_at=lease
+        ).values_list("pk", flat=True)
+    )
+    claims = {}
+    for record in records:
+        if record.pk in mine:
+            record.sync_status = S.IN_FLIGHT
+            claims[record.pk] = Claim(
+                record=record,
+                mapper=mapper,
+                version=record.version,
+                lease=lease,
+                lookup_first=record.create_uncertain and not record.qb_id,
+                attempts=record.attempts + 1,
+            )
+    return claims
+
+
 def _mine(claim: Claim):
     return claim.mapper.model.objects.filter(
         pk=claim.record.pk, sync_status=S.IN_FLIGHT, lease_expires_at=claim.lease
@@ -532,8 +573,8 @@ def _attempt_fields(claim, operation, rid, outcome, error, session, payload=None
     }
 
 
-def _record(claim, write, outcome, error, session, operation=None):
-    SyncAttempt.objects.create(
+def _attempt(claim, write, outcome, error, session, operation=None) -> SyncAttempt:
+    return SyncAttempt(
         **_attempt_fields(
             claim,
             operation or (write.op if write else "prepare"),
@@ -544,6 +585,10 @@ def _record(claim, write, outcome, error, session, operation=None):
             write.body if write else None,
         )
     )
+
+
+def _record(claim, write, outcome, error, session, operation=None):
+    _attempt(claim, write, outcome, error, session, operation).save()
 
 
 def _push_claimed(ctx: SyncContext, mapper: Mapper, record) -> str:
