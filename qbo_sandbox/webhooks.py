@@ -212,24 +212,37 @@ def kick():
 
 
 def _loop():
+    global _worker
     try:
-        idle_rounds = 0
-        while idle_rounds < 3 and not _stop.is_set():
-            _wake.clear()
-            try:
-                close_old_connections()
-                sent, wait = deliver_due()
-            except Exception:  # never let the thread die on a DB hiccup
-                log.exception("webhook delivery round failed")
-                sent, wait = 0, 1.0
-            if wait is None and not sent:
-                idle_rounds += 1
-                _wake.wait(0.2)
-                continue
-            idle_rounds = 0
-            _wake.wait(min(wait if wait is not None else 0.2, 5.0))
+        while True:
+            _deliver_until_idle()
+            # kick() wakes us under the same lock: if it did after our last look, go on;
+            # otherwise leave, and the next kick() starts a new thread.
+            with _lock:
+                if _wake.is_set() and not _stop.is_set():
+                    continue
+                _worker = None
+                return
     finally:
         connection.close()
+
+
+def _deliver_until_idle():
+    idle_rounds = 0
+    while idle_rounds < 3 and not _stop.is_set():
+        _wake.clear()
+        try:
+            close_old_connections()
+            sent, wait = deliver_due()
+        except Exception:  # never let the thread die on a DB hiccup
+            log.exception("webhook delivery round failed")
+            sent, wait = 0, 1.0
+        if wait is None and not sent:
+            idle_rounds += 1
+            _wake.wait(0.2)
+            continue
+        idle_rounds = 0
+        _wake.wait(min(wait if wait is not None else 0.2, 5.0))
 
 
 _last_resume_check = 0.0
