@@ -8,7 +8,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 from finance.syncstate import SyncStatus
 from finance.validators import validate_container_number, validate_doc_number
@@ -75,6 +75,15 @@ def sync_indexes(prefix):
         models.Index(
             fields=["problem_since"],
             name=f"{prefix}_problem_idx",
+            condition=Q(sync_status=SyncStatus.PROBLEM),
+        ),
+        # The Problem Sync page's default order (newest first, per company): a page is an
+        # index range instead of a sort of every problem row (100k rows: 40 → ms).
+        models.Index(
+            F("company_id"),
+            F("problem_since").desc(nulls_last=True),
+            F("id").desc(),
+            name=f"{prefix}_problem_page_idx",
             condition=Q(sync_status=SyncStatus.PROBLEM),
         ),
     ]
