@@ -1,5 +1,6 @@
 """Read queries for sync pages."""
 
+from django.core.paginator import Paginator
 from django.utils import timezone
 
 from sync.models import QuickBooksConnection
@@ -132,6 +133,21 @@ def _order(qs, sync_type, sort, default):
 
     expr = F(field).desc(nulls_last=True) if desc else F(field).asc(nulls_last=True)
     return qs.order_by(expr, "-pk")
+
+
+class KeysFirstPaginator(Paginator):
+    """Finds a page's primary keys first, then loads those rows with their joins: a deep page
+    (offset 60,000) walks one index instead of joining every row before it. Same rows, same
+    order, same number of queries."""
+
+    def page(self, number):
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        top = bottom + self.per_page
+        if top + self.orphans >= self.count:
+            top = self.count
+        keys = self.object_list.values("pk")[bottom:top]
+        return self._get_page(self.object_list.filter(pk__in=keys), number, self)
 
 
 def problems_list(*, company, sync_type, search="", reason="", age="", sort="-since"):

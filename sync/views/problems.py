@@ -81,7 +81,7 @@ def problems(request):
         age=filters.get("age", ""),
         sort=sort,
     )
-    page = Paginator(rows_qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = selectors.KeysFirstPaginator(rows_qs, PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "can_write": can_write,
         "sync_type": sync_type,
