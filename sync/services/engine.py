@@ -474,7 +474,24 @@ def _link_and_update(ctx: SyncContext, claim: Claim, found: dict) -> str:
     claim.record.qb_id = str(found["Id"])
     claim.record.qb_sync_token = str(found.get("SyncToken", "0"))
     write = _prepare(ctx, claim)
-    obj = _send(ctx, claim, write)
+    try:
+        obj = _send(ctx, claim, write)
+    except QboError as error:
+        if error.kind != "stale":
+            raise
+        # Changed since the look-up (a worker whose lease ran out linked it too, or a QuickBooks
+        # user edited it): re-read once and apply ours on top, as for any stale update.
+        current = ctx.session.read(claim.mapper.entity, claim.record.qb_id)
+        token = str(current.get("SyncToken", "0"))
+        claim.record.qb_sync_token = write.body["SyncToken"] = token
+        write.rid = request_id(
+            ctx.connection.realm_id,
+            claim.mapper.sync_type,
+            claim.record.pk,
+            claim.version,
+            f"{write.op}-{token}",
+        )
+        obj = _send(ctx, claim, write)
     return _settle_ok(claim, obj, linked=True)
 
 
