@@ -11,7 +11,7 @@ import hmac
 import json
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -339,6 +339,37 @@ def _apply_payment(*, company_id, obj: dict, session) -> str:
     return "payment"
 
 
+CDC_CAP = 1000  # QuickBooks silently stops at 1,000 objects per CDC answer
+
+
+def _cdc_time(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _changes_since(session, since: datetime) -> dict[str, list[dict]]:
+    """All changes since `since`. One call when under the cap; otherwise entity by entity,
+    moving the window to the newest change seen until an answer comes back under the cap."""
+    changes = session.cdc(sorted(PULLED_ENTITIES), _cdc_time(since))
+    if sum(len(objs) for objs in changes.values()) < CDC_CAP:
+        return changes
+    complete: dict[str, list[dict]] = {}
+    for entity in sorted(PULLED_ENTITIES):
+        window, objs = since, []
+        for _ in range(100):
+            batch = session.cdc([entity], _cdc_time(window)).get(entity, [])
+            objs.extend(batch)
+            times = [
+                datetime.fromisoformat(o["MetaData"]["LastUpdatedTime"])
+                for o in batch
+                if (o.get("MetaData") or {}).get("LastUpdatedTime")
+            ]
+            if len(batch) < CDC_CAP or not times or max(times) <= window:
+                break
+            window = max(times)  # overlap is harmless: applying a change twice is a no-op
+        complete[entity] = objs
+    return complete
+
+
 def pull_changes(*, connection: QuickBooksConnection) -> dict[str, int]:
     """CDC since the stored cursor (≤ 30 days), applied in order; the cursor moves on success."""
     started = timezone.now()
@@ -347,7 +378,7 @@ def pull_changes(*, connection: QuickBooksConnection) -> dict[str, int]:
     floor = started - timedelta(days=min(30, fs.payment_pull_days)) + timedelta(minutes=5)
     since = max(connection.pull_cursor or floor, floor)
     session = session_for(connection)
-    changes = session.cdc(sorted(PULLED_ENTITIES), since.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    changes = _changes_since(session, since)
     counts: dict[str, int] = {}
     # Invoices first, so payments applied to them see their latest state.
     for entity in ("Customer", "Invoice", "Payment"):

@@ -67,6 +67,10 @@ def restore_after_flushes(django_db_setup, django_db_blocker):
     """Leave a reused test database as migrations made it (`--reuse-db` runs after this one)."""
     yield
     with django_db_blocker.unblock():
+        from django.db import connection
+
+        # Reliability tests terminate database connections on purpose: start from a fresh one.
+        connection.close()
         restore_migration_rows()
 
 

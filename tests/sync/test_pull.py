@@ -164,3 +164,19 @@ def test_a_malformed_webhook_gets_a_clear_400(live_server, qbo, body):
     assert response.status_code == 400
     assert "malformed" in response.text
     assert not WebhookEvent.objects.exists()
+
+
+def test_cdc_pages_past_quickbooks_cap_of_changes(qbo, synced_invoice, monkeypatch):
+    # QuickBooks stops at 1,000 objects per answer; shrink the cap on both sides to see paging.
+    import qbo_sandbox.api
+
+    monkeypatch.setattr(qbo_sandbox.api, "CDC_MAX_OBJECTS", 3)
+    monkeypatch.setattr(pull, "CDC_CAP", 3)
+    session = SyncContext.for_company(synced_invoice.company_id).session
+    for n in range(4):
+        session.create("Customer", {"DisplayName": f"Noise {n}"}, request_id=f"test-noise-{n}")
+    receive_in_quickbooks(qbo, synced_invoice, synced_invoice.total)
+
+    pull.pull_changes(connection=QuickBooksConnection.objects.get(pk=qbo.connection.pk))
+
+    assert Invoice.objects.get(pk=synced_invoice.pk).status == Invoice.Status.PAID
