@@ -16,6 +16,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from finance.descriptions import describe_invoice, validate_mapping
+from finance.forms import DESCRIPTION_FORM_FIELDS, OPTION_FIELDS
 from finance.models import (
     ChargeCode,
     ChargeLine,
@@ -441,24 +442,7 @@ class CreditMemoAdmin(SyncedRecordAdmin):
 class FinanceSettingsForm(forms.ModelForm):
     class Meta:
         model = FinanceSettings
-        fields = [
-            "company",
-            "sync_customers",
-            "sync_invoices",
-            "sync_payments",
-            "sync_credit_memos",
-            "push_on_change",
-            "pull_payments",
-            "auto_create_customers",
-            "invoice_sync_trigger",
-            "schedule_minutes",
-            "payment_pull_days",
-            "income_account_ref",
-            "description_fields",
-            "description_separator",
-            "description_prefix",
-            "description_template",
-        ]
+        fields = ["company", *OPTION_FIELDS, *DESCRIPTION_FORM_FIELDS]
 
     def clean(self):
         data = super().clean()
