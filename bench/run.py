@@ -32,7 +32,8 @@ LATENCY_MS = 150
 LIMITS = {"per_minute": 500, "per_second": 10, "batch_per_minute": 40}
 BATCH = 30
 RESULTS = ROOT / "bench" / "results" / "latest.json"
-ONLY = os.environ.get("BENCH_ONLY", "")  # "push": the bulk push alone (no results file)
+# "push" / "cpu": that benchmark alone (no results file)
+ONLY = os.environ.get("BENCH_ONLY", "")
 
 
 def say(text=""):
@@ -661,6 +662,9 @@ def main():
     results = {"date": time.strftime("%Y-%m-%d"), "scale": SCALE, "cores": os.cpu_count()}
     try:
         procs.start_web()
+        if ONLY == "cpu":  # the CPU benchmark alone (no results file)
+            bench_cpu(Wiring(), results)
+            return
         procs.start_worker()
         wiring = Wiring()
         company, sandbox, records, counts = bench_push(wiring, procs, results)

@@ -228,9 +228,18 @@ def _settle_ok(claim: Claim, obj: dict, *, linked: bool = False) -> str:
             reason=was_problem,
             how="synced",
         )
-    if claim.mapper.sync_type == "invoice" and "qb_balance" in extra:
+    if claim.mapper.sync_type == "invoice" and _balance_news(claim.record, extra):
         invoice_refresh_paid_status(invoice=Invoice.objects.get(pk=claim.record.pk))
     return "linked" if linked else "synced"
+
+
+def _balance_news(invoice, extra: dict) -> bool:
+    """Whether QuickBooks' Balance can change the paid status: not when nothing is paid there
+    and nothing was before (TMS payments already set the status when they were entered)."""
+    if "qb_balance" not in extra:
+        return False
+    unpaid_in_quickbooks = extra["qb_balance"] >= invoice.total
+    return not (unpaid_in_quickbooks and invoice.qb_balance in (None, invoice.total))
 
 
 def _backoff(attempts: int) -> float:
