@@ -138,7 +138,10 @@ def classify(exc: Exception, status: int | None, headers=None, *, write: bool) -
         return QboError("permission", "QuickBooks refused access", code or "403", 403, detail)
     if (status or 0) >= 500 or code == "10000" or code.isdigit() and int(code) > 10000:
         # Server trouble or an unreadable gateway body: the write may or may not have landed.
-        code = str(status) if status and code in {"", "10000"} else code
+        # python-quickbooks reports unreadable gateway bodies as a bare code 10000: show the
+        # HTTP status instead; a real SystemFault (SevereException) keeps Intuit's 10000.
+        generic = type(exc) is QuickbooksException and code in {"", "10000"}
+        code = str(status) if status and (generic or not code) else code
         return QboError("transient", message, code, status, detail, ambiguous=write)
     kind = FAULT_KINDS.get(code)
     if kind is None:

@@ -247,3 +247,16 @@ def test_an_invoice_deleted_in_quickbooks_is_reported_on_update(qbo):
 
     assert invoice.problem_reason == "deleted_in_quickbooks"
     assert Decimal(invoice.total) > 0
+
+
+def test_transient_failures_become_a_problem_after_the_attempt_budget(qbo, settings):
+    settings.SYNC_MAX_ATTEMPTS = 2
+    qbo.faults(error_rate=1.0, error_style="systemfault")
+    customer = CustomerFactory()
+
+    assert push(customer) == "retry"
+    Customer.objects.filter(pk=customer.pk).update(next_retry_at=timezone.now())
+    assert push(customer) == "problem"
+
+    assert customer.problem_reason == "too_many_attempts"
+    assert customer.last_error_code == "10000"
