@@ -131,6 +131,10 @@ def _order(qs, sync_type, sort, default):
         return qs.order_by(default, "-pk")
     from django.db.models import F
 
+    if field == "problem_since":
+        # Exactly the index's order (finance sync_indexes): a problem always has a date, so
+        # NULL placement changes nothing, and a NULLS clause would stop the index being used.
+        return qs.order_by(F(field).desc() if desc else F(field).asc(), "-pk")
     expr = F(field).desc(nulls_last=True) if desc else F(field).asc(nulls_last=True)
     return qs.order_by(expr, "-pk")
 

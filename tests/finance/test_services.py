@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from finance.models import Invoice, ManualAction, Payment
 from finance.services import (
@@ -112,7 +113,10 @@ def test_a_change_in_flight_keeps_the_status_but_bumps_version(company):
 def test_problem_records_go_back_to_pending_on_change(company):
     customer = CustomerFactory()
     type(customer).objects.filter(pk=customer.pk).update(
-        sync_status=SyncStatus.PROBLEM, problem_reason="duplicate_name", attempts=3
+        sync_status=SyncStatus.PROBLEM,
+        problem_reason="duplicate_name",
+        problem_since=timezone.now(),
+        attempts=3,
     )
     customer.refresh_from_db()
 
