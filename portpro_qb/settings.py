@@ -92,9 +92,16 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # Web, worker and beat share one SQLite file in the demo: wait for locks instead of failing.
+    # Web, worker, beat and the emulator share one SQLite file in the demo. WAL lets readers
+    # carry on while one process writes; IMMEDIATE takes the write lock at BEGIN, so two
+    # transactions never deadlock upgrading a read lock; the busy timeout waits for a lock
+    # instead of failing. No transaction holds the lock across a network call (tests enforce it).
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 30, "transaction_mode": "IMMEDIATE"}
+        {
+            "timeout": env_int("SQLITE_BUSY_TIMEOUT", 30),
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -144,6 +151,8 @@ BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", "filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 900}
 if CELERY_BROKER_URL.startswith("filesystem"):
+    # kombu's filesystem transport with atomic publish and claim (portpro_qb/broker.py).
+    CELERY_BROKER_TRANSPORT = "portpro_qb.broker:Transport"
     for _folder in ("queue", "control"):
         (BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
