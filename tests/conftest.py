@@ -1,7 +1,12 @@
 """Shared fixtures: a TMS company, users per role, and (in tests/sync) the live emulator."""
 
+import threading
+import traceback
+
 import pytest
+import requests
 from django.contrib.auth.models import Group, Permission, User
+from django.db import connections
 
 from finance.services import company_get_default
 from sync.roles import ensure_roles
@@ -39,3 +44,37 @@ def outsider(db):
 @pytest.fixture
 def superuser(db):
     return User.objects.create_superuser("root", "root@example.com", "pw-root")
+
+
+def _open_transactions() -> list[str]:
+    """Database aliases this thread holds a transaction on (the test case's own excepted)."""
+    return [
+        conn.alias
+        for conn in connections.all(initialized_only=True)
+        if any(not block._from_testcase for block in conn.atomic_blocks)
+    ]
+
+
+@pytest.fixture(autouse=True)
+def no_network_inside_transactions(monkeypatch):
+    """Every HTTP call (python-quickbooks, intuit-oauth, webhooks, the emulator's deliveries)
+    must happen outside a database transaction: on SQLite an open write transaction locks the
+    whole file for the call's duration (the emulator answering it included), on PostgreSQL it
+    keeps row locks across the network. Recorded, not only raised: callers may catch it."""
+    violations: list[str] = []
+    original = requests.Session.send
+
+    def guarded_send(session, request, **kwargs):
+        held = _open_transactions()
+        if held:
+            stack = "".join(traceback.format_stack(limit=14)[:-1])
+            violations.append(
+                f"{request.method} {request.url} inside a transaction on {held} "
+                f"(thread {threading.current_thread().name}):\n{stack}"
+            )
+            raise AssertionError(violations[-1])
+        return original(session, request, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "send", guarded_send)
+    yield violations
+    assert not violations, "network call inside a database transaction:\n" + violations[0]

@@ -15,6 +15,7 @@ from finance.registry import SYNCED_MODELS
 from finance.syncstate import SyncStatus
 from sync.models import QuickBooksConnection
 from sync.services.client import auth_client, store_tokens
+from sync.services.locks import single_flight
 
 logger = logging.getLogger(__name__)
 RESET_SUFFIX = ".reset"
@@ -91,7 +92,10 @@ def complete_callback(
     realm_id: str = "",
     error: str = "",
 ) -> QuickBooksConnection:
-    """Intuit redirected back. Check the state, swap the code for tokens, store them."""
+    """Intuit redirected back. Check the state, swap the code for tokens, store them.
+
+    The calls to Intuit (code exchange, CompanyInfo, a revoke when refused) happen outside
+    any database transaction; only the final check-and-store holds the row."""
     if error:
         _audit(connection, user, f"Connect refused: {error}")
         raise ConnectError(
@@ -115,32 +119,38 @@ def complete_callback(
         raise ConnectError(
             "QuickBooks refused the authorization code (it may have expired). Connect again."
         ) from exc
+    company_name = _company_name(auth, realm_id)
+    refused_realm = ""
     with transaction.atomic():
         connection = QuickBooksConnection.objects.select_for_update().get(pk=connection.pk)
         before = _snapshot(connection)
         switching = bool(connection.realm_id) and connection.realm_id != realm_id
         if switching and mapped_record_count(connection):
-            if not state.endswith(RESET_SUFFIX):
-                _revoke_quietly(auth.refresh_token)
+            if state.endswith(RESET_SUFFIX):
+                reset_mappings(connection=connection, user=user)
+            else:
+                refused_realm = connection.realm_id
                 connection.oauth_state = ""
                 connection.save(update_fields=["oauth_state", "updated_at"])
-                raise ConnectError(
-                    f"You chose a different QuickBooks company ({realm_id}) than the one this "
-                    f"TMS is linked to ({connection.realm_id}). Nothing was changed. To switch "
-                    "companies, use “Connect a different company”, which resets every "
-                    "QuickBooks ID."
-                )
-            reset_mappings(connection=connection, user=user)
-        connection.realm_id = realm_id
-        connection.company_name = _company_name(auth, realm_id) or connection.company_name
-        connection.status = QuickBooksConnection.Status.CONNECTED
-        connection.oauth_state = ""
-        connection.connected_at = timezone.now()
-        connection.connected_by = user
-        connection.last_error = ""
-        store_tokens(connection, auth)
-        connection.save()
-        _audit(connection, user, "Connected to QuickBooks", before, _snapshot(connection))
+        if not refused_realm:
+            connection.realm_id = realm_id
+            connection.company_name = company_name or connection.company_name
+            connection.status = QuickBooksConnection.Status.CONNECTED
+            connection.oauth_state = ""
+            connection.connected_at = timezone.now()
+            connection.connected_by = user
+            connection.last_error = ""
+            store_tokens(connection, auth)
+            connection.save()
+            _audit(connection, user, "Connected to QuickBooks", before, _snapshot(connection))
+    if refused_realm:
+        _revoke_quietly(auth.refresh_token)  # the grant we will not use
+        raise ConnectError(
+            f"You chose a different QuickBooks company ({realm_id}) than the one this "
+            f"TMS is linked to ({refused_realm}). Nothing was changed. To switch "
+            "companies, use “Connect a different company”, which resets every "
+            "QuickBooks ID."
+        )
     return connection
 
 
@@ -158,28 +168,40 @@ def _company_name(auth, realm_id) -> str:
         return ""
 
 
-def _revoke_quietly(token: str) -> None:
+def _revoke_quietly(token: str) -> bool:
     try:
         auth_client().revoke(token=token)
     except Exception:  # noqa: BLE001
         logger.info("revoke failed (token may already be gone)")
+        return False
+    return True
 
 
-@transaction.atomic
 def disconnect(*, connection: QuickBooksConnection, user) -> QuickBooksConnection:
-    """Revoke access; keep the realm and every QB ID so a reconnect carries on."""
-    connection = QuickBooksConnection.objects.select_for_update().get(pk=connection.pk)
-    before = _snapshot(connection)
-    if connection.refresh_token:
-        _revoke_quietly(connection.refresh_token)
-    connection.status = QuickBooksConnection.Status.DISCONNECTED
-    connection.access_token = ""
-    connection.refresh_token = ""
-    connection.access_token_expires_at = None
-    connection.refresh_token_expires_at = None
-    connection.token_generation += 1
-    connection.save()
-    _audit(connection, user, "Disconnected from QuickBooks", before, _snapshot(connection))
+    """Revoke access; keep the realm and every QB ID so a reconnect carries on.
+
+    Holds the refresh lock (not a database transaction) while Intuit revokes, so no worker
+    rotates the token we are revoking; then one short transaction forgets the tokens. The
+    returned connection's `revoke_confirmed` says whether Intuit confirmed the revoke."""
+    with single_flight(f"refresh:{connection.realm_id}", timeout=60, wait=30):
+        current = QuickBooksConnection.objects.get(pk=connection.pk)
+        revoked = bool(current.refresh_token) and _revoke_quietly(current.refresh_token)
+        with transaction.atomic():
+            connection = QuickBooksConnection.objects.select_for_update().get(pk=connection.pk)
+            before = _snapshot(connection)
+            had_token = bool(connection.refresh_token)
+            connection.status = QuickBooksConnection.Status.DISCONNECTED
+            connection.access_token = ""
+            connection.refresh_token = ""
+            connection.access_token_expires_at = None
+            connection.refresh_token_expires_at = None
+            connection.token_generation += 1
+            connection.save()
+            note = "Disconnected from QuickBooks"
+            if had_token and not revoked:
+                note += " (QuickBooks did not confirm the revoke)"
+            _audit(connection, user, note, before, _snapshot(connection))
+    connection.revoke_confirmed = revoked or not had_token
     return connection
 
 

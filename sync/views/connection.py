@@ -62,8 +62,14 @@ def callback(request):
 @require_POST
 def disconnect(request):
     connection = connection_for_company(company=current_company(request))
-    connection_services.disconnect(connection=connection, user=request.user)
+    connection = connection_services.disconnect(connection=connection, user=request.user)
     messages.success(
         request, "Disconnected from QuickBooks. QuickBooks IDs are kept for when you reconnect."
     )
+    if not connection.revoke_confirmed:
+        messages.warning(
+            request,
+            "QuickBooks did not confirm that it revoked this app's access. To be sure, remove "
+            "the app under Apps → My apps in QuickBooks.",
+        )
     return redirect(_settings_page())
