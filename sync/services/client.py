@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import requests
 from django.conf import settings
-from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from intuitlib.client import AuthClient
 from intuitlib.exceptions import AuthClientError
@@ -49,6 +49,16 @@ def api_base_url() -> str:
 _threads = threading.local()
 
 
+class TimedAuthClient(AuthClient):
+    """intuit-oauth sends its token, revoke and discovery requests through itself (it is a
+    requests.Session) with no timeout: a silent token endpoint would hold a worker, and the
+    refresh lock, forever."""
+
+    def request(self, method, url, **kwargs):
+        kwargs.setdefault("timeout", settings.QBO_REQUEST_TIMEOUT)
+        return super().request(method, url, **kwargs)
+
+
 def auth_client() -> AuthClient:
     """One AuthClient per thread and configuration (its constructor fetches discovery)."""
     key = (
@@ -62,7 +72,7 @@ def auth_client() -> AuthClient:
         cache = _threads.auth_clients = {}
     client = cache.get(key)
     if client is None:
-        client = AuthClient(key[1], key[2], key[3], key[0])
+        client = TimedAuthClient(key[1], key[2], key[3], key[0])
         cache[key] = client
     client.access_token = None
     client.refresh_token = None
@@ -88,6 +98,9 @@ class QboError(Exception):
 
     def __str__(self):
         return f"{self.kind} {self.code} {self.message}".strip()
+
+
+BUDGET_MESSAGE = "Waiting for this company's QuickBooks request budget"
 
 
 class NeedsReconnect(Exception):
@@ -173,7 +186,7 @@ class PortproQuickBooks(QuickBooks):
         if self.prepaid:
             self.prepaid = False
         else:
-            ratelimit.acquire(self.company_id, "batch" if url.endswith("/batch") else "request")
+            ratelimit.take(self.company_id, "batch" if url.endswith("/batch") else "request")
         headers.update({"Authorization": "Bearer " + self.session.access_token})
         self.last_response = None
         try:
@@ -214,59 +227,79 @@ def _build_client(connection: QuickBooksConnection) -> PortproQuickBooks:
 # --- tokens ------------------------------------------------------------------------------
 
 
-def store_tokens(connection: QuickBooksConnection, auth: AuthClient) -> None:
+def token_fields(auth: AuthClient) -> dict:
+    """The columns a token answer fills (tokens, their expiry)."""
     now = timezone.now()
-    connection.access_token = auth.access_token
-    connection.refresh_token = auth.refresh_token
-    connection.access_token_expires_at = now + timedelta(seconds=int(auth.expires_in or 3600))
     refresh_seconds = int(getattr(auth, "x_refresh_token_expires_in", None) or 8726400)
-    connection.refresh_token_expires_at = now + timedelta(seconds=refresh_seconds)
+    return {
+        "access_token": auth.access_token,
+        "refresh_token": auth.refresh_token,
+        "access_token_expires_at": now + timedelta(seconds=int(auth.expires_in or 3600)),
+        "refresh_token_expires_at": now + timedelta(seconds=refresh_seconds),
+    }
+
+
+def store_tokens(connection: QuickBooksConnection, auth: AuthClient) -> None:
+    for name, value in token_fields(auth).items():
+        setattr(connection, name, value)
     connection.token_generation += 1
+
+
+def _refresh_refused(exc: AuthClientError) -> bool:
+    content = exc.content or b""
+    if isinstance(content, bytes):
+        content = content.decode("utf-8", "replace")
+    return exc.status_code in (400, 401) and "invalid_grant" in content
 
 
 def refresh_tokens(*, connection_id: int, seen_generation: int) -> QuickBooksConnection:
     """Single-flight refresh: one worker refreshes, the others pick up its new tokens.
 
     The refresh token may rotate (the old one dies), so two refreshes at once would lose the
-    connection. Redis lock across workers, row lock for the atomic save.
+    connection: a cross-process lock (Redis, else a file lock) serialises them. No database
+    transaction is open while Intuit answers: the new pair is saved by one conditional UPDATE
+    right after the answer. A process killed between the two leaves the previous pair in the
+    row; the previous refresh token still works for Intuit's grace period, so the next refresh
+    recovers (tests/reliability/test_tokens.py kills a process at that point).
     """
-    connection = QuickBooksConnection.objects.get(pk=connection_id)
-    with single_flight(f"refresh:{connection.realm_id}", timeout=60, wait=60):
-        with transaction.atomic():
-            connection = QuickBooksConnection.objects.select_for_update().get(pk=connection_id)
-            if connection.token_generation != seen_generation:
-                return connection  # someone refreshed while we waited
-            if connection.status != QuickBooksConnection.Status.CONNECTED:
-                raise NeedsReconnect(connection.last_error or "QuickBooks is not connected")
-            auth = auth_client()
-            lost = False
-            try:
-                auth.refresh(refresh_token=connection.refresh_token)
-            except AuthClientError as exc:
-                content = exc.content or b""
-                if isinstance(content, bytes):
-                    content = content.decode("utf-8", "replace")
-                if exc.status_code in (400, 401) and "invalid_grant" in content:
-                    lost = True
-                else:
-                    raise QboError(
-                        "transient", "token refresh failed", str(exc.status_code)
-                    ) from exc
-            except requests.RequestException as exc:
-                raise QboError("transient", "token refresh failed: network") from exc
-            if lost:
-                # Saved (committed) before raising: pushes wait for a human to reconnect.
-                connection.status = QuickBooksConnection.Status.NEEDS_RECONNECT
-                connection.last_error = "QuickBooks authorization expired or was revoked."
-                connection.save(update_fields=["status", "last_error", "updated_at"])
-            else:
-                store_tokens(connection, auth)
-                connection.last_error = ""
-                connection.save()
-                logger.info("refreshed tokens for realm %s", connection.realm_id)
-                return connection
-        logger.warning("realm %s needs reconnecting", connection.realm_id)
-        raise NeedsReconnect(connection.last_error)
+    realm = QuickBooksConnection.objects.values_list("realm_id", flat=True).get(pk=connection_id)
+    with single_flight(f"refresh:{realm}", timeout=60, wait=60):
+        connection = QuickBooksConnection.objects.get(pk=connection_id)
+        if connection.token_generation != seen_generation:
+            return connection  # someone refreshed while we waited
+        if connection.status != QuickBooksConnection.Status.CONNECTED:
+            raise NeedsReconnect(connection.last_error or "QuickBooks is not connected")
+        unchanged = QuickBooksConnection.objects.filter(
+            pk=connection_id, token_generation=seen_generation
+        )
+        auth = auth_client()
+        try:
+            auth.refresh(refresh_token=connection.refresh_token)
+        except AuthClientError as exc:
+            if not _refresh_refused(exc):
+                unchanged.update(last_error=f"Token refresh failed (HTTP {exc.status_code}).")
+                raise QboError("transient", "token refresh failed", str(exc.status_code)) from exc
+            message = "QuickBooks authorization expired or was revoked."
+            # Only if nobody saved a newer pair meanwhile: then the refusal was for an old token.
+            if unchanged.update(
+                status=QuickBooksConnection.Status.NEEDS_RECONNECT,
+                last_error=message,
+                updated_at=timezone.now(),
+            ):
+                logger.warning("realm %s needs reconnecting", realm)
+                raise NeedsReconnect(message) from exc
+            return QuickBooksConnection.objects.get(pk=connection_id)
+        except requests.RequestException as exc:
+            unchanged.update(last_error="Token refresh failed: QuickBooks could not be reached.")
+            raise QboError("transient", "token refresh failed: network") from exc
+        unchanged.update(
+            **token_fields(auth),
+            token_generation=F("token_generation") + 1,
+            last_error="",
+            updated_at=timezone.now(),
+        )
+        logger.info("refreshed tokens for realm %s", realm)
+        return QuickBooksConnection.objects.get(pk=connection_id)
 
 
 # --- the session engine code uses --------------------------------------------------------
@@ -306,6 +339,10 @@ class QuickBooksSession:
                 result = getattr(self.client, method)(*args, **kwargs)
                 self._note(started)
                 return result
+            except ratelimit.RateLimited as exc:
+                # Nothing was sent: the record waits for the budget, the worker does not.
+                self.last_status, self.last_duration_ms = None, 0
+                raise QboError("throttle", BUDGET_MESSAGE, "budget", retry_after=exc.wait) from exc
             except (QuickbooksException, TransportFailure) as exc:
                 self._note(started)
                 response = self.client.last_response

@@ -536,7 +536,8 @@ def _handle(ctx: SyncContext, claim: Claim, write: "Write | None", exc: Exceptio
         return _release(claim, "Waiting: QuickBooks needs reconnecting.")
     if isinstance(exc, QboError):
         if exc.kind == "throttle":
-            _record(claim, write, SyncAttempt.Outcome.RETRY, exc, session)
+            if exc.code != "budget":  # our own limiter sent nothing: no attempt to record
+                _record(claim, write, SyncAttempt.Outcome.RETRY, exc, session)
             delay = exc.retry_after or settings.QBO_THROTTLE_BACKOFF_SECONDS
             return _settle_retry(claim, exc, counted=False, delay=delay)
         if exc.kind in {"transient", "auth"}:
@@ -551,7 +552,15 @@ def _handle(ctx: SyncContext, claim: Claim, write: "Write | None", exc: Exceptio
             return _resolve_fault(ctx, claim, write, exc)
         except Exception as second:  # noqa: BLE001 - the fix-up itself failed: classify that
             if isinstance(second, QboError) and second.kind in {"transient", "throttle", "auth"}:
-                return _settle_retry(claim, second, counted=second.kind != "throttle")
+                throttled = second.kind == "throttle"
+                return _settle_retry(
+                    claim,
+                    second,
+                    counted=not throttled,
+                    delay=(second.retry_after or settings.QBO_THROTTLE_BACKOFF_SECONDS)
+                    if throttled
+                    else None,
+                )
             return _handle(ctx, claim, None, second)
     logger.exception(
         "unexpected failure pushing %s %s", claim.mapper.sync_type, claim.record.pk, exc_info=exc

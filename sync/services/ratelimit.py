@@ -4,12 +4,18 @@ Sliding-window logs in Redis (one sorted set per window), checked and taken atom
 Lua script using Redis' own clock, so workers on several machines agree. Limits (qbo-api.md):
 500 requests/min and 10/s per realm, 40 batch requests/min per realm and app. A 429 from
 QuickBooks pauses the whole realm (Retry-After, else QBO_THROTTLE_BACKOFF_SECONDS).
+Without Redis the same windows live in a file per realm (shared by every local process).
+Nothing here sleeps: a caller told to wait reschedules its work (RateLimited).
 """
 
-import threading
+import fcntl
+import json
+import os
+import re
 import time
 import uuid
-from collections import deque
+from contextlib import contextmanager
+from pathlib import Path
 
 from django.conf import settings
 
@@ -59,42 +65,62 @@ def _windows(kind: str) -> list[tuple[str, int, int]]:
     return windows
 
 
-class _LocalWindows:
-    """Same rule inside one process, for the demo without Redis."""
+class _SharedFileWindows:
+    """The same rule without Redis (the embedded default): one small state file per realm under
+    VAR_DIR, read and rewritten under an exclusive file lock, so web, every worker process and
+    beat on this machine share one budget (a limiter per process would let two workers send
+    twice Intuit's rate)."""
 
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.logs: dict[str, deque] = {}
-        self.paused_until: dict[str, float] = {}
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    @contextmanager
+    def _state(self, realm: str):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = re.sub(r"[^A-Za-z0-9_-]", "_", realm) or "_"
+        path = self.folder / f"{name}.json"
+        with open(self.folder / f"{name}.lock", "w") as guard:
+            fcntl.flock(guard, fcntl.LOCK_EX)
+            try:
+                state = json.loads(path.read_text())
+            except (FileNotFoundError, ValueError):
+                state = {}
+            yield state
+            staging = path.with_suffix(f".{os.getpid()}.tmp")
+            staging.write_text(json.dumps(state))
+            os.replace(staging, path)
 
     def try_take(self, realm: str, kind: str) -> float:
-        now = time.monotonic()
-        with self.lock:
-            pause = self.paused_until.get(realm, 0) - now
+        now = time.time()
+        with self._state(realm) as state:
+            pause = state.get("paused_until", 0) - now
             if pause > 0:
                 return pause
+            logs = state.setdefault("logs", {})
             wait = 0.0
             windows = _windows(kind)
             for name, limit, window_ms in windows:
-                log = self.logs.setdefault(f"{realm}:{name}", deque())
-                while log and log[0] <= now - window_ms / 1000:
-                    log.popleft()
+                log = [t for t in logs.get(name, []) if t > now - window_ms / 1000]
+                logs[name] = log
                 if len(log) >= limit:
                     wait = max(wait, log[len(log) - limit] + window_ms / 1000 - now)
             if wait > 0:
                 return wait
             for name, _, _ in windows:
-                self.logs[f"{realm}:{name}"].append(now)
+                logs[name].append(now)
             return 0.0
 
     def pause(self, realm: str, seconds: float) -> None:
-        with self.lock:
-            self.paused_until[realm] = max(
-                self.paused_until.get(realm, 0), time.monotonic() + seconds
-            )
+        with self._state(realm) as state:
+            state["paused_until"] = max(state.get("paused_until", 0), time.time() + seconds)
+
+    def paused_for(self, realm: str) -> float:
+        with self._state(realm) as state:
+            return max(0.0, state.get("paused_until", 0) - time.time())
 
 
-_local = _LocalWindows()
+def _shared_file() -> _SharedFileWindows:
+    return _SharedFileWindows(Path(settings.VAR_DIR) / "ratelimit")
 
 
 def _keys(realm: str, kind: str) -> tuple[list[str], list]:
@@ -106,6 +132,19 @@ def _keys(realm: str, kind: str) -> tuple[list[str], list]:
     return keys, args
 
 
+class RateLimited(Exception):
+    """This realm's budget is spent (or it is paused after a 429): try again in `wait` s.
+
+    Raised instead of sleeping: a task never holds a worker process waiting for the limiter;
+    its record is rescheduled and the worker goes on with other work (webhooks, other realms).
+    """
+
+    def __init__(self, realm: str, wait: float):
+        super().__init__(f"realm {realm} may send again in {wait:.1f}s")
+        self.realm = realm
+        self.wait = wait
+
+
 def try_acquire(realm: str, kind: str = "request") -> float:
     """Take one request of this kind now if the budget allows (0), else the seconds to wait."""
     if not settings.QBO_RATE_LIMIT_ENABLED:
@@ -114,22 +153,14 @@ def try_acquire(realm: str, kind: str = "request") -> float:
     if client is not None:
         keys, args = _keys(realm, kind)
         return client.eval(_ACQUIRE, len(keys), *keys, *args) / 1000
-    return _local.try_take(realm, kind)
+    return _shared_file().try_take(realm, kind)
 
 
-def acquire(realm: str, kind: str = "request", *, max_wait: float = 600) -> float:
-    """Block until this realm may send one more request; returns the seconds waited."""
-    if not settings.QBO_RATE_LIMIT_ENABLED:
-        return 0.0
-    waited = 0.0
-    while True:
-        wait = try_acquire(realm, kind)
-        if wait <= 0:
-            return waited
-        if waited + wait > max_wait:
-            raise TimeoutError(f"rate limiter for realm {realm} would wait over {max_wait}s")
-        time.sleep(min(wait, 5.0))
-        waited += min(wait, 5.0)
+def take(realm: str, kind: str = "request") -> None:
+    """Take one request now, or raise RateLimited with the wait."""
+    wait = try_acquire(realm, kind)
+    if wait > 0:
+        raise RateLimited(realm, wait)
 
 
 def pause_realm(realm: str, seconds: float) -> None:
@@ -141,11 +172,12 @@ def pause_realm(realm: str, seconds: float) -> None:
         if current < seconds * 1000:
             client.set(key, "1", px=int(seconds * 1000))
     else:
-        _local.pause(realm, seconds)
+        _shared_file().pause(realm, seconds)
 
 
 def paused_for(realm: str) -> float:
+    """Seconds left of this realm's pause after a 429 (0 when not paused)."""
     client = get_redis()
     if client is None:
-        return max(0.0, _local.paused_until.get(realm, 0) - time.monotonic())
+        return _shared_file().paused_for(realm)
     return max(0, client.pttl(f"portpro-qb:rl:{realm}:pause")) / 1000

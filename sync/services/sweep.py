@@ -9,6 +9,7 @@ from django.utils import timezone
 from finance.models import Company
 from finance.syncstate import OWED, SyncStatus
 from sync.mappers import ORDERED
+from sync.services import ratelimit
 from sync.services.engine import (
     SyncContext,
     _type_allowed,
@@ -49,8 +50,8 @@ def dispatch_due(*, limit: int | None = None) -> dict[str, int]:
         with single_flight("sweep", timeout=120, wait=0.5):
             for company in Company.objects.all():
                 ctx = SyncContext.for_company(company.pk)
-                if not ctx.usable:
-                    continue
+                if not ctx.usable or ratelimit.paused_for(ctx.connection.realm_id) > 0:
+                    continue  # a 429 pauses this realm's writes; other realms go on
                 budget = limit
                 for mapper in ORDERED:
                     due = due_queryset(mapper.model).filter(company=company)

@@ -166,10 +166,11 @@ def test_a_malformed_webhook_gets_a_clear_400(live_server, qbo, body):
     assert not WebhookEvent.objects.exists()
 
 
-def test_cdc_pages_past_quickbooks_cap_of_changes(qbo, synced_invoice, monkeypatch):
+def test_cdc_pages_past_quickbooks_cap_of_changes(qbo, synced_invoice, monkeypatch, settings):
     # QuickBooks stops at 1,000 objects per answer; shrink the cap on both sides to see paging.
     import qbo_sandbox.api
 
+    settings.QBO_RATE_LIMIT_ENABLED = False  # a dozen calls in a second; pacing is not the point
     monkeypatch.setattr(qbo_sandbox.api, "CDC_MAX_OBJECTS", 3)
     monkeypatch.setattr(pull, "CDC_CAP", 3)
     session = SyncContext.for_company(synced_invoice.company_id).session
