@@ -21,6 +21,7 @@ from finance.services import company_get_default, finance_settings_get
 
 logger = logging.getLogger(__name__)
 SWEEP_TASK_NAME = "Sweep pending and retry-due records"
+SWEEP_TASK = "sync.tasks.sweep_due"  # by name: finance does not import sync
 SETTINGS_PERM = "finance.change_financesettings"
 
 
@@ -34,12 +35,14 @@ def _schedule_update(minutes: int) -> None:
     """Point the sweep's beat entry at the new interval (django-celery-beat reloads it)."""
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-    task = PeriodicTask.objects.select_for_update().filter(name=SWEEP_TASK_NAME).first()
-    if task is None:
-        return
     every, _ = IntervalSchedule.objects.get_or_create(
         every=minutes, period=IntervalSchedule.MINUTES
     )
+    task = PeriodicTask.objects.select_for_update().filter(name=SWEEP_TASK_NAME).first()
+    if task is None:
+        # Deleted in admin: without it nothing due would ever be pushed. Recreate it.
+        PeriodicTask.objects.create(name=SWEEP_TASK_NAME, task=SWEEP_TASK, interval=every)
+        return
     if task.interval_id != every.pk:
         task.interval = every
         task.save(update_fields=["interval"])
