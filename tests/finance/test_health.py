@@ -17,7 +17,7 @@ def closed_port():
         return sock.getsockname()[1]
 
 
-def test_healthz_is_ok_with_postgres_and_redis(client):
+def test_healthz_is_ok_with_the_configured_database_and_broker(client):
     response = client.get("/healthz")
 
     assert response.status_code == 200
@@ -26,13 +26,18 @@ def test_healthz_is_ok_with_postgres_and_redis(client):
 
 def test_healthz_fails_when_the_broker_is_down(client, closed_port):
     # The celery app read its config at import; point both broker URLs elsewhere for a moment.
-    original = (app.conf.broker_url, app.conf.broker_write_url)
-    dead = f"redis://127.0.0.1:{closed_port}/0"
-    app.conf.broker_url = app.conf.broker_write_url = dead
+    keys = ("broker_url", "broker_write_url", "CELERY_BROKER_TRANSPORT")
+    original = {key: app.conf.get(key) for key in keys}
+    # The embedded default names its own transport: point everything at a dead Redis.
+    app.conf.update(
+        broker_url=f"redis://127.0.0.1:{closed_port}/0",
+        broker_write_url=f"redis://127.0.0.1:{closed_port}/0",
+        CELERY_BROKER_TRANSPORT="redis",
+    )
     try:
         response = client.get("/healthz")
     finally:
-        app.conf.broker_url, app.conf.broker_write_url = original
+        app.conf.update(original)
 
     assert response.status_code == 503
     body = response.json()

@@ -111,7 +111,9 @@ def start_worker_process(settings, *, concurrency: int = 3, log_name: str = "wor
     env.update(
         {
             "DJANGO_SETTINGS_MODULE": "portpro_qb.settings_test",
-            "TEST_DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+            "TEST_DATABASE_URL": f"sqlite:///{db['NAME']}"
+            if connection.vendor == "sqlite"
+            else f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
             "TEST_REDIS_URL": settings.REDIS_URL,
             "TEST_BROKER_URL": settings.CELERY_BROKER_URL,
         }
