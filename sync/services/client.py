@@ -263,7 +263,10 @@ def refresh_tokens(*, connection_id: int, seen_generation: int) -> QuickBooksCon
     recovers (tests/reliability/test_tokens.py kills a process at that point).
     """
     realm = QuickBooksConnection.objects.values_list("realm_id", flat=True).get(pk=connection_id)
-    with single_flight(f"refresh:{realm}", timeout=60, wait=60):
+    # The lock outlives one token request (its own timeout) but not much more: a holder
+    # killed mid-refresh (Redis keeps its lock) delays the next refresh, never blocks it.
+    hold = settings.QBO_REQUEST_TIMEOUT + 5
+    with single_flight(f"refresh:{realm}", timeout=hold, wait=hold + 5):
         connection = QuickBooksConnection.objects.get(pk=connection_id)
         if connection.token_generation != seen_generation:
             return connection  # someone refreshed while we waited

@@ -102,8 +102,8 @@ WORKER_SETTINGS = [
 ]  # fmt: skip
 
 
-def start_worker_process(settings, *, concurrency: int = 3, log_name: str = "worker"):
-    """`celery worker` as its own process on the test database and the test broker."""
+def worker_env(settings) -> dict:
+    """The environment of a process that must see this test's database, broker and settings."""
     from django.db import connection
 
     db = connection.settings_dict
@@ -121,6 +121,12 @@ def start_worker_process(settings, *, concurrency: int = 3, log_name: str = "wor
     for name in WORKER_SETTINGS:
         value = getattr(settings, name)
         env[name] = ("1" if value else "0") if isinstance(value, bool) else str(value)
+    return env
+
+
+def start_worker_process(settings, *, concurrency: int = 3, log_name: str = "worker"):
+    """`celery worker` as its own process on the test database and the test broker."""
+    env = worker_env(settings)
     log = open(LOG_DIR / f"{log_name}-{os.getpid()}.log", "ab")  # noqa: SIM115 - closed with the process
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "portpro_qb", "worker", "-P", "prefork",
