@@ -3,7 +3,7 @@
 When a process dies it says which one, with its exit code and the last lines of its log, and
 starts it again (at most `max_restarts` times in `window` seconds, with a growing pause), so
 one crash does not take the whole demo down without a word. Ctrl-C (or SIGTERM) stops every
-process cleanly: SIGTERM to each process group, SIGKILL after a grace period.
+process cleanly: SIGTERM to each, then SIGKILL to what is left of its process group.
 
 Usage: python -m portpro_qb.supervise demo   (what scripts/demo.sh runs)
 """
@@ -55,16 +55,20 @@ class Program:
         return self.process is not None and self.process.poll() is None
 
     def stop(self, grace: float) -> None:
-        if not self.alive():
+        if self.process is None:
             return
+        if self.alive():
+            # The main process only: Celery and gunicorn stop their own pool children, warmly.
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                pass
         try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+            os.killpg(self.process.pid, signal.SIGKILL)  # whatever is left of its group
         except ProcessLookupError:
             pass
+        self.process.wait()
 
 
 class Supervisor:
@@ -76,6 +80,7 @@ class Supervisor:
         max_restarts: int = 5,
         window: float = 600,
         grace: float = 20,
+        backoff=lambda restarts: min(2 ** (restarts - 1), 30),
         say=None,
     ):
         self.programs = programs
@@ -83,6 +88,7 @@ class Supervisor:
         self.max_restarts = max_restarts
         self.window = window
         self.grace = grace
+        self.backoff = backoff
         self.say = say or (lambda text: print(text, flush=True))
         self.stopping = False
 
@@ -119,7 +125,7 @@ class Supervisor:
                 )
                 return False
             program.restarts.append(now)
-            pause = min(2 ** (len(program.restarts) - 1), 30)
+            pause = self.backoff(len(program.restarts))
             self.say(
                 f"[demo] restarting {program.name} in {pause}s "
                 f"(restart {len(program.restarts)} of {self.max_restarts})."

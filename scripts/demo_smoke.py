@@ -1,0 +1,246 @@
+"""CI's proof of the embedded default: run the README's `make demo` and use it as a finance user.
+
+Starts `make demo` on a free port in this checkout (SQLite, the filesystem broker, no Redis),
+waits for /healthz, signs in as `finance`, waits until the worker and beat have pushed the
+seeded invoices into the built-in emulator and the seeded problems show on Problem Sync, times
+a disconnect and a reconnect through the consent page (each must answer in under 2 s), checks
+that syncing carries on until nothing is owed, then stops the demo with Ctrl-C and checks that
+every process ended. Exit code 0 when all of it held.
+
+Usage: .venv/bin/python scripts/demo_smoke.py
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVE_WITHIN = 90  # seconds from `make demo` to /healthz (venv ready, as after `make venv`)
+SYNC_WITHIN = 180
+ACTION_LIMIT = 2.0  # seconds for a disconnect or a reconnect to answer
+OWED = {"pending", "in_flight", "retry_wait"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def say(text: str) -> None:
+    print(f"[smoke] {text}", flush=True)
+
+
+class Failed(Exception):
+    pass
+
+
+def wait(predicate, timeout: float, what: str, interval: float = 1.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise Failed(f"{what} not within {timeout:.0f}s")
+
+
+def manage(env, *args) -> str:
+    return subprocess.run(
+        [str(ROOT / ".venv/bin/python"), "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def emulator_invoice_count(env) -> int:
+    code = (
+        "from qbo_sandbox.models import Entity as E;"
+        "print(E.objects.filter(entity_type='Invoice', deleted=False).count())"
+    )
+    return int(manage(env, "shell", "-v", "0", "-c", code).strip() or 0)
+
+
+def post(session, base, path, data=None, **kwargs):
+    data = dict(data or {}, csrfmiddlewaretoken=session.cookies.get("csrftoken", ""))
+    return session.post(base + path, data=data, headers={"Referer": base + path}, **kwargs)
+
+
+def login(session, base, username, password, path="/accounts/login/"):
+    session.get(base + path, timeout=10)
+    response = post(session, base, path, {"username": username, "password": password})
+    if "sessionid" not in session.cookies:
+        raise Failed(f"could not sign in as {username} (HTTP {response.status_code})")
+
+
+def check(base: str, env: dict) -> dict:
+    figures = {}
+    session = requests.Session()
+    login(session, base, "finance", "finance")
+    say("signed in as finance")
+
+    def synced():
+        status = json.loads(manage(env, "sync_status", "--json"))
+        invoices = status.get("invoice", {})
+        remote = emulator_invoice_count(env)
+        ready = invoices.get("synced", 0) >= 100 and remote >= invoices.get("synced", 0)
+        ready = ready and invoices.get("problem", 0) > 0 and not invoices.get("pending")
+        return (status, remote) if ready else None
+
+    started = time.monotonic()
+    status, remote = wait(synced, SYNC_WITHIN, "seeded invoices synced into the emulator", 3)
+    figures["sync_seconds"] = round(time.monotonic() - started, 1)
+    figures["status"] = status
+    figures["emulator_invoices"] = remote
+    say(f"synced in {figures['sync_seconds']}s: {status}, {remote} invoices in the emulator")
+
+    page = session.get(base + "/sync/problems/", timeout=10).text
+    reasons = ["has no QuickBooks item", "email"]
+    missing = [r for r in reasons if r not in page]
+    if missing:
+        raise Failed(f"Problem Sync does not show the seeded problems {missing}")
+    say("Problem Sync shows the seeded problems")
+
+    started = time.monotonic()
+    response = post(session, base, "/quickbooks/disconnect/", allow_redirects=False, timeout=30)
+    figures["disconnect_seconds"] = round(time.monotonic() - started, 2)
+    if response.status_code != 302:
+        raise Failed(f"disconnect answered {response.status_code}")
+    started = time.monotonic()
+    response = post(session, base, "/quickbooks/connect/", allow_redirects=False, timeout=30)
+    consent_url = response.headers.get("Location", "")
+    consent = session.get(consent_url, timeout=30)
+    if "/accounts/login" in consent.url or 'name="password"' in consent.text:
+        # The emulator's consent page asks for a QuickBooks (sandbox) user, like Intuit's.
+        login(session, base, "finance", "finance", path=consent.url.replace(base, "", 1))
+        consent = session.get(consent_url, timeout=30)
+    fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', consent.text))
+    realm = re.search(r'name="realm_id" value="(\d+)"', consent.text)
+    if not realm:
+        raise Failed("the consent page offers no company")
+    form = {k: fields[k] for k in ("client_id", "redirect_uri", "state", "scope", "response_type")}
+    form.update(realm_id=realm.group(1), action="connect")
+    figures["consent_page_seconds"] = round(time.monotonic() - started, 2)
+    started = time.monotonic()
+    answer = session.post(
+        consent.url,
+        data={**form, "csrfmiddlewaretoken": session.cookies.get("csrftoken", "")},
+        headers={"Referer": consent.url},
+        allow_redirects=False,
+        timeout=30,
+    )
+    callback = session.get(answer.headers["Location"], allow_redirects=False, timeout=30)
+    figures["reconnect_seconds"] = round(time.monotonic() - started, 2)
+    settings_page = session.get(base + "/finance/quickbooks/", timeout=10).text
+    if callback.status_code != 302 or "Connected to QuickBooks company" not in settings_page:
+        raise Failed("reconnecting through the consent page did not connect")
+    say(f"disconnect {figures['disconnect_seconds']}s, reconnect {figures['reconnect_seconds']}s")
+    slow = {k: v for k, v in figures.items() if k.endswith("connect_seconds") and v > ACTION_LIMIT}
+    if slow:
+        raise Failed(f"slower than {ACTION_LIMIT}s: {slow}")
+
+    def settled():
+        status = json.loads(manage(env, "sync_status", "--json"))
+        owed = sum(n for by in status.values() for s, n in by.items() if s in OWED)
+        return status if owed == 0 else None
+
+    figures["settled"] = wait(settled, SYNC_WITHIN, "everything settled after the reconnect", 3)
+    say(f"after the reconnect nothing is left owed: {figures['settled']}")
+    return figures
+
+
+def demo_processes(var_dir: Path) -> list[int]:
+    """Processes started for this demo (the supervisor gives each a session of its own)."""
+    marker = f"VAR_DIR={var_dir}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def main() -> int:
+    port = free_port()
+    # A var folder of its own (db, broker, logs): a fresh demo however often this runs.
+    var_dir = ROOT / "var" / "demo-smoke"
+    shutil.rmtree(var_dir, ignore_errors=True)
+    var_dir.mkdir(parents=True)
+    log_path = var_dir / "make-demo.log"
+    env = dict(os.environ, PORT=str(port), VAR_DIR=str(var_dir))
+    for name in ("DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"):
+        env.pop(name, None)  # the embedded defaults, exactly as a new user gets them
+    env.update(QBO_SANDBOX_ENABLED="1", QBO_LOCAL_BASE_URL=f"http://127.0.0.1:{port}/qbo-sandbox")
+    log = open(log_path, "w")  # noqa: SIM115 - closed below
+    say(f"make demo on port {port} (log: {log_path})")
+    started = time.monotonic()
+    demo = subprocess.Popen(
+        ["make", "demo", f"PORT={port}"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    code = 1
+    try:
+
+        def serving():
+            if demo.poll() is not None:
+                raise Failed(f"make demo exited with {demo.returncode}")
+            try:
+                return requests.get(base + "/healthz", timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait(serving, SERVE_WITHIN, "/healthz answering", 0.5)
+        wait(lambda: "Stop: Ctrl-C" in log_path.read_text(), 60, "the banner")
+        say(f"serving after {time.monotonic() - started:.1f}s")
+        figures = check(base, env)
+        code = 0
+        say(f"figures: {json.dumps(figures)}")
+    except (Failed, requests.RequestException, subprocess.CalledProcessError) as exc:
+        say(f"FAILED: {exc}")
+    finally:
+        os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C in the terminal: the supervisor stops all
+        try:
+            demo.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            say("FAILED: the demo did not stop within 60 s of Ctrl-C")
+            os.killpg(demo.pid, signal.SIGKILL)
+            code = 1
+        log.close()
+        leftovers = demo_processes(var_dir)
+        if leftovers:
+            say(f"FAILED: processes left running after Ctrl-C: {leftovers}")
+            for pid in leftovers:
+                os.kill(pid, signal.SIGKILL)
+            code = 1
+        if code:
+            print(log_path.read_text()[-4000:])
+            for name in ("web.log", "worker.log", "beat.log"):
+                path = var_dir / "logs" / name
+                if path.exists():
+                    print(f"--- {name} (tail)\n" + "\n".join(path.read_text().splitlines()[-25:]))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
