@@ -29,9 +29,7 @@ else:
         "TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portpro_qb"
     )
     os.environ["REDIS_URL"] = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-    os.environ["CELERY_BROKER_URL"] = os.environ.get(
-        "TEST_BROKER_URL", "redis://127.0.0.1:6379/14"
-    )
+    os.environ["CELERY_BROKER_URL"] = os.environ.get("TEST_BROKER_URL", "redis://127.0.0.1:6379/14")
 os.environ.setdefault("FIELD_ENCRYPTION_KEY", "C7fKjEnp15QX5CFKk8ZbtKHT6rkj5RPuT0vcTuVDnCc=")
 os.environ.setdefault("QBO_ENVIRONMENT", "local")
 os.environ.setdefault("QBO_SANDBOX_WEBHOOK_RETRY_SCALE", "0.01")
