@@ -176,10 +176,8 @@ def demo_processes(var_dir: Path) -> list[int]:
     return found
 
 
-def main() -> int:
-    port = free_port()
-    # A var folder of its own (db, broker, logs): a fresh demo however often this runs.
-    var_dir = ROOT / "var" / "demo-smoke"
+def start_demo(var_dir: Path, port: int):
+    """`make demo` in the background, on its own var folder (fresh each time) and port."""
     shutil.rmtree(var_dir, ignore_errors=True)
     var_dir.mkdir(parents=True)
     log_path = var_dir / "make-demo.log"
@@ -187,58 +185,78 @@ def main() -> int:
     for name in ("DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"):
         env.pop(name, None)  # the embedded defaults, exactly as a new user gets them
     env.update(QBO_SANDBOX_ENABLED="1", QBO_LOCAL_BASE_URL=f"http://127.0.0.1:{port}/qbo-sandbox")
-    log = open(log_path, "w")  # noqa: SIM115 - closed below
     say(f"make demo on port {port} (log: {log_path})")
-    started = time.monotonic()
-    demo = subprocess.Popen(
-        ["make", "demo", f"PORT={port}"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    with open(log_path, "w") as log:
+        demo = subprocess.Popen(
+            ["make", "demo", f"PORT={port}"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    demo.started = time.monotonic()
+    return demo, log_path, env
+
+
+def wait_serving(demo, base: str, log_path: Path) -> float:
+    def serving():
+        if demo.poll() is not None:
+            raise Failed(f"make demo exited with {demo.returncode}")
+        try:
+            return requests.get(base + "/healthz", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    wait(serving, SERVE_WITHIN, "/healthz answering", 0.5)
+    wait(lambda: "Stop: Ctrl-C" in log_path.read_text(), 60, "the banner", 0.5)
+    elapsed = round(time.monotonic() - demo.started, 1)
+    say(f"serving after {elapsed}s")
+    return elapsed
+
+
+def stop_demo(demo, var_dir: Path) -> list[int]:
+    """Ctrl-C as in the terminal; returns the processes still running afterwards (killed)."""
+    os.killpg(demo.pid, signal.SIGINT)
+    try:
+        demo.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        say("FAILED: the demo did not stop within 60 s of Ctrl-C")
+        os.killpg(demo.pid, signal.SIGKILL)
+    leftovers = demo_processes(var_dir)
+    if leftovers:
+        say(f"FAILED: processes left running after Ctrl-C: {leftovers}")
+        for pid in leftovers:
+            os.kill(pid, signal.SIGKILL)
+    return leftovers
+
+
+def print_logs(var_dir: Path, log_path: Path) -> None:
+    print(log_path.read_text()[-4000:])
+    for name in ("web.log", "worker.log", "beat.log"):
+        path = var_dir / "logs" / name
+        if path.exists():
+            print(f"--- {name} (tail)\n" + "\n".join(path.read_text().splitlines()[-25:]))
+
+
+def main() -> int:
+    port = free_port()
+    var_dir = ROOT / "var" / "demo-smoke"
+    demo, log_path, env = start_demo(var_dir, port)
     base = f"http://127.0.0.1:{port}"
     code = 1
     try:
-
-        def serving():
-            if demo.poll() is not None:
-                raise Failed(f"make demo exited with {demo.returncode}")
-            try:
-                return requests.get(base + "/healthz", timeout=2).status_code == 200
-            except requests.RequestException:
-                return False
-
-        wait(serving, SERVE_WITHIN, "/healthz answering", 0.5)
-        wait(lambda: "Stop: Ctrl-C" in log_path.read_text(), 60, "the banner")
-        say(f"serving after {time.monotonic() - started:.1f}s")
+        wait_serving(demo, base, log_path)
         figures = check(base, env)
         code = 0
         say(f"figures: {json.dumps(figures)}")
     except (Failed, requests.RequestException, subprocess.CalledProcessError) as exc:
         say(f"FAILED: {exc}")
     finally:
-        os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C in the terminal: the supervisor stops all
-        try:
-            demo.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            say("FAILED: the demo did not stop within 60 s of Ctrl-C")
-            os.killpg(demo.pid, signal.SIGKILL)
-            code = 1
-        log.close()
-        leftovers = demo_processes(var_dir)
-        if leftovers:
-            say(f"FAILED: processes left running after Ctrl-C: {leftovers}")
-            for pid in leftovers:
-                os.kill(pid, signal.SIGKILL)
+        if stop_demo(demo, var_dir):
             code = 1
         if code:
-            print(log_path.read_text()[-4000:])
-            for name in ("web.log", "worker.log", "beat.log"):
-                path = var_dir / "logs" / name
-                if path.exists():
-                    print(f"--- {name} (tail)\n" + "\n".join(path.read_text().splitlines()[-25:]))
+            print_logs(var_dir, log_path)
     return code
 
 
