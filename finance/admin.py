@@ -8,10 +8,12 @@ it changes in the TMS, through finance services.
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
+from django.db.models import Q
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
@@ -33,7 +35,8 @@ from finance.models import (
     PaymentApplication,
 )
 from finance.qb_ids import qb_id_override, qb_id_remove, record_label, user_can_change_qb_ids
-from finance.services import record_mark_changed
+from finance import services
+from finance.services import record_delete
 from finance.validators import validate_qb_id
 
 SYNC_FIELDS = (
@@ -120,6 +123,23 @@ class QuickBooksIdForm(forms.Form):
         return data
 
 
+def _delete_selected_not_in_quickbooks(modeladmin, request, queryset):
+    """Django's "Delete selected", minus the records that live in QuickBooks (named)."""
+    kept = list(queryset.filter(Q(create_uncertain=True) | ~Q(qb_id="")))
+    if kept:
+        names = ", ".join(str(r) for r in kept[:10]) + (" …" if len(kept) > 10 else "")
+        modeladmin.message_user(
+            request,
+            f"Kept {len(kept)} that live in QuickBooks ({names}): void them or remove their "
+            "QuickBooks ID first.",
+            messages.WARNING,
+        )
+    remaining = queryset.exclude(pk__in=[r.pk for r in kept])
+    if remaining.exists():
+        return delete_selected(modeladmin, request, remaining)
+    return None
+
+
 class SyncedRecordAdmin(admin.ModelAdmin):
     """Base for the five synced models: sync fields read-only, plus the QuickBooks ID page."""
 
@@ -136,11 +156,73 @@ class SyncedRecordAdmin(admin.ModelAdmin):
             ("QuickBooks sync", {"fields": SYNC_FIELDS, "classes": ["collapse"]}),
         ]
 
+    # Edits go through the finance service of the type, with its guards (set per model).
+    update_service = None
+    create_service = None
+    delete_refusal = (
+        "This record is in QuickBooks (ID {qb_id}), so it cannot be deleted here: deleting it "
+        "would leave QuickBooks' copy behind. {instead}"
+    )
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form_class = super().get_form(request, obj, change, **kwargs)
+        check = self.check_change
+
+        class ServiceCheckedForm(form_class):
+            def clean(self):
+                data = super().clean()
+                if self.instance.pk and self.changed_data:
+                    try:
+                        check(self.instance, {n: data.get(n) for n in self.changed_data})
+                    except ValidationError as exc:
+                        self.add_error(None, exc)
+                return data
+
+        return ServiceCheckedForm
+
+    def check_change(self, record, fields: dict) -> None:
+        """Refusals a service would raise, shown as form errors before anything is saved."""
+
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        if change and form.changed_data:
-            # Same rule as finance services: every change QuickBooks must learn bumps version.
-            record_mark_changed(record=obj)
+        if not change:
+            if self.create_service is None:
+                raise PermissionDenied
+            fields = {n: form.cleaned_data[n] for n in form.changed_data if n != "company"}
+            created = self.create_service(company=form.cleaned_data["company"], **fields)
+            obj.pk, obj._state.adding = created.pk, False
+            return
+        if form.changed_data:
+            original = type(obj).objects.get(pk=obj.pk)
+            changes = {name: getattr(obj, name) for name in form.changed_data}
+            self.update_service(original, changes, request.user)
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and (obj.qb_id or obj.create_uncertain):
+            return False  # see delete_refusal, shown on the change page
+        return super().has_delete_permission(request, obj)
+
+    def delete_model(self, request, obj):
+        record_delete(record=obj, user=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for record in queryset:
+            record_delete(record=record, user=request.user)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if "delete_selected" in actions:
+            actions["delete_selected"] = (
+                _delete_selected_not_in_quickbooks,
+                "delete_selected",
+                actions["delete_selected"][2],
+            )
+        return actions
+
+    def delete_instead(self, obj) -> str:
+        return (
+            "Make it inactive in QuickBooks, or remove its QuickBooks ID first with "
+            "“QuickBooks ID…” (QuickBooks then keeps its copy)."
+        )
 
     # The QuickBooks ID page ------------------------------------------------------------
 
@@ -162,6 +244,11 @@ class SyncedRecordAdmin(admin.ModelAdmin):
         if user_can_change_qb_ids(request.user):
             extra_context["qb_id_url"] = reverse(
                 f"admin:{self._qb_id_url_name()}", args=[object_id]
+            )
+        record = self.get_object(request, unquote(object_id))
+        if record is not None and record.qb_id:
+            extra_context["delete_refusal"] = self.delete_refusal.format(
+                qb_id=record.qb_id, instead=self.delete_instead(record)
             )
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -243,6 +330,12 @@ class CustomerAdmin(SyncedRecordAdmin):
     search_fields = ("display_name", "company_name", "billing_email", "city", "qb_id")
     list_select_related = ("company",)
 
+    def update_service(self, customer, changes, user):
+        return services.customer_update(customer=customer, **changes)
+
+    def create_service(self, *, company, display_name, **fields):
+        return services.customer_create(company=company, display_name=display_name, **fields)
+
 
 @admin.register(ChargeCode)
 class ChargeCodeAdmin(SyncedRecordAdmin):
@@ -250,6 +343,12 @@ class ChargeCodeAdmin(SyncedRecordAdmin):
     list_filter = ("sync_status", "is_active")
     search_fields = ("code", "name", "description", "qb_id")
     list_select_related = ("company",)
+
+    def update_service(self, charge_code, changes, user):
+        return services.charge_code_update(charge_code=charge_code, **changes)
+
+    def create_service(self, *, company, code, name, **fields):
+        return services.charge_code_create(company=company, code=code, name=name, **fields)
 
 
 @admin.register(Load)
@@ -336,8 +435,34 @@ class InvoiceAdmin(SyncedRecordAdmin):
     readonly_fields = ("company", "status", "total", "qb_balance", "quickbooks_descriptions")
     inlines = [ChargeSetInline]
 
+    actions = ["void_selected"]
+
     def has_add_permission(self, request):
         return False  # invoices are built in the TMS (finance.services.invoice_create)
+
+    def check_change(self, invoice, fields):
+        services.invoice_update_check(invoice=invoice, fields=fields)
+
+    def update_service(self, invoice, changes, user):
+        return services.invoice_update(invoice=invoice, user=user, **changes)
+
+    def delete_instead(self, invoice) -> str:
+        return (
+            "Void it instead (the “Void” action: here and in QuickBooks), or remove its "
+            "QuickBooks ID first with “QuickBooks ID…” (QuickBooks then keeps its copy)."
+        )
+
+    @admin.action(description="Void selected invoices (here and in QuickBooks)")
+    def void_selected(self, request, queryset):
+        voided = 0
+        for invoice in queryset:
+            try:
+                services.invoice_void(invoice=invoice, user=request.user)
+                voided += 1
+            except ValidationError as exc:
+                self.message_user(request, " ".join(exc.messages), messages.ERROR)
+        if voided:
+            self.message_user(request, f"Voided {voided} invoice(s).", messages.SUCCESS)
 
     @admin.display(description="QuickBooks line descriptions")
     def quickbooks_descriptions(self, obj):
@@ -410,6 +535,9 @@ class PaymentAdmin(SyncedRecordAdmin):
     def has_add_permission(self, request):
         return False  # applications are validated by finance.services.payment_create
 
+    def update_service(self, payment, changes, user):
+        return services.payment_update(payment=payment, **changes)
+
 
 class CreditMemoLineInline(ReadOnlyInline):
     model = CreditMemoLine
@@ -437,6 +565,9 @@ class CreditMemoAdmin(SyncedRecordAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def update_service(self, credit_memo, changes, user):
+        return services.credit_memo_update(credit_memo=credit_memo, **changes)
 
 
 class FinanceSettingsForm(forms.ModelForm):

@@ -5,18 +5,56 @@ Models hold data and small invariants; operations live in finance/services.py.
 
 from decimal import Decimal
 
+import datetime
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
 from finance.syncstate import SyncStatus
-from finance.validators import validate_container_number, validate_doc_number
+from finance.validators import (
+    CONTROL_MESSAGE,
+    has_control_characters,
+    validate_business_date,
+    validate_container_number,
+    validate_doc_number,
+)
 
 MONEY = {"max_digits": 12, "decimal_places": 2}
 
 
-class Company(models.Model):
+class CheckedFields(models.Model):
+    """full_clean refuses, on every text field, control characters (PostgreSQL refuses NUL
+    outright, QuickBooks the others) and, on every date field, dates outside the years a
+    business bills in. One rule for every model and every field added later."""
+
+    class Meta:
+        abstract = True
+
+    def clean_fields(self, exclude=None):
+        errors: dict = {}
+        try:
+            super().clean_fields(exclude=exclude)
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+        for field in self._meta.concrete_fields:
+            if exclude and field.name in exclude or field.name in errors:
+                continue
+            value = getattr(self, field.attname, None)
+            if isinstance(value, str) and has_control_characters(value):
+                errors[field.name] = [ValidationError(f"{field.verbose_name} {CONTROL_MESSAGE}")]
+            elif isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+                try:
+                    validate_business_date(value, str(field.verbose_name).capitalize())
+                except ValidationError as exc:
+                    errors[field.name] = exc.error_list
+        if errors:
+            raise ValidationError(errors)
+
+
+class Company(CheckedFields):
     """The TMS tenant; one QuickBooks connection and one FinanceSettings each."""
 
     name = models.CharField(max_length=200, unique=True)
@@ -28,7 +66,7 @@ class Company(models.Model):
         return self.name
 
 
-class SyncedRecord(models.Model):
+class SyncedRecord(CheckedFields):
     """Fields every record that reaches QuickBooks carries (one state machine for all)."""
 
     qb_id = models.CharField("QuickBooks ID", max_length=32, blank=True, default="", db_index=True)
@@ -148,7 +186,7 @@ class ChargeCode(SyncedRecord):
         return f"{self.code} · {self.name}"
 
 
-class Load(models.Model):
+class Load(CheckedFields):
     company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="loads")
     load_number = models.CharField(max_length=30)
     container_number = models.CharField(
@@ -207,12 +245,18 @@ class Invoice(SyncedRecord):
     def __str__(self):
         return f"Invoice {self.doc_number}"
 
+    def clean(self):
+        if self.due_date and self.invoice_date and self.due_date < self.invoice_date:
+            raise ValidationError(
+                {"due_date": "The due date cannot be before the invoice date."}
+            )
+
     @property
     def is_combined(self) -> bool:
         return self.charge_sets.count() > 1
 
 
-class ChargeSet(models.Model):
+class ChargeSet(CheckedFields):
     """The charges of one load on an invoice; a combined invoice has several."""
 
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="charge_sets")
@@ -227,7 +271,7 @@ class ChargeSet(models.Model):
         return f"{self.invoice} · {self.load}"
 
 
-class ChargeLine(models.Model):
+class ChargeLine(CheckedFields):
     charge_set = models.ForeignKey(ChargeSet, on_delete=models.CASCADE, related_name="lines")
     charge_code = models.ForeignKey(ChargeCode, on_delete=models.PROTECT, related_name="lines")
     quantity = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("1"))
@@ -267,14 +311,21 @@ class Payment(SyncedRecord):
     class Meta:
         ordering = ["-payment_date", "-id"]
         indexes = sync_indexes("payment")
-        constraints = sync_constraints("payment")
+        constraints = sync_constraints("payment") + [
+            # One TMS payment per QuickBooks payment: deliveries of one change repeat and race.
+            models.UniqueConstraint(
+                fields=["company", "qb_id"],
+                condition=~Q(qb_id=""),
+                name="payment_unique_qb_id",
+            )
+        ]
 
     def __str__(self):
         ref = self.reference_number or f"#{self.pk}"
         return f"Payment {ref} · {self.amount}"
 
 
-class PaymentApplication(models.Model):
+class PaymentApplication(CheckedFields):
     payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="applications")
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="applications")
     amount = models.DecimalField(**MONEY, validators=[MinValueValidator(Decimal("0.01"))])
@@ -307,7 +358,7 @@ class CreditMemo(SyncedRecord):
         return f"Credit memo {self.number}"
 
 
-class CreditMemoLine(models.Model):
+class CreditMemoLine(CheckedFields):
     credit_memo = models.ForeignKey(CreditMemo, on_delete=models.CASCADE, related_name="lines")
     charge_code = models.ForeignKey(ChargeCode, on_delete=models.PROTECT, related_name="+")
     description = models.CharField(max_length=500, blank=True, default="")
@@ -333,7 +384,7 @@ DESCRIPTION_FIELDS = {
 }
 
 
-class FinanceSettings(models.Model):
+class FinanceSettings(CheckedFields):
     """How one TMS company wants QuickBooks sync to behave (Finance → QuickBooks page)."""
 
     class Trigger(models.TextChoices):
@@ -422,6 +473,7 @@ class ManualAction(models.Model):
         SETTINGS = "settings", "Finance settings changed"
         CONNECTION = "connection", "QuickBooks connection changed"
         CONFIRM_CONFLICT = "confirm_conflict", "Confirmed change despite QuickBooks payments"
+        DELETE = "delete", "Deleted in the TMS"
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     record_type = models.CharField(max_length=16, blank=True, default="")

@@ -1,13 +1,16 @@
 """Business operations on finance records. Every change that must reach QuickBooks goes
 through `record_mark_changed`, which bumps `version` and makes the record PENDING."""
 
+import json
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import F, Sum
+from django.forms.models import model_to_dict
 
 from finance.models import (
     ChargeCode,
@@ -26,6 +29,7 @@ from finance.models import (
 )
 from finance.signals import records_changed
 from finance.syncstate import SyncStatus
+from finance.validators import money, validate_business_date
 
 CENT = Decimal("0.01")
 
@@ -89,14 +93,7 @@ def customer_create(*, company: Company, display_name: str, **fields) -> Custome
 def customer_update(*, customer: Customer, **fields) -> Customer:
     # Re-read under lock: the caller's copy may predate a sync that stored the QuickBooks ID.
     customer = Customer.objects.select_for_update().get(pk=customer.pk)
-    changed = [name for name, value in fields.items() if getattr(customer, name) != value]
-    for name in changed:
-        setattr(customer, name, fields[name])
-    if changed:
-        customer.full_clean()
-        customer.save(update_fields=[*changed, "updated_at"])
-        record_mark_changed(record=customer)
-    return customer
+    return _update_synced(customer, fields)
 
 
 @transaction.atomic
@@ -119,6 +116,71 @@ def charge_code_update(*, charge_code: ChargeCode, **fields) -> ChargeCode:
         if charge_code.qb_id:  # only a mapped item has anything to update in QuickBooks
             record_mark_changed(record=charge_code)
     return charge_code
+
+
+@transaction.atomic
+def payment_update(*, payment: Payment, **fields) -> Payment:
+    """Date, reference and method; amounts and applications are fixed once entered."""
+    payment = Payment.objects.select_for_update().get(pk=payment.pk)
+    return _update_synced(payment, fields)
+
+
+@transaction.atomic
+def credit_memo_update(*, credit_memo: CreditMemo, **fields) -> CreditMemo:
+    credit_memo = CreditMemo.objects.select_for_update().get(pk=credit_memo.pk)
+    return _update_synced(credit_memo, fields)
+
+
+def _update_synced(record, fields: dict):
+    changed = [name for name, value in fields.items() if getattr(record, name) != value]
+    for name in changed:
+        setattr(record, name, fields[name])
+    if changed:
+        record.full_clean()
+        record.save(update_fields=[*changed, "updated_at"])
+        record_mark_changed(record=record)
+    return record
+
+
+def _json_ready(record) -> dict:
+    return json.loads(json.dumps(model_to_dict(record), cls=DjangoJSONEncoder))
+
+
+@transaction.atomic
+def record_delete(*, record, user) -> None:
+    """Delete a synced-type record that QuickBooks does not have, with an audit row. One that
+    QuickBooks has (or may have) is refused: deleting it here would leave QuickBooks' copy
+    behind, and reusing its number later would collide with it."""
+    record = type(record).objects.select_for_update().get(pk=record.pk)
+    if record.qb_id:
+        raise ValidationError(
+            f"{record} is in QuickBooks (ID {record.qb_id}) and cannot be deleted here. "
+            + (
+                "Void it instead, "
+                if isinstance(record, Invoice)
+                else "Make it inactive or remove it in QuickBooks, "
+            )
+            + "or remove its QuickBooks ID first (QuickBooks then keeps its copy)."
+        )
+    if record.sync_status == SyncStatus.IN_FLIGHT or record.create_uncertain:
+        raise ValidationError(
+            f"{record} may already be in QuickBooks (it is being sent, or its last send got no "
+            "answer). Let it sync first, then void or unlink it."
+        )
+    touched = []
+    if isinstance(record, Payment):
+        touched = list(record.applications.values_list("invoice_id", flat=True))
+    ManualAction.objects.create(
+        kind=ManualAction.Kind.DELETE,
+        record_type=record.sync_type,
+        record_id=record.pk,
+        user=user,
+        before=_json_ready(record),
+        note=f"Deleted {record}"[:500],
+    )
+    record.delete()
+    for invoice in Invoice.objects.filter(pk__in=touched):
+        invoice_refresh_paid_status(invoice=invoice)
 
 
 def load_create(*, company: Company, load_number: str, **fields) -> Load:
@@ -187,6 +249,7 @@ def invoice_create(
     terms_days: int | None = None,
 ) -> Invoice:
     terms = customer.terms_days if terms_days is None else terms_days
+    validate_business_date(invoice_date, "The invoice date")  # before any date arithmetic
     invoice = _clean_save(
         Invoice(
             company=company,
@@ -232,6 +295,26 @@ def _guard_quickbooks_payments(invoice: Invoice, *, confirm_conflict: bool, user
     )
 
 
+def invoice_update_check(*, invoice: Invoice, fields: dict) -> None:
+    """What invoice_update refuses, for a form to show before saving (admin)."""
+    if "customer" in fields and fields["customer"] != invoice.customer:
+        _guard_customer_change(invoice)
+
+
+def _guard_customer_change(invoice: Invoice) -> None:
+    """Money applied to an invoice belongs to its customer: moving the invoice would leave the
+    payment on another customer's invoice (QuickBooks accepts that silently)."""
+    applied = invoice.applications.aggregate(total=Sum("amount"))["total"]
+    if applied:
+        raise ValidationError(
+            {
+                "customer": f"{applied} in payments is applied to invoice {invoice.doc_number}. "
+                "Remove those payments (or void the invoice and bill the right customer) "
+                "before changing its customer."
+            }
+        )
+
+
 @transaction.atomic
 def invoice_update(
     *, invoice: Invoice, user=None, confirm_conflict: bool = False, **fields
@@ -240,6 +323,8 @@ def invoice_update(
     changed = [name for name, value in fields.items() if getattr(invoice, name) != value]
     if not changed:
         return invoice
+    if "customer" in changed or "customer_id" in changed:
+        _guard_customer_change(invoice)
     for name in changed:
         setattr(invoice, name, fields[name])
     invoice.full_clean()
@@ -329,8 +414,12 @@ def payment_create(
     sync_status: str = SyncStatus.PENDING,
     qb_id: str = "",
 ) -> Payment:
-    amount = Decimal(amount)
-    applied_total = sum((Decimal(a) for _, a in applications), Decimal("0"))
+    amount = money(amount, "The payment amount")
+    applications = [
+        (invoice, money(applied, f"The amount applied to invoice {invoice.doc_number}"))
+        for invoice, applied in applications
+    ]
+    applied_total = sum((a for _, a in applications), Decimal("0"))
     if applied_total > amount:
         raise ValidationError(
             f"The applications ({applied_total}) are more than the payment ({amount})."
@@ -362,7 +451,7 @@ def payment_create(
                 f"{applied} is more than the {open_balance} still open on invoice "
                 f"{invoice.doc_number}."
             )
-        PaymentApplication.objects.create(payment=payment, invoice=invoice, amount=applied)
+        _clean_save(PaymentApplication(payment=payment, invoice=invoice, amount=applied))
         invoice_refresh_paid_status(invoice=invoice)
     if sync_status == SyncStatus.PENDING:
         _announce([payment])

@@ -1,4 +1,6 @@
 import re
+from datetime import date
+from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
 
@@ -51,3 +53,43 @@ def validate_qb_id(value: str) -> None:
             "A QuickBooks ID is a positive whole number, like 142 (got %(value)r).",
             params={"value": value},
         )
+
+
+# C0 controls except tab, newline and carriage return; DEL; C1 controls. PostgreSQL refuses NUL
+# in text (a DataError), QuickBooks refuses control characters in names and DocNumbers.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def has_control_characters(value: str) -> bool:
+    return bool(_CONTROL.search(value))
+
+
+def printable(value: str) -> str:
+    """The text without control characters (for values that come from QuickBooks)."""
+    return _CONTROL.sub("", value)
+
+
+CONTROL_MESSAGE = "contains control characters (such as NUL or escape codes); remove them."
+EARLIEST_DATE, LATEST_DATE = date(2000, 1, 1), date(2099, 12, 31)
+
+
+def validate_business_date(value: date, what: str = "The date") -> None:
+    """Dates a trucking company bills with; 9999-12-31 overflows date arithmetic."""
+    if value is not None and not EARLIEST_DATE <= value <= LATEST_DATE:
+        raise ValidationError(
+            f"{what} must be between {EARLIEST_DATE.isoformat()} and {LATEST_DATE.isoformat()} "
+            f"(got {value.isoformat()})."
+        )
+
+
+def money(value, what: str) -> Decimal:
+    """A positive amount in cents, as QuickBooks holds it; anything else is refused, not rounded."""
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        raise ValidationError(f"{what} is not an amount (got {value!r}).") from None
+    if not amount.is_finite() or amount <= 0:
+        raise ValidationError(f"{what} must be more than zero (got {value}).")
+    if amount != amount.quantize(Decimal("0.01")):
+        raise ValidationError(f"{what} can have at most two decimals (got {value}).")
+    return amount.quantize(Decimal("0.01"))

@@ -76,9 +76,17 @@ class WebhookEventAdmin(ReadOnlyAdmin):
         "operation",
         "realm_id",
         "deliveries",
+        "attempts",
+        "next_attempt_at",
+        "outcome",
         "processed_at",
     )
-    list_filter = ("entity_name", "operation", ("processed_at", admin.EmptyFieldListFilter))
+    list_filter = (
+        "outcome",
+        "entity_name",
+        "operation",
+        ("processed_at", admin.EmptyFieldListFilter),
+    )
     search_fields = ("entity_id", "event_key", "realm_id", "error")
     date_hierarchy = "received_at"
 

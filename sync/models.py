@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from finance.models import Company
 from sync.crypto import EncryptedTextField
@@ -91,7 +92,18 @@ class SyncAttempt(models.Model):
 
 
 class WebhookEvent(models.Model):
-    """A change notification from Intuit, stored before any work so nothing is lost."""
+    """A change notification from Intuit, stored before any work so nothing is lost.
+
+    Processed by due time (`next_attempt_at`), with a bounded number of attempts and a terminal
+    `outcome`, so an event QuickBooks can never answer does not crowd out the others. Missed
+    changes are still caught by the CDC safety sweep."""
+
+    class Outcome(models.TextChoices):
+        PROCESSED = "processed", "Applied"
+        SKIPPED = "skipped", "Nothing to read (echo of our own write)"
+        IGNORED = "ignored", "Not for us"
+        GONE = "gone", "Object no longer in QuickBooks (handled as deleted)"
+        FAILED = "failed", "Gave up after repeated failures"
 
     event_key = models.CharField(max_length=200, unique=True)
     realm_id = models.CharField(max_length=32)
@@ -101,15 +113,19 @@ class WebhookEvent(models.Model):
     occurred_at = models.CharField(max_length=40, blank=True, default="")
     received_at = models.DateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, blank=True, default="")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
     deliveries = models.PositiveIntegerField(default=1)
     error = models.CharField(max_length=500, blank=True, default="")
 
     class Meta:
         ordering = ["-received_at"]
         indexes = [
+            # The processing pass (pull.webhook_events_process_pending): due first.
             models.Index(
-                fields=["received_at"],
-                name="webhook_unprocessed_idx",
+                fields=["next_attempt_at", "id"],
+                name="webhook_due_idx",
                 condition=models.Q(processed_at__isnull=True),
             )
         ]

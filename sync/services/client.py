@@ -384,6 +384,9 @@ class QuickBooksSession:
         return result[entity]
 
     def read(self, entity: str, qb_id: str) -> dict:
+        qb_id = str(qb_id)
+        if not (qb_id.isascii() and qb_id.isdigit()):  # it becomes part of the URL path
+            raise QboError("validation", f"{qb_id[:40]!r} is not a QuickBooks id", "2030")
         return self.call("get_single_object", entity, qb_id)[entity]
 
     def query(self, sql: str) -> list[dict]:

@@ -10,6 +10,8 @@ import hashlib
 import hmac
 import json
 import logging
+import random
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -22,6 +24,7 @@ from django.utils import timezone
 from finance.models import Customer, Invoice, Payment, PaymentApplication
 from finance.services import invoice_open_balance, invoice_refresh_paid_status, payment_create
 from finance.syncstate import SyncStatus
+from finance.validators import printable
 from sync.models import ProblemEvent, QuickBooksConnection, WebhookEvent
 from sync.services.client import NeedsReconnect, QboError, session_for
 
@@ -67,7 +70,27 @@ def parse_webhook(body: bytes) -> list[ChangeEvent]:
         for name, limit in _EVENT_LIMITS.items():
             if len(getattr(event, name)) > limit:
                 raise BadWebhook(f"{name} longer than {limit} characters")
+        # These end up in QuickBooks URLs (…/company/<realm>/<entity>/<id>): only QuickBooks'
+        # own shapes, never a path.
+        for name in ("realm_id", "entity_id"):
+            value = getattr(event, name)
+            if value and not (value.isascii() and value.isdigit()):
+                raise BadWebhook(f"{name} {value[:40]!r} is not a QuickBooks id")
+        if event.entity and not _ENTITY_NAME.fullmatch(event.entity):
+            raise BadWebhook(f"entity {event.entity[:40]!r} is not a QuickBooks entity name")
     return events
+
+
+_ENTITY_NAME = re.compile(r"[A-Za-z]{1,40}")
+
+
+def _cloud_event_key(item: dict) -> str:
+    """Intuit keeps an event's `id` across redeliveries. Without one, the event's own content
+    identifies it: a repeat is still a repeat, a different event is not taken for one."""
+    if item.get("id") not in (None, ""):
+        return f"ce:{item['id']}"
+    canonical = json.dumps(item, sort_keys=True, separators=(",", ":"), default=str)
+    return "ce-sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _parse_webhook(body: bytes) -> list[ChangeEvent]:
@@ -78,6 +101,8 @@ def _parse_webhook(body: bytes) -> list[ChangeEvent]:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadWebhook("body is not JSON") from exc
+    except RecursionError as exc:
+        raise BadWebhook("body is nested too deeply") from exc
     events: list[ChangeEvent] = []
     if isinstance(data, dict) and "specversion" in data:
         data = [data]
@@ -93,7 +118,7 @@ def _parse_webhook(body: bytes) -> list[ChangeEvent]:
                          "voided": "void", "merged": "merge"}.get(verb, verb)  # fmt: skip
             events.append(
                 ChangeEvent(
-                    key=f"ce:{item.get('id')}",
+                    key=_cloud_event_key(item),
                     realm_id=str(item.get("intuitaccountid", "")),
                     entity=parts[1].capitalize() if parts[1] != "creditmemo" else "CreditMemo",
                     entity_id=str(item.get("intuitentityid", "")),
@@ -162,19 +187,48 @@ def webhook_receive(*, body: bytes, signature: str) -> list[int]:
     return new_ids
 
 
+WEBHOOK_MAX_ATTEMPTS = 8  # then the event is given up on; the CDC sweep still sees the change
+WEBHOOK_RETRY_BASE_SECONDS = 30
+WEBHOOK_RETRY_MAX_SECONDS = 3600
+RECONNECT_WAIT_SECONDS = 300
+
+
+def _event_done(event: WebhookEvent, outcome: str, error: str = "") -> str:
+    WebhookEvent.objects.filter(pk=event.pk).update(
+        processed_at=timezone.now(), outcome=outcome, error=error[:500]
+    )
+    return outcome
+
+
+def _event_later(event: WebhookEvent, error: str, *, delay: float, counted: bool) -> str:
+    """Try again after `delay`; a counted failure spends one of the event's attempts."""
+    attempts = event.attempts + (1 if counted else 0)
+    if counted and attempts >= WEBHOOK_MAX_ATTEMPTS:
+        WebhookEvent.objects.filter(pk=event.pk).update(attempts=attempts)
+        logger.warning("webhook event %s given up after %s attempts: %s", event.pk, attempts, error)
+        return _event_done(event, WebhookEvent.Outcome.FAILED, error)
+    WebhookEvent.objects.filter(pk=event.pk).update(
+        attempts=attempts,
+        next_attempt_at=timezone.now() + timedelta(seconds=delay),
+        error=error[:500],
+    )
+    return "retry"
+
+
+def _event_backoff(attempts: int) -> float:
+    delay = min(WEBHOOK_RETRY_BASE_SECONDS * 2**attempts, WEBHOOK_RETRY_MAX_SECONDS)
+    return delay * random.uniform(0.9, 1.1)
+
+
 def webhook_event_process(*, event_id: int) -> str:
     event = WebhookEvent.objects.filter(pk=event_id, processed_at__isnull=True).first()
     if event is None:
         return "done"
     connection = QuickBooksConnection.objects.filter(realm_id=event.realm_id).first()
     if connection is None or event.entity_name not in PULLED_ENTITIES:
-        WebhookEvent.objects.filter(pk=event.pk).update(
-            processed_at=timezone.now(), error="not for us"
-        )
-        return "ignored"
+        return _event_done(event, WebhookEvent.Outcome.IGNORED, "not for us")
     if _needs_no_read(connection, event):
-        WebhookEvent.objects.filter(pk=event.pk).update(processed_at=timezone.now(), error="")
-        return "skipped"
+        return _event_done(event, WebhookEvent.Outcome.SKIPPED)
     try:
         session = session_for(connection)
         if event.operation == "delete":
@@ -182,12 +236,20 @@ def webhook_event_process(*, event_id: int) -> str:
         else:
             obj = session.read(event.entity_name, event.entity_id)
         apply_change(connection=connection, entity=event.entity_name, obj=obj, session=session)
-    except (QboError, NeedsReconnect) as exc:
-        # Left unprocessed: the beat job (or CDC) tries again.
-        WebhookEvent.objects.filter(pk=event.pk).update(error=str(exc)[:500])
-        return "retry"
-    WebhookEvent.objects.filter(pk=event.pk).update(processed_at=timezone.now(), error="")
-    return "processed"
+    except NeedsReconnect as exc:
+        # Not the event's fault: it waits for the connection without spending attempts.
+        return _event_later(event, str(exc), delay=RECONNECT_WAIT_SECONDS, counted=False)
+    except QboError as exc:
+        if exc.kind == "not_found":
+            # QuickBooks no longer has it (deleted, or merged away): a deletion, not a retry.
+            gone = {"Id": event.entity_id, "status": "Deleted"}
+            apply_change(connection=connection, entity=event.entity_name, obj=gone)
+            return _event_done(event, WebhookEvent.Outcome.GONE, str(exc))
+        if exc.kind == "throttle":
+            delay = exc.retry_after or settings.QBO_THROTTLE_BACKOFF_SECONDS
+            return _event_later(event, str(exc), delay=delay, counted=False)
+        return _event_later(event, str(exc), delay=_event_backoff(event.attempts), counted=True)
+    return _event_done(event, WebhookEvent.Outcome.PROCESSED)
 
 
 def _needs_no_read(connection, event) -> bool:
@@ -201,10 +263,14 @@ def _needs_no_read(connection, event) -> bool:
 
 
 def webhook_events_process_pending(*, limit: int = 200) -> int:
-    pending = WebhookEvent.objects.filter(processed_at__isnull=True).order_by("received_at")
+    """The beat job's pass over stored events: those due now, soonest due first (an event that
+    keeps failing moves back in the line instead of blocking it)."""
+    due = WebhookEvent.objects.filter(
+        processed_at__isnull=True, next_attempt_at__lte=timezone.now()
+    ).order_by("next_attempt_at", "pk")
     done = 0
-    for pk in pending.values_list("pk", flat=True)[:limit]:
-        if webhook_event_process(event_id=pk) == "processed":
+    for pk in list(due.values_list("pk", flat=True)[:limit]):
+        if webhook_event_process(event_id=pk) != "retry":
             done += 1
     return done
 
@@ -275,67 +341,101 @@ def apply_change(*, connection, entity: str, obj: dict, session=None) -> str:
     return "ignored"
 
 
+def _linked_invoices(obj: dict) -> list[tuple[str, Decimal]]:
+    """(invoice Id, amount) for each payment line applied to an invoice."""
+    return [
+        (str(txn.get("TxnId")), Decimal(str(line.get("Amount") or 0)))
+        for line in obj.get("Line") or []
+        for txn in line.get("LinkedTxn") or []
+        if txn.get("TxnType") == "Invoice"
+    ]
+
+
+def _record_quickbooks_payment(*, company_id, qb_id: str, obj: dict, linked) -> bool:
+    """Record a payment received in QuickBooks, once however often and however concurrently it
+    is delivered (webhooks repeat, CDC windows overlap): its invoices are locked, then we look
+    whether it is already recorded; the unique (company, qb_id) constraint backs that up."""
+    try:
+        with transaction.atomic():
+            invoices = {
+                invoice.qb_id: invoice
+                for invoice in Invoice.objects.select_for_update()
+                .filter(company_id=company_id, qb_id__in=[txn_id for txn_id, _ in linked])
+                .select_related("customer", "company")
+                .order_by("pk")  # one lock order: concurrent payments never deadlock
+            }
+            if not invoices:
+                return False
+            if Payment.objects.filter(company_id=company_id, qb_id=qb_id).exists():
+                return False
+            first = next(iter(invoices.values()))
+            applications = []
+            for txn_id, amount in linked:
+                invoice = invoices.get(txn_id)
+                if invoice is None or invoice.customer_id != first.customer_id or amount <= 0:
+                    continue
+                open_balance = invoice_open_balance(invoice)
+                if open_balance > 0:
+                    applications.append((invoice, min(amount, open_balance)))
+            if not applications:
+                return False
+            payment_create(
+                company=first.company,
+                customer=first.customer,
+                amount=sum((a for _, a in applications), Decimal("0")),
+                payment_date=(obj.get("TxnDate") or str(timezone.now().date()))[:10],
+                applications=applications,
+                reference_number=printable(str(obj.get("PaymentRefNum") or ""))[:40],
+                origin=Payment.Origin.QUICKBOOKS,
+                sync_status=SyncStatus.SYNCED,
+                qb_id=qb_id,
+            )
+            return True
+    except IntegrityError:
+        return False  # recorded by a concurrent delivery a moment earlier
+
+
+def _forget_quickbooks_payment(existing: Payment, qb_id: str) -> None:
+    """Removed (deleted or voided) in QuickBooks: take its money off our invoices, or flag a
+    TMS payment that someone removed there."""
+    if existing.origin != Payment.Origin.QUICKBOOKS:
+        _flag(existing, "deleted_in_quickbooks", f"Payment {qb_id} was removed in QuickBooks.")
+        return
+    touched = list(existing.applications.values_list("invoice_id", flat=True))
+    PaymentApplication.objects.filter(payment=existing).delete()
+    for invoice in Invoice.objects.filter(pk__in=touched):
+        invoice_refresh_paid_status(invoice=invoice)
+
+
+def _refresh_balances(*, company_id, linked, session) -> None:
+    """QuickBooks' own balance is the truth for "paid": read it for every invoice touched."""
+    if session is None:
+        return
+    for invoice in Invoice.objects.filter(
+        company_id=company_id, qb_id__in=[txn_id for txn_id, _ in linked]
+    ).select_related("company__quickbooks_connection"):
+        try:
+            apply_change(
+                connection=invoice.company.quickbooks_connection,
+                entity="Invoice",
+                obj=session.read("Invoice", invoice.qb_id),
+            )
+        except QboError:
+            logger.info("could not refresh invoice %s balance", invoice.qb_id)
+
+
 def _apply_payment(*, company_id, obj: dict, session) -> str:
     qb_id = str(obj.get("Id", ""))
-    existing = Payment.objects.filter(company_id=company_id, qb_id=qb_id).first()
-    linked_invoice_ids = []
-    for line in obj.get("Line") or []:
-        for txn in line.get("LinkedTxn") or []:
-            if txn.get("TxnType") == "Invoice":
-                linked_invoice_ids.append(
-                    (str(txn.get("TxnId")), Decimal(str(line.get("Amount") or 0)))
-                )
-    invoices = {
-        inv.qb_id: inv
-        for inv in Invoice.objects.filter(
-            company_id=company_id, qb_id__in=[i for i, _ in linked_invoice_ids]
-        )
-    }
+    linked = _linked_invoices(obj)
+    removed = _deleted(obj) or _voided(obj)
     ours = str(obj.get("PrivateNote") or "").startswith("TMS payment ")
-    if existing is None and not ours and not _deleted(obj) and invoices:
-        first = next(iter(invoices.values()))
-        applications = []
-        for txn_id, amount in linked_invoice_ids:
-            invoice = invoices.get(txn_id)
-            if invoice is None or invoice.customer_id != first.customer_id or amount <= 0:
-                continue
-            open_balance = invoice_open_balance(invoice)
-            if open_balance > 0:
-                applications.append((invoice, min(amount, open_balance)))
-        if applications:
-            try:
-                payment_create(
-                    company=first.company,
-                    customer=first.customer,
-                    amount=sum((a for _, a in applications), Decimal("0")),
-                    payment_date=(obj.get("TxnDate") or str(timezone.now().date()))[:10],
-                    applications=applications,
-                    reference_number=str(obj.get("PaymentRefNum") or "")[:40],
-                    origin=Payment.Origin.QUICKBOOKS,
-                    sync_status=SyncStatus.SYNCED,
-                    qb_id=qb_id,
-                )
-            except IntegrityError:
-                pass  # a concurrent delivery recorded it first
-    elif existing is not None and (_deleted(obj) or _voided(obj)):
-        if existing.origin == Payment.Origin.QUICKBOOKS:
-            touched = list(existing.applications.values_list("invoice_id", flat=True))
-            PaymentApplication.objects.filter(payment=existing).delete()
-            for invoice in Invoice.objects.filter(pk__in=touched):
-                invoice_refresh_paid_status(invoice=invoice)
-        else:
-            _flag(existing, "deleted_in_quickbooks", f"Payment {qb_id} was removed in QuickBooks.")
-    # QuickBooks' own balance is the truth for "paid": refresh it for every invoice touched.
-    if session is not None:
-        for invoice in invoices.values():
-            try:
-                apply_change(
-                    connection=invoice.company.quickbooks_connection,
-                    entity="Invoice",
-                    obj=session.read("Invoice", invoice.qb_id),
-                )
-            except QboError:
-                logger.info("could not refresh invoice %s balance", invoice.qb_id)
+    if removed:
+        existing = Payment.objects.filter(company_id=company_id, qb_id=qb_id).first()
+        if existing is not None:
+            _forget_quickbooks_payment(existing, qb_id)
+    elif not ours and linked:
+        _record_quickbooks_payment(company_id=company_id, qb_id=qb_id, obj=obj, linked=linked)
+    _refresh_balances(company_id=company_id, linked=linked, session=session)
     return "payment"
 
 

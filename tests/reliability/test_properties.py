@@ -1,10 +1,13 @@
 """Property tests (hypothesis): the one sync state machine, and the description builder."""
 
+import json
 import unicodedata
+from datetime import date
 from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -155,3 +158,144 @@ def test_it_accepts_known_fields_or_refuses_with_a_validation_error(fields, temp
         assert exc.messages and all(exc.messages)  # a message a person can read
         return
     assert set(fields) <= set(FIELD_KEYS) and len(set(fields)) == len(fields)
+
+
+# --- webhook parser --------------------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(
+        st.sampled_from(["specversion", "id", "type", "intuitentityid", "intuitaccountid",
+                         "time", "eventNotifications", "realmId", "dataChangeEvent",
+                         "entities", "name", "operation", "lastUpdated", "data"])
+        | st.text(max_size=8),
+        children,
+        max_size=6,
+    ),
+    max_leaves=30,
+)  # fmt: skip
+qb_ids = st.integers(min_value=1, max_value=10**12).map(str)
+entities = st.sampled_from(["Invoice", "Payment", "Customer", "CreditMemo", "Item"])
+verbs = st.sampled_from(["created", "updated", "deleted", "voided", "merged"])
+
+
+def _check_event(event) -> None:
+    assert len(event.key) <= 200 and event.key
+    for value in (event.realm_id, event.entity_id):
+        assert value == "" or (value.isascii() and value.isdigit())  # never a URL path
+
+
+@given(data=json_values)
+def test_the_webhook_parser_returns_safe_events_or_refuses_cleanly(data):
+    from sync.services.pull import BadWebhook, parse_webhook
+
+    body = json.dumps(data).encode()
+    try:
+        events = parse_webhook(body)
+    except BadWebhook:
+        return  # a clear 400
+    for event in events:
+        _check_event(event)
+
+
+@given(
+    events=st.lists(
+        st.tuples(entities, verbs, qb_ids, qb_ids, st.one_of(st.none(), st.uuids().map(str))),
+        min_size=1,
+        max_size=20,
+    ),
+    legacy=st.booleans(),
+)
+def test_the_webhook_parser_reads_both_formats_and_keys_distinct_events_apart(events, legacy):
+    from sync.services.pull import parse_webhook
+
+    if legacy:
+        body = {
+            "eventNotifications": [
+                {
+                    "realmId": realm,
+                    "dataChangeEvent": {
+                        "entities": [
+                            {"name": entity, "id": entity_id, "operation": verb[:-1].capitalize(),
+                             "lastUpdated": f"2026-12-01T10:00:{n % 60:02d}Z"}
+                        ]
+                    },
+                }
+                for n, (entity, verb, entity_id, realm, _) in enumerate(events)
+            ]
+        }  # fmt: skip
+    else:
+        body = [
+            {"specversion": "1.0", "id": event_id, "type": f"qbo.{entity.lower()}.{verb}.v1",
+             "intuitentityid": entity_id, "intuitaccountid": realm,
+             "time": f"2026-12-01T10:00:{n % 60:02d}Z"}
+            for n, (entity, verb, entity_id, realm, event_id) in enumerate(events)
+        ]  # fmt: skip
+    raw = json.dumps(body).encode()
+
+    parsed = parse_webhook(raw)
+
+    assert [(e.entity, e.entity_id, e.realm_id) for e in parsed] == [
+        (entity, entity_id, realm) for entity, _, entity_id, realm, _ in events
+    ]
+    for event in parsed:
+        _check_event(event)
+    assert [e.key for e in parse_webhook(raw)] == [e.key for e in parsed]  # redelivery: same
+    items = body["eventNotifications"] if legacy else body
+    for i, first in enumerate(parsed):
+        for j, second in enumerate(parsed[:i]):
+            ids = (events[i][4], events[j][4])
+            if legacy or ids == (None, None):
+                same = items[i] == items[j]  # no event id: the content identifies it
+            else:
+                same = ids[0] == ids[1]  # Intuit keeps the id across redeliveries
+            assert (first.key == second.key) == same, (items[i], items[j])
+
+
+# --- payment application amounts -------------------------------------------------------------
+
+amounts = st.one_of(
+    st.decimals(min_value=-1000, max_value=1000, places=2, allow_nan=False),
+    st.decimals(min_value=-10, max_value=500, places=3, allow_nan=False),
+    st.sampled_from(["0", "-0.01", "0.001", "33.335", "200.00", "200.01", "1e2", "NaN"]),
+)
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(applied=amounts, paid=amounts)
+def test_a_payment_application_is_exact_or_refused_and_never_inflates_the_balance(
+    invoice, applied, paid
+):
+    from finance.models import Payment, PaymentApplication
+    from finance.services import invoice_open_balance, payment_create
+
+    before = invoice_open_balance(invoice)
+    try:
+        with transaction.atomic():
+            payment = payment_create(
+                company=invoice.company,
+                customer=invoice.customer,
+                amount=paid,
+                payment_date=date(2026, 10, 25),
+                applications=[(invoice, applied)],
+            )
+            application = payment.applications.get()
+            after = invoice_open_balance(invoice)
+            # Exactly what was asked, in cents, within the payment and the open balance.
+            assert application.amount == Decimal(str(applied))
+            assert Decimal("0.01") <= application.amount <= min(Decimal(str(paid)), before)
+            assert after == before - application.amount and after >= 0
+            raise _RollBack
+    except ValidationError as exc:
+        assert exc.messages and all(exc.messages)
+        assert invoice_open_balance(invoice) == before
+    except _RollBack:
+        pass
+    assert not PaymentApplication.objects.exists() and not Payment.objects.exists()
+
+
+class _RollBack(Exception):
+    """Undo one example's payment so the next starts from the same open balance."""

@@ -208,3 +208,21 @@ def wait_for(predicate, *, timeout: float = 30, interval: float = 0.1, message: 
                 f"{message or 'condition not met'} within {timeout}s; sync states: {sync_states()}"
             )
         time.sleep(interval)
+
+
+@pytest.fixture
+def synced_invoice(qbo):
+    """An invoice (and its item and customer) already in the emulator."""
+    from finance.syncstate import SyncStatus
+    from sync.services import engine
+    from tests.finance.factories import ChargeCodeFactory
+    from tests.sync.helpers import invoice_with
+
+    code = ChargeCodeFactory()
+    type(code).objects.filter(pk=code.pk).update(sync_status=SyncStatus.PENDING)
+    engine.push_record(sync_type="item", pk=code.pk)
+    invoice = invoice_with(code, lines=2)
+    assert engine.push_record(sync_type="invoice", pk=invoice.pk) == "synced"
+    invoice.refresh_from_db()
+    invoice.customer.refresh_from_db()
+    return invoice

@@ -13,24 +13,10 @@ from django.conf import settings as django_settings
 from finance.models import Invoice, Payment
 from finance.syncstate import SyncStatus
 from sync.models import QuickBooksConnection, WebhookEvent
-from sync.services import engine, pull
+from sync.services import pull
 from sync.services.engine import SyncContext
-from tests.finance.factories import ChargeCodeFactory
-from tests.sync.helpers import invoice_with
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def synced_invoice(qbo):
-    code = ChargeCodeFactory()
-    type(code).objects.filter(pk=code.pk).update(sync_status=SyncStatus.PENDING)
-    engine.push_record(sync_type="item", pk=code.pk)
-    invoice = invoice_with(code, lines=2)
-    assert engine.push_record(sync_type="invoice", pk=invoice.pk) == "synced"
-    invoice.refresh_from_db()
-    invoice.customer.refresh_from_db()
-    return invoice
 
 
 def receive_in_quickbooks(qbo, invoice, amount):

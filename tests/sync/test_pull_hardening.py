@@ -1,0 +1,184 @@
+"""Pull under attack: one QuickBooks payment replayed at once, and webhook events that poison
+the queue (holes found by the adversarial run on the demo, docs/reliability.md)."""
+
+import json
+import threading
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import close_old_connections
+from django.utils import timezone
+
+from finance.models import Invoice, Payment
+from sync.models import QuickBooksConnection, WebhookEvent
+from sync.services import pull
+from sync.services.engine import SyncContext
+from tests.sync.test_pull import receive_in_quickbooks, signed
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+DELIVERIES = 20
+
+
+def cloud_event(qbo, entity: str, entity_id: str, n: int, verb: str = "updated") -> bytes:
+    return json.dumps(
+        [
+            {
+                "specversion": "1.0",
+                "id": f"evt-{entity_id}-{n}",
+                "source": "intuit.qbo",
+                "type": f"qbo.{entity.lower()}.{verb}.v1",
+                "time": "2026-12-01T10:00:00Z",
+                "intuitaccountid": qbo.realm,
+                "intuitentityid": entity_id,
+                "data": {},
+            }
+        ]
+    ).encode()
+
+
+def at_once(jobs):
+    """Run every job in its own thread, released together, each with its own DB connection."""
+    barrier = threading.Barrier(len(jobs))
+    errors = []
+
+    def run(job):
+        try:
+            barrier.wait(timeout=30)
+            job()
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(repr(exc))
+        finally:
+            close_old_connections()
+
+    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return errors
+
+
+def test_it_records_a_quickbooks_payment_once_under_20_concurrent_deliveries_and_cdc(
+    qbo, synced_invoice, settings
+):
+    # A partial payment plus repeated payment.updated webhooks and a CDC pass, all at once:
+    # before, 4 of 14 payments were recorded twice (the "already recorded?" check ran unlocked).
+    settings.QBO_RATE_LIMIT_ENABLED = False  # 21 readers at once; pacing is not the point here
+    remote = receive_in_quickbooks(qbo, synced_invoice, Decimal("100.00"))
+    connection = QuickBooksConnection.objects.get(pk=qbo.connection.pk)
+    bodies = [cloud_event(qbo, "Payment", remote["Id"], n) for n in range(DELIVERIES)]
+
+    def deliver(body):
+        return lambda: [
+            pull.webhook_event_process(event_id=pk)
+            for pk in pull.webhook_receive(body=body, signature=signed(body))
+        ]
+
+    jobs = [deliver(body) for body in bodies]
+    jobs.append(lambda: pull.pull_changes(connection=connection))
+    errors = at_once(jobs)
+
+    assert errors == []
+    assert Payment.objects.filter(qb_id=remote["Id"]).count() == 1
+    invoice = Invoice.objects.get(pk=synced_invoice.pk)
+    assert invoice.applications.get().amount == Decimal("100.00")
+    assert invoice.status == Invoice.Status.PARTIALLY_PAID
+
+
+def test_an_event_for_an_object_quickbooks_no_longer_has_is_handled_as_gone(
+    qbo, synced_invoice, settings
+):
+    # QuickBooks answers 610 for a deleted invoice: before, the event stayed unprocessed and
+    # was read again on every pass, forever.
+    qbo_api_delete(qbo, synced_invoice)
+    body = cloud_event(qbo, "Invoice", synced_invoice.qb_id, 1)
+    (event_id,) = pull.webhook_receive(body=body, signature=signed(body))
+
+    outcome = pull.webhook_event_process(event_id=event_id)
+
+    event = WebhookEvent.objects.get(pk=event_id)
+    assert outcome == "gone" and event.processed_at is not None
+    invoice = Invoice.objects.get(pk=synced_invoice.pk)
+    assert (invoice.sync_status, invoice.problem_reason) == ("problem", "deleted_in_quickbooks")
+
+
+def qbo_api_delete(qbo, invoice):
+    """A QuickBooks user deletes the invoice (through the API, as the sandbox UI does)."""
+    session = SyncContext.for_company(invoice.company_id).session
+    current = session.read("Invoice", invoice.qb_id)
+    session.call(
+        "post",
+        f"{session.client.api_url}/company/{session.realm}/invoice",
+        json.dumps({"Id": current["Id"], "SyncToken": current["SyncToken"]}),
+        params={"operation": "delete"},
+        write=True,
+    )
+
+
+def test_a_failing_event_backs_off_and_ends_in_a_terminal_state(qbo, settings):
+    # A read that keeps failing (here: a 5xx on every call) is retried later, not at once,
+    # and gives up after its attempt budget instead of being retried forever.
+    qbo.faults(error_rate=1.0)
+    body = cloud_event(qbo, "Payment", "4242", 1)
+    (event_id,) = pull.webhook_receive(body=body, signature=signed(body))
+    delays = []
+    for _ in range(pull.WEBHOOK_MAX_ATTEMPTS):
+        WebhookEvent.objects.filter(pk=event_id).update(next_attempt_at=timezone.now())
+        pull.webhook_event_process(event_id=event_id)
+        event = WebhookEvent.objects.get(pk=event_id)
+        if event.processed_at is None:
+            delays.append((event.next_attempt_at - timezone.now()).total_seconds())
+
+    event = WebhookEvent.objects.get(pk=event_id)
+    assert event.processed_at is not None and event.outcome == "failed"
+    assert event.attempts == pull.WEBHOOK_MAX_ATTEMPTS
+    assert delays == sorted(delays) and delays[0] > 10  # growing back-off, never "right away"
+
+
+def test_poison_events_do_not_starve_a_good_one(qbo, synced_invoice, settings, monkeypatch):
+    # 205 events for objects QuickBooks lost, older than one good event: before, the fallback
+    # took the oldest 200 first, so the good one was never tried (150 s) and 423 reads went.
+    settings.QBO_RATE_LIMIT_ENABLED = False
+    old = timezone.now() - timedelta(minutes=10)
+    poison = [
+        WebhookEvent(
+            event_key=f"ce:poison-{n}",
+            realm_id=qbo.realm,
+            entity_name="Payment",
+            entity_id=str(900000 + n),
+            operation="update",
+            next_attempt_at=old,
+        )
+        for n in range(205)
+    ]
+    WebhookEvent.objects.bulk_create(poison)
+    WebhookEvent.objects.filter(event_key__startswith="ce:poison-").update(received_at=old)
+    remote = receive_in_quickbooks(qbo, synced_invoice, synced_invoice.total)
+    body = cloud_event(qbo, "Payment", remote["Id"], 1, verb="created")
+    pull.webhook_receive(body=body, signature=signed(body))
+    reads = count_reads(monkeypatch)
+
+    pull.webhook_events_process_pending()
+    pull.webhook_events_process_pending()
+
+    assert Invoice.objects.get(pk=synced_invoice.pk).status == Invoice.Status.PAID
+    # Each poison event was read once and is done ("gone"); the second pass read nothing.
+    assert len(reads) <= 205 + 2, len(reads)
+    assert not WebhookEvent.objects.filter(processed_at__isnull=True).exists()
+
+
+def count_reads(monkeypatch) -> list:
+    """Every single-object read pull makes (Intuit meters reads; each one counts)."""
+    from sync.services.client import QuickBooksSession
+
+    reads = []
+    original = QuickBooksSession.read
+
+    def counted(self, entity, qb_id):
+        reads.append((entity, qb_id))
+        return original(self, entity, qb_id)
+
+    monkeypatch.setattr(QuickBooksSession, "read", counted)
+    return reads
