@@ -1,6 +1,8 @@
 """One settings module; every value comes from an environment variable (see README)."""
 
+import ipaddress
 import os
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -36,6 +38,8 @@ SECRET_KEY = env("SECRET_KEY", "dev-insecure-portpro-qb-change-me")
 ALLOWED_HOSTS = [h.strip() for h in env("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in env("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 VAR_DIR = Path(env("VAR_DIR", str(BASE_DIR / "var")))
+# A reverse proxy terminates HTTPS and sets X-Forwarded-Proto / X-Forwarded-For (see README).
+_BEHIND_PROXY = env_bool("SECURE_PROXY_SSL_HEADER", False)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -47,6 +51,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_celery_beat",
+    "axes",
     "finance",
     "sync",
 ]
@@ -64,6 +69,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as axes asks: turns a lock-out flagged during authenticate() into the 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portpro_qb.urls"
@@ -112,6 +119,44 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
 
+# --- Sign-in throttling (django-axes) ---------------------------------------------------
+# AxesStandaloneBackend first: it refuses a locked-out username+IP before ModelBackend checks
+# the password, for the TMS login and the Django admin login alike (both call authenticate()).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+# 0 = no cool-off: locked until Support deletes the attempt in Django admin → Axes.
+_COOLOFF_MINUTES = env_int("LOGIN_COOLOFF_MINUTES", 15)
+AXES_COOLOFF_TIME = timedelta(minutes=_COOLOFF_MINUTES) if _COOLOFF_MINUTES > 0 else None
+# Count failures per username *and* IP together: guessing one account's password from one
+# address stops after AXES_FAILURE_LIMIT tries, yet nobody can lock a colleague out by typing
+# their name wrong from elsewhere, nor lock a whole dispatch office behind one NAT address.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True  # a successful sign-in clears that username+IP's failures
+AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"  # rendered with HTTP 429
+AXES_HTTP_RESPONSE_CODE = 429
+
+
+def _client_ip(request):
+    """The address axes counts failures against. Behind our reverse proxy (SECURE_PROXY_SSL_HEADER
+    on) REMOTE_ADDR is the proxy itself, so take the right-most X-Forwarded-For entry: the one
+    the proxy appended. Entries to its left come from the client and could be forged to dodge
+    the counter. Without the proxy, or if that entry is not an address, REMOTE_ADDR."""
+    from django.conf import settings
+
+    if getattr(settings, "SECURE_PROXY_SSL_HEADER", None):
+        last_hop = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")[-1].strip()
+        try:
+            return str(ipaddress.ip_address(last_hop))
+        except ValueError:
+            pass
+    return request.META.get("REMOTE_ADDR")
+
+
+AXES_CLIENT_IP_CALLABLE = _client_ip
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env("TIME_ZONE", "UTC")
 USE_I18N = True
@@ -143,7 +188,7 @@ CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
-if env_bool("SECURE_PROXY_SSL_HEADER", False):
+if _BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- Celery -----------------------------------------------------------------------------

@@ -44,3 +44,8 @@ if EMBEDDED:
     # A file, not SQLite's default in-memory test database: the live server, the Celery worker
     # process and the test share it, as web, worker and beat share the demo's.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}  # noqa: F405
+# Sign-in throttling stays on in tests so tests/platform/test_login_throttle.py proves it.
+# client.force_login (what the suite uses) skips authenticate(), so axes never counts it;
+# client.login must pass request=HttpRequest(), since AxesStandaloneBackend needs a request.
+# Failures live in the database (AccessAttempt), rolled back or flushed with each test.
+AXES_ENABLED = True

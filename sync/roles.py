@@ -12,6 +12,8 @@ SUPPORT = {
                 "view_load", "view_financesettings"],
     "sync": ["view_syncattempt", "view_webhookevent", "view_quickbooksconnection"],
     "django_celery_beat": ["view_periodictask", "change_periodictask"],
+    # Sign-in lock-outs (django-axes): see who is locked, unlock by deleting the attempt.
+    "axes": ["view_accessattempt", "delete_accessattempt", "view_accesslog"],
 }  # fmt: skip
 ROLES = {"Finance": FINANCE, "Support": SUPPORT}
 
