@@ -7,7 +7,8 @@ process acts like more users of the TMS and of QuickBooks:
 - an edited invoice every 15 s (memo, or its charges and so its total);
 - a payment received in QuickBooks every 20 s (the emulator's v3 API, so its webhooks reach
   the app), full or partial, on an invoice QuickBooks still shows open;
-- at half time a disconnect and a reconnect through the consent page, as finance.
+- at half time a disconnect and a reconnect through the consent page, as finance (signed in
+  to the emulator as its QuickBooks user `books@portpro.example`).
 At the end it waits until nothing is owed, then checks: 0 process deaths (the supervisor's
 log), 0 "database is locked" in any log, 0 HTTP 5xx, every new and edited invoice synced with
 QuickBooks' total equal to ours, no DocNumber twice in QuickBooks, every QuickBooks payment
@@ -215,7 +216,8 @@ def reconnect(base: str) -> dict:
     response = smoke.post(session, base, "/quickbooks/connect/", allow_redirects=False, timeout=30)
     consent = session.get(response.headers["Location"], timeout=30)
     if 'name="password"' in consent.text:
-        smoke.login(session, base, "finance", "finance", path=consent.url.replace(base, "", 1))
+        # The emulator's own sign-in, as its QuickBooks user (the TMS login does not count).
+        smoke.sandbox_signin(session, consent)
         consent = session.get(response.headers["Location"], timeout=30)
     fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', consent.text))
     realm = re.search(r'name="realm_id" value="(\d+)"', consent.text).group(1)

@@ -173,6 +173,7 @@ BANNER = """
     Support user:  support / support     (Django admin, QuickBooks ID area)
     Superuser:     admin / admin
   QuickBooks emulator: http://127.0.0.1:{port}/qbo-sandbox/
+    QuickBooks sandbox user: books@portpro.example / sandbox (emulator sign-in)
   Logs: {logs}/   Stop: Ctrl-C
 """
 

@@ -1,12 +1,21 @@
 from django.contrib import admin
 
-from .models import Entity, SandboxApp, SandboxCompany, Token, WebhookDelivery
+from .models import Entity, SandboxApp, SandboxCompany, SandboxUser, Token, WebhookDelivery
 
 
 @admin.register(SandboxCompany)
 class SandboxCompanyAdmin(admin.ModelAdmin):
     list_display = ("name", "realm_id", "throttle_enabled", "latency_ms", "error_rate", "created")
     search_fields = ("name", "realm_id")
+
+
+@admin.register(SandboxUser)
+class SandboxUserAdmin(admin.ModelAdmin):
+    list_display = ("email", "name", "all_companies", "last_signin", "created")
+    search_fields = ("email", "name")
+    filter_horizontal = ("companies",)
+    # The hash is shown, never edited here: `qbo_sandbox create-user` sets passwords.
+    readonly_fields = ("password", "last_signin", "created")
 
 
 @admin.register(SandboxApp)

@@ -1,4 +1,4 @@
-"""Storage of the QBO emulator: companies, apps, OAuth grants, one generic entity store.
+"""Storage of the QBO emulator: companies, users, apps, OAuth grants, one generic entity store.
 
 Every QBO object of every type lives in `Entity` as a JSON document; a few denormalized,
 indexed columns (name_key, doc_number, txn_date, customer_ref) keep query, cdc and the
@@ -50,6 +50,31 @@ class SandboxCompany(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.realm_id})"
+
+
+class SandboxUser(models.Model):
+    """A QuickBooks user of the emulator: signs in before the consent page and the UI, as
+    Intuit asks its users to. Not a Django auth user: signing into the TMS is not signing into
+    QuickBooks, and the emulator stays removable.
+
+    Access: the companies listed in `companies`, or every company (those created later too)
+    when `all_companies` is set, which is what a user created without a company list gets.
+    """
+
+    email = models.EmailField(unique=True)  # stored lowercased (services.user_ensure)
+    name = models.CharField(max_length=200, blank=True, default="")
+    password = models.CharField(max_length=128)  # a make_password hash, never the password
+    all_companies = models.BooleanField(default=False)
+    companies = models.ManyToManyField(SandboxCompany, blank=True, related_name="users")
+    created = models.DateTimeField(auto_now_add=True)
+    last_signin = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return self.email
+
+    @property
+    def label(self):
+        return self.name or self.email
 
 
 class SandboxApp(models.Model):

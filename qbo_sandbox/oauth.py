@@ -17,14 +17,16 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import services
-from .models import AuthCode, SandboxApp, SandboxCompany, SigningKey, Token
+from . import services, signin
+from .models import AuthCode, SandboxApp, SigningKey, Token
 
 KNOWN_SCOPES = {
     "com.intuit.quickbooks.accounting", "com.intuit.quickbooks.payment", "openid", "profile",
     "email", "phone", "address",
 }  # fmt: skip
 CODE_SECONDS = 300
+# What the consent page's forms send back; a signed-out POST returns to the page they make.
+CONSENT_PARAMS = ("client_id", "redirect_uri", "response_type", "scope", "state")
 HARD_EXPIRY_SECONDS = 5 * 365 * 24 * 3600
 
 
@@ -87,10 +89,23 @@ def authorize(request):
     scopes = params.get("scope", "").split()
     if not scopes or any(s not in KNOWN_SCOPES for s in scopes):
         return _redirect(redirect_uri, {"error": "invalid_scope", "state": state})
+    # Like Intuit: the request is checked first (an error page or a redirect needs no user),
+    # then the QuickBooks user signs in and comes back to this very URL; a POST from a session
+    # signed out meanwhile comes back to the consent page its form was on.
+    user = signin.current_user(request)
+    if user is None:
+        if request.method == "GET":
+            return signin.redirect_to_signin(request)
+        query = {k: params[k] for k in CONSENT_PARAMS if k in params}
+        return signin.redirect_to_signin(
+            request, next_url=reverse("qbo_sandbox:authorize") + "?" + urlencode(query)
+        )
+    request.sandbox_user = user
+    companies = services.user_companies(user=user)
     if request.method == "GET":
         context = {
             "app": app,
-            "companies": SandboxCompany.objects.order_by("name", "pk"),
+            "companies": companies,
             "client_id": client_id,
             "redirect_uri": redirect_uri,
             "state": state,
@@ -100,9 +115,14 @@ def authorize(request):
         return render(request, "qbo_sandbox/consent.html", context)
     if params.get("action") != "connect":
         return _redirect(redirect_uri, {"error": "access_denied", "state": state})
-    company = SandboxCompany.objects.filter(realm_id=params.get("realm_id", "")).first()
-    if company is None:
+    realm_id = params.get("realm_id", "")
+    if not realm_id:
         return _error_page(request, "Choose a company to connect.")
+    company = companies.filter(realm_id=realm_id).first()
+    if company is None:
+        return _error_page(
+            request, f"{user.email} has no access to QuickBooks company {realm_id}.", status=403
+        )
     code = AuthCode.objects.create(
         code="AB11" + secrets.token_urlsafe(30),
         app=app,

@@ -8,6 +8,7 @@ import json
 import secrets
 
 from django.conf import settings
+from django.contrib.auth.hashers import check_password, make_password
 from django.db import transaction
 from django.utils import timezone
 
@@ -18,6 +19,7 @@ from .models import (
     RequestLog,
     SandboxApp,
     SandboxCompany,
+    SandboxUser,
     ThrottleBucket,
     Token,
     WebhookDelivery,
@@ -99,6 +101,59 @@ def app_create(
     return app
 
 
+def _normal_email(email):
+    return (email or "").strip().lower()
+
+
+@transaction.atomic
+def user_ensure(*, email, password, name=None, realm_ids=None) -> SandboxUser:
+    """Create a QuickBooks sandbox user, or update the one with this email (idempotent).
+
+    The password is (re)set every time, so a script can always sign in with what it passed.
+    `realm_ids` None on creation = every company; a list grants those companies (added to the
+    user's list; access is never narrowed here: use the admin for that). ValueError on an
+    unknown realm id.
+    """
+    realm_ids = None if realm_ids is None else list(dict.fromkeys(realm_ids))
+    companies = []
+    if realm_ids is not None:
+        companies = list(SandboxCompany.objects.filter(realm_id__in=realm_ids))
+        missing = sorted(set(realm_ids) - {c.realm_id for c in companies})
+        if missing:
+            raise ValueError(f"no sandbox company with realm id {', '.join(missing)}")
+    email = _normal_email(email)
+    user = SandboxUser.objects.select_for_update().filter(email=email).first()
+    if user is None:
+        user = SandboxUser(email=email, all_companies=realm_ids is None)
+    if name is not None:
+        user.name = name
+    user.password = make_password(password)
+    user.full_clean()
+    user.save()
+    if companies:
+        user.companies.add(*companies)
+    return user
+
+
+def user_authenticate(*, email, password) -> SandboxUser | None:
+    """The user when the password matches, else None (same work either way: no timing hint
+    of which emails exist)."""
+    user = SandboxUser.objects.filter(email=_normal_email(email)).first()
+    if user is None:
+        make_password(password)  # as long as a real check, like Django's ModelBackend
+        return None
+    if not check_password(password, user.password):
+        return None
+    SandboxUser.objects.filter(pk=user.pk).update(last_signin=timezone.now())
+    return user
+
+
+def user_companies(*, user):
+    """The companies this user may see and connect, by name."""
+    qs = SandboxCompany.objects.all() if user.all_companies else user.companies.all()
+    return qs.order_by("name", "pk")
+
+
 def _access_token():
     # Intuit access tokens are long opaque JWE strings starting with "eyJ".
     return "eyJlbmMiOiJBMTI4Q0JDLUhTMjU2IiwiYWxnIjoiZGlyIn0.." + secrets.token_urlsafe(48)
@@ -173,11 +228,12 @@ def faults_clear(*, company) -> SandboxCompany:
 
 
 def sandbox_reset():
-    """Delete every emulator row (companies, apps, tokens, entities, deliveries)."""
+    """Delete every emulator row (companies, users, apps, tokens, entities, deliveries)."""
     with transaction.atomic():
         for model in (WebhookDelivery, RequestLog, ThrottleBucket, Entity, Token, AuthCode):
             model.objects.all().delete()
         SandboxApp.objects.all().delete()
+        SandboxUser.objects.all().delete()
         SandboxCompany.objects.all().delete()
 
 

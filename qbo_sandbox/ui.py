@@ -1,4 +1,8 @@
-"""Sandbox UI: look inside a company and act like a QBO user (changes fire webhooks)."""
+"""Sandbox UI: look inside a company and act like a QBO user (changes fire webhooks).
+
+Every page asks for a signed-in sandbox user (`signin_required`) and shows only that user's
+companies; the fault API at the end has its own check (admin token or a staff session).
+"""
 
 import json
 from decimal import Decimal, InvalidOperation
@@ -17,13 +21,15 @@ from django.views.decorators.http import require_POST
 from . import services, store, webhooks
 from .faults import QboFault
 from .models import Entity, SandboxCompany
+from .signin import signin_required
 from .store import lock_company
 
 PAGE_SIZE = 25
 
 
-def _company(realm):
-    return get_object_or_404(SandboxCompany, realm_id=realm)
+def _company(request, realm):
+    """The company when the signed-in user may access it; else 404, as if it did not exist."""
+    return get_object_or_404(services.user_companies(user=request.sandbox_user), realm_id=realm)
 
 
 def ui_write(company, operation):
@@ -40,13 +46,15 @@ def ui_write(company, operation):
         return None, f"{error['Message']} ({error['code']}): {error['Detail']}"
 
 
+@signin_required
 def company_list(request):
-    companies = SandboxCompany.objects.annotate(objects=Count("entity")).order_by("name", "pk")
+    companies = services.user_companies(user=request.sandbox_user).annotate(objects=Count("entity"))
     return render(request, "qbo_sandbox/company_list.html", {"companies": companies})
 
 
+@signin_required
 def company_detail(request, realm):
-    company = _company(realm)
+    company = _company(request, realm)
     counts = (
         Entity.objects.filter(company=company, deleted=False)
         .values("entity_type")
@@ -64,8 +72,9 @@ def company_detail(request, realm):
     )
 
 
+@signin_required
 def entity_list(request, realm, entity_type):
-    company = _company(realm)
+    company = _company(request, realm)
     name = store.canonical_name(entity_type)
     if name is None:
         raise Http404
@@ -78,8 +87,9 @@ def entity_list(request, realm, entity_type):
     )
 
 
+@signin_required
 def entity_detail(request, realm, entity_type, qbo_id):
-    company = _company(realm)
+    company = _company(request, realm)
     name = store.canonical_name(entity_type)
     entity = get_object_or_404(Entity, company=company, entity_type=name or "", qbo_id=qbo_id)
     body = store.deleted_stub(entity) if entity.deleted else store.render(entity)
@@ -115,8 +125,9 @@ def _back(realm, entity_type, qbo_id):
 
 
 @require_POST
+@signin_required
 def customer_edit(request, realm, qbo_id):
-    company = _company(realm)
+    company = _company(request, realm)
     form = CustomerForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Invalid input: " + form.errors.as_text())
@@ -140,8 +151,9 @@ def customer_edit(request, realm, qbo_id):
 
 
 @require_POST
+@signin_required
 def invoice_receive_payment(request, realm, qbo_id):
-    company = _company(realm)
+    company = _company(request, realm)
     form = PaymentForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Enter an amount greater than zero.")
@@ -165,7 +177,7 @@ def invoice_receive_payment(request, realm, qbo_id):
 
 
 def _txn_op(request, realm, qbo_id, action):
-    company = _company(realm)
+    company = _company(request, realm)
 
     def operation(ctx):
         invoice = store.get_entity(ctx.company, "Invoice", qbo_id)
@@ -182,11 +194,13 @@ def _txn_op(request, realm, qbo_id, action):
 
 
 @require_POST
+@signin_required
 def invoice_void(request, realm, qbo_id):
     return _txn_op(request, realm, qbo_id, "void")
 
 
 @require_POST
+@signin_required
 def invoice_delete(request, realm, qbo_id):
     return _txn_op(request, realm, qbo_id, "delete")
 
@@ -208,7 +222,7 @@ def faults_api(request, realm):
     """GET the company's fault settings; POST JSON {field: value, ...} or {"clear": true}."""
     if not _admin_allowed(request):
         return JsonResponse({"error": "forbidden"}, status=403)
-    company = _company(realm)
+    company = get_object_or_404(SandboxCompany, realm_id=realm)
     if request.method == "POST":
         try:
             fields = json.loads(request.body or b"{}")

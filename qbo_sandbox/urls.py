@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from . import api, oauth, ui
+from . import api, oauth, signin, ui
 
 app_name = "qbo_sandbox"
 
@@ -14,6 +14,9 @@ urlpatterns = [
     path("v1/openid_connect/userinfo", oauth.userinfo, name="userinfo"),
     re_path(r"^v3/company/(?P<realm>[^/]+)/(?P<rest>.*)$", api.v3, name="v3"),
     path("api/faults/<str:realm>", ui.faults_api, name="faults_api"),
+    # The QuickBooks user's sign-in, asked by the consent page and every UI page below.
+    path("signin", signin.signin, name="signin"),
+    path("signout", signin.signout, name="signout"),
     path("", ui.company_list, name="home"),
     path("company/<str:realm>/", ui.company_detail, name="company"),
     path("company/<str:realm>/<str:entity_type>/", ui.entity_list, name="entity_list"),

@@ -11,6 +11,7 @@ from sync.services import engine
 from sync.tasks import pull_changes
 from tests.e2e.conftest import screenshot, wait_for
 from tests.finance.factories import ChargeCodeFactory, CustomerFactory
+from tests.qbo_sandbox.helpers import SANDBOX_EMAIL, SANDBOX_PASSWORD
 from tests.sync.helpers import invoice_with
 
 # serialized_rollback: live_server flushes tables; this puts back the migrations' rows (roles,
@@ -28,10 +29,29 @@ def synced_customer():
     return customer
 
 
+def sandbox_user_of(realm: str):
+    """The emulator's QuickBooks user of this company (it signs in before consent and the UI)."""
+    from qbo_sandbox import services
+
+    return services.user_ensure(email=SANDBOX_EMAIL, password=SANDBOX_PASSWORD, realm_ids=[realm])
+
+
+def sandbox_sign_in(page):
+    """Fill the emulator's sign-in form the page was sent to; it comes back where it was."""
+    expect(page.get_by_role("heading", name="Sign in to QuickBooks")).to_be_visible()
+    page.fill("#id_email", SANDBOX_EMAIL)
+    page.fill("#id_password", SANDBOX_PASSWORD)
+    page.click("#signin button[type=submit]")
+    page.wait_for_url(lambda url: "/qbo-sandbox/signin" not in url)
+
+
 def test_it_connects_through_the_consent_page(login, live_server, finance_user, sandbox_app):
+    sandbox_user_of(sandbox_app.realm_id)
     page = login(finance_user)
     page.goto(live_server.url + "/finance/quickbooks/")
     page.get_by_role("button", name="Connect to QuickBooks").click()
+    # Intuit asks for its own user first: the TMS login does not count in QuickBooks.
+    sandbox_sign_in(page)
     page.locator(f"button[data-realm='{sandbox_app.realm_id}']").click()
     page.wait_for_url("**/finance/quickbooks/**")
     expect(page.get_by_test_id("connection-status")).to_have_text("Connected")
@@ -87,8 +107,10 @@ def test_it_marks_the_invoice_paid_when_paid_in_the_sandbox(
         lambda: Invoice.objects.filter(pk=invoice.pk, sync_status=SyncStatus.SYNCED).first(),
         message="the worker did not sync the invoice",
     )
+    sandbox_user_of(qbo.realm)
     page = login(superuser)
     page.goto(f"{qbo.base_url}/company/{qbo.realm}/invoice/{invoice.qb_id}/")
+    sandbox_sign_in(page)  # the sandbox UI is a QuickBooks user's, as in QuickBooks itself
     page.locator("#receive-payment button[type=submit]").click()
     expect(page.locator("#invoice-balance")).to_have_text("0.0")
     # The webhook normally brings it in; the scheduled CDC pull is the fallback (beat's tick).

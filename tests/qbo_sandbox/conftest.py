@@ -6,6 +6,8 @@ from quickbooks import QuickBooks
 
 from qbo_sandbox import services
 
+from .helpers import SANDBOX_EMAIL, SANDBOX_PASSWORD
+
 os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
 REDIRECT_URI = "http://127.0.0.1:9/callback"
 
@@ -26,6 +28,27 @@ def base_url(live_server):
 @pytest.fixture
 def company(transactional_db):
     return services.company_create(name="Acme Trucking")
+
+
+@pytest.fixture
+def sandbox_user(company):
+    """The QuickBooks user of `company` (and of no other): signs in to the consent page and UI."""
+    return services.user_ensure(
+        email=SANDBOX_EMAIL,
+        password=SANDBOX_PASSWORD,
+        name="Bo Books",
+        realm_ids=[company.realm_id],
+    )
+
+
+@pytest.fixture
+def signed_in(client, sandbox_user):
+    """Django's test client signed in to the emulator as `sandbox_user`."""
+    response = client.post(
+        "/qbo-sandbox/signin", {"email": SANDBOX_EMAIL, "password": SANDBOX_PASSWORD}
+    )
+    assert response.status_code == 302, response.content
+    return client
 
 
 @pytest.fixture

@@ -2,10 +2,11 @@ import json
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.contrib.auth.hashers import check_password
+from django.core.management import CommandError, call_command
 
 from qbo_sandbox import services
-from qbo_sandbox.models import SandboxApp, SandboxCompany
+from qbo_sandbox.models import SandboxApp, SandboxCompany, SandboxUser
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -73,3 +74,43 @@ def test_reset_removes_everything():
     services.company_create(name="Gone")
     assert run("reset") == "sandbox reset"
     assert SandboxCompany.objects.count() == 0
+
+
+def test_it_creates_a_user_once_and_updates_its_password_when_run_again():
+    # Scripts re-run create-user: one user, the latest password, the access it was given.
+    company = services.company_create(name="Users Co")
+    run(
+        "create-user",
+        "--email",
+        "Ann@Example.com",
+        "--password",
+        "one",
+        "--realm",
+        company.realm_id,
+    )
+    again = json.loads(
+        run("create-user", "--email", "ann@example.com", "--password", "two", "--json")
+    )
+    user = SandboxUser.objects.get()
+    assert check_password("two", user.password) and not check_password("one", user.password)
+    assert again == {
+        "email": "ann@example.com",
+        "name": "",
+        "all_companies": False,
+        "realm_ids": [company.realm_id],
+    }
+
+
+def test_it_gives_a_user_created_without_realms_every_company():
+    # A developer's user: it sees companies created after it too.
+    run("create-user", "--email", "dev@example.com", "--password", "pw")
+    later = services.company_create(name="Later Co")
+    user = SandboxUser.objects.get()
+    assert list(services.user_companies(user=user)) == [later]
+
+
+def test_it_refuses_an_unknown_realm_for_a_user():
+    # A typo in --realm must not create a user with no company and say nothing.
+    with pytest.raises(CommandError, match="no sandbox company with realm id 123"):
+        run("create-user", "--email", "x@example.com", "--password", "pw", "--realm", "123")
+    assert not SandboxUser.objects.exists()

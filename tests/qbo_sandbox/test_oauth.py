@@ -9,13 +9,17 @@ from intuitlib.exceptions import AuthClientError
 from qbo_sandbox import services
 
 from .conftest import REDIRECT_URI
+from .helpers import SANDBOX_EMAIL, SANDBOX_PASSWORD, sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def consent(url, realm, action="connect"):
-    """Load the consent page and press a button like a browser would."""
+    """Sign in as the company's QuickBooks user, load the consent page and press a button like
+    a browser would."""
+    services.user_ensure(email=SANDBOX_EMAIL, password=SANDBOX_PASSWORD, realm_ids=[realm])
     session = requests.Session()
+    assert sign_in(session, url.split("/oauth2/")[0]).status_code == 302
     page = session.get(url)
     assert page.status_code == 200, page.text
     assert f'data-realm="{realm}">Connect</button>' in page.text

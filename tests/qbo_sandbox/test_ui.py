@@ -20,7 +20,7 @@ def url(company, *parts):
     return "/qbo-sandbox/company/" + "/".join([company.realm_id, *map(str, parts)])
 
 
-def test_company_pages_list_objects(client, company, invoice):
+def test_company_pages_list_objects(client, company, invoice, signed_in):
     assert company.realm_id in client.get("/qbo-sandbox/").content.decode()
     page = client.get(url(company) + "/").content.decode()
     assert 'data-entity="Invoice">1<' in page
@@ -28,7 +28,7 @@ def test_company_pages_list_objects(client, company, invoice):
     assert "Receive payment" in detail and "Void invoice" in detail and "Delete invoice" in detail
 
 
-def test_receive_a_partial_payment(client, company, invoice):
+def test_receive_a_partial_payment(client, company, invoice, signed_in):
     response = client.post(
         url(company, "invoice", invoice.qbo_id, "receive-payment"), {"amount": "100.00"}
     )
@@ -41,7 +41,7 @@ def test_receive_a_partial_payment(client, company, invoice):
     ]
 
 
-def test_void_and_delete_invoice(client, company, invoice):
+def test_void_and_delete_invoice(client, company, invoice, signed_in):
     client.post(url(company, "invoice", invoice.qbo_id, "void"))
     invoice.refresh_from_db()
     assert (invoice.data["TotalAmt"], invoice.data["PrivateNote"]) == (0.0, "Voided")
@@ -50,7 +50,7 @@ def test_void_and_delete_invoice(client, company, invoice):
     assert invoice.deleted is True
 
 
-def test_edit_customer_and_see_the_fault_on_a_clash(client, company, invoice):
+def test_edit_customer_and_see_the_fault_on_a_clash(client, company, invoice, signed_in):
     customer = Entity.objects.get(entity_type="Customer")
     entity_create(Ctx(company), "Vendor", {"DisplayName": "Taken Name"})
     edit = url(company, "customer", customer.qbo_id, "edit")
@@ -68,5 +68,5 @@ def test_edit_customer_and_see_the_fault_on_a_clash(client, company, invoice):
     )
 
 
-def test_get_does_not_change_state(client, company, invoice):
+def test_get_does_not_change_state(client, company, invoice, signed_in):
     assert client.get(url(company, "invoice", invoice.qbo_id, "void")).status_code == 405

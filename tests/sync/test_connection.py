@@ -11,14 +11,20 @@ from sync.models import QuickBooksConnection
 from sync.services import connection as connection_services
 from sync.services import engine
 from tests.finance.factories import CustomerFactory
+from tests.qbo_sandbox.helpers import SANDBOX_EMAIL, SANDBOX_PASSWORD, sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def consent(authorize_url: str, realm: str, action: str = "connect") -> dict:
-    """Press the consent page's button (what the user does in the browser)."""
+    """Sign in to the emulator as the company's QuickBooks user, then press the consent page's
+    button (what the user does in the browser)."""
+    from qbo_sandbox import services
+
     query = {k: v[0] for k, v in parse_qs(urlparse(authorize_url).query).items()}
+    services.user_ensure(email=SANDBOX_EMAIL, password=SANDBOX_PASSWORD, realm_ids=[realm])
     browser = requests.Session()
+    assert sign_in(browser, authorize_url.split("/oauth2/")[0]).status_code == 302
     assert browser.get(authorize_url, timeout=5).status_code == 200  # the consent page
     token = browser.cookies["csrftoken"]
     response = browser.post(
@@ -127,3 +133,17 @@ def test_disconnect_revokes_and_keeps_the_mappings(qbo, finance_user):
 
     with pytest.raises(Exception, match="400"):
         auth_client().refresh(refresh_token=old_refresh)
+
+
+def test_it_gives_the_demo_quickbooks_user_the_company_connect_sandbox_connects(qbo, capsys):
+    # The demo's reconnect goes through the emulator's sign-in: its user must see that company.
+    from django.core.management import call_command
+
+    from qbo_sandbox import services
+    from qbo_sandbox.models import SandboxUser
+
+    call_command("connect_sandbox", "--realm", qbo.realm)
+    user = services.user_authenticate(email="books@portpro.example", password="sandbox")
+    assert [c.realm_id for c in services.user_companies(user=user)] == [qbo.realm]
+    assert SandboxUser.objects.count() == 1
+    assert "books@portpro.example / sandbox" in capsys.readouterr().out

@@ -1,7 +1,8 @@
-"""manage.py qbo_sandbox create-company | create-app | issue-tokens | faults | reset"""
+"""manage.py qbo_sandbox create-company | create-user | create-app | issue-tokens | faults | reset"""
 
 import json
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from qbo_sandbox import services
@@ -10,7 +11,7 @@ from qbo_sandbox.ui import fault_state
 
 
 class Command(BaseCommand):
-    help = "Manage the local QuickBooks Online emulator (companies, apps, tokens, faults)."
+    help = "Manage the local QuickBooks Online emulator (companies, users, apps, tokens, faults)."
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="subcommand", required=True)
@@ -19,6 +20,25 @@ class Command(BaseCommand):
         p.add_argument("--name", required=True)
         p.add_argument("--realm", default=None, help="Use this realm id instead of a random one.")
         p.add_argument("--empty", action="store_true", help="No default accounts, items, terms.")
+        p.add_argument("--json", action="store_true")
+
+        p = sub.add_parser(
+            "create-user",
+            help="Create a QuickBooks sandbox user who signs in to the consent page and the UI; "
+            "again for the same email: sets the password, adds the companies.",
+        )
+        p.add_argument("--email", required=True)
+        p.add_argument("--password", required=True)
+        p.add_argument("--name", default=None)
+        p.add_argument(
+            "--realm",
+            action="append",
+            dest="realms",
+            metavar="REALM",
+            default=None,
+            help="A company the user may access (repeat for more). Without it, a new user may "
+            "access every company.",
+        )
         p.add_argument("--json", action="store_true")
 
         p = sub.add_parser(
@@ -78,6 +98,25 @@ class Command(BaseCommand):
         )
         data = {"realm_id": company.realm_id, "name": company.name}
         self._out(opts, data, company.realm_id)
+
+    def cmd_create_user(self, opts):
+        try:
+            user = services.user_ensure(
+                email=opts["email"],
+                password=opts["password"],
+                name=opts["name"],
+                realm_ids=opts["realms"],
+            )
+        except (ValueError, ValidationError) as exc:
+            raise CommandError(str(exc))
+        realms = None
+        access = "every company"
+        if not user.all_companies:
+            realms = list(user.companies.order_by("realm_id").values_list("realm_id", flat=True))
+            access = ", ".join(realms) or "no company"
+        data = {"email": user.email, "name": user.name, "all_companies": user.all_companies,
+                "realm_ids": realms}  # fmt: skip
+        self._out(opts, data, f"{user.email} may access {access}")
 
     def cmd_create_app(self, opts):
         app = services.app_create(

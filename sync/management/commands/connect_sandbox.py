@@ -10,6 +10,10 @@ from sync.services.client import QboError
 from sync.services.connection import connect_with_tokens
 from sync.services.engine import SyncContext, push_batch
 
+# The QuickBooks user who signs in to the emulator's consent page and UI in the demo (README).
+DEMO_USER_EMAIL = "books@portpro.example"
+DEMO_USER_PASSWORD = "sandbox"
+
 
 class Command(BaseCommand):
     help = (
@@ -42,6 +46,13 @@ class Command(BaseCommand):
                 raise CommandError(f"No emulator company with realm {options['realm']}.")
         else:
             realm = sandbox.company_create(name=options["name"])
+        # Reconnecting goes through the emulator's sign-in: a QuickBooks user of this company.
+        sandbox.user_ensure(
+            email=DEMO_USER_EMAIL,
+            password=DEMO_USER_PASSWORD,
+            name="PortPro Books",
+            realm_ids=[realm.realm_id],
+        )
         webhook_url = options["webhook_url"] or settings.QBO_REDIRECT_URI.replace(
             "/quickbooks/callback/", "/quickbooks/webhook/"
         )
@@ -69,6 +80,9 @@ class Command(BaseCommand):
         )
         self.stdout.write(
             f"Connected {company} to emulator company {realm.name} ({realm.realm_id})"
+        )
+        self.stdout.write(
+            f"QuickBooks sandbox user: {DEMO_USER_EMAIL} / {DEMO_USER_PASSWORD} (emulator sign-in)"
         )
         if options["demo_conflicts"]:
             self._demo_conflicts(company, connection)
