@@ -11,12 +11,13 @@ from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.db.models import Q
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from finance import services
 from finance.descriptions import describe_invoice, validate_mapping
 from finance.forms import DESCRIPTION_FORM_FIELDS, OPTION_FIELDS
 from finance.models import (
@@ -35,7 +36,6 @@ from finance.models import (
     PaymentApplication,
 )
 from finance.qb_ids import qb_id_override, qb_id_remove, record_label, user_can_change_qb_ids
-from finance import services
 from finance.services import record_delete
 from finance.validators import validate_qb_id
 

@@ -1,7 +1,9 @@
 """Finance → QuickBooks forms: sync options and the custom description mapping."""
 
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils.module_loading import import_string
 
 from finance.descriptions import validate_mapping
 from finance.models import DESCRIPTION_FIELDS, FinanceSettings, Invoice
@@ -61,6 +63,13 @@ class SyncOptionsForm(forms.ModelForm):
         ref = self.cleaned_data["income_account_ref"].strip()
         if ref and not ref.isdigit():
             raise ValidationError("A QuickBooks account Id is a whole number, like 79.")
+        if ref and ref != self.instance.income_account_ref:
+            # Checked in QuickBooks (through sync/, by dotted path: finance never imports it),
+            # here in the form, outside any transaction; only when it changes.
+            verifier = import_string(settings.QB_ACCOUNT_VERIFIER)
+            exists, message = verifier(company=self.instance.company, qb_id=ref)
+            if not exists:
+                raise ValidationError(message)
         return ref
 
 

@@ -256,6 +256,7 @@ SYNC_SWEEP_SECONDS = env_int("SYNC_SWEEP_SECONDS", 15)
 SYNC_PULL_SECONDS = env_int("SYNC_PULL_SECONDS", 300)
 
 QB_ID_VERIFIER = env("QB_ID_VERIFIER", "sync.services.verify.qb_object_exists")
+QB_ACCOUNT_VERIFIER = env("QB_ACCOUNT_VERIFIER", "sync.services.verify.qb_income_account_exists")
 QBO_SANDBOX_WEBHOOK_RETRY_SCALE = env_float("QBO_SANDBOX_WEBHOOK_RETRY_SCALE", 1.0)
 QBO_SANDBOX_THROTTLE_ENABLED = env_bool("QBO_SANDBOX_THROTTLE_ENABLED", True)
 # Seconds a used (rotated) refresh token still answers with the same new pair.

@@ -7,6 +7,7 @@ from finance.models import ChargeCode, ManualAction
 from finance.syncstate import SyncStatus
 from finance.validators import validate_qb_id
 from sync.services.engine import SyncContext, push_batch
+from sync.services.verify import qb_object_exists
 
 
 def items_list(*, company) -> list[dict]:
@@ -19,37 +20,50 @@ def items_list(*, company) -> list[dict]:
     ]
 
 
-@transaction.atomic
 def item_map(*, charge_code: ChargeCode, item_id: str, user) -> ChargeCode:
-    """Point a charge code at an existing QuickBooks item ("" unmaps it)."""
-    code = ChargeCode.objects.select_for_update().get(pk=charge_code.pk)
-    before = {"qb_id": code.qb_id, "sync_status": code.sync_status}
+    """Point a charge code at an existing QuickBooks item ("" unmaps it).
+
+    The item is checked in QuickBooks first (outside any transaction), like support's QB ID
+    override: an Id that is not an active Item there (999999, a credit memo's Id) is refused
+    instead of being marked synced."""
     item_id = (item_id or "").strip()
     if item_id:
         validate_qb_id(item_id)
-        clash = (
-            ChargeCode.objects.filter(company_id=code.company_id, qb_id=item_id)
-            .exclude(pk=code.pk)
-            .first()
+        _refuse_taken(charge_code, item_id)
+        exists, message = qb_object_exists(record=charge_code, qb_id=item_id)
+        if not exists:
+            raise ValidationError(message)
+    with transaction.atomic():
+        code = ChargeCode.objects.select_for_update().get(pk=charge_code.pk)
+        before = {"qb_id": code.qb_id, "sync_status": code.sync_status}
+        if item_id:
+            _refuse_taken(code, item_id)  # again, under the lock
+            code.qb_id, code.qb_sync_token = item_id, ""
+            code.sync_status, code.synced_version = SyncStatus.SYNCED, code.version
+        else:
+            code.qb_id, code.qb_sync_token, code.sync_status = "", "", SyncStatus.SKIPPED
+        code.problem_reason = ""
+        code.save()
+        ManualAction.objects.create(
+            kind=ManualAction.Kind.LINK,
+            record_type="item",
+            record_id=code.pk,
+            user=user,
+            before=before,
+            after={"qb_id": code.qb_id, "sync_status": code.sync_status},
+            note=f"Charge code {code.code} mapped to item {item_id or '(none)'}",
         )
-        if clash:
-            raise ValidationError(f"Item {item_id} is already mapped to charge code {clash.code}.")
-        code.qb_id, code.qb_sync_token = item_id, ""
-        code.sync_status, code.synced_version = SyncStatus.SYNCED, code.version
-    else:
-        code.qb_id, code.qb_sync_token, code.sync_status = "", "", SyncStatus.SKIPPED
-    code.problem_reason = ""
-    code.save()
-    ManualAction.objects.create(
-        kind=ManualAction.Kind.LINK,
-        record_type="item",
-        record_id=code.pk,
-        user=user,
-        before=before,
-        after={"qb_id": code.qb_id, "sync_status": code.sync_status},
-        note=f"Charge code {code.code} mapped to item {item_id or '(none)'}",
-    )
     return code
+
+
+def _refuse_taken(code: ChargeCode, item_id: str) -> None:
+    clash = (
+        ChargeCode.objects.filter(company_id=code.company_id, qb_id=item_id)
+        .exclude(pk=code.pk)
+        .first()
+    )
+    if clash:
+        raise ValidationError(f"Item {item_id} is already mapped to charge code {clash.code}.")
 
 
 def items_create_missing(*, company, user) -> dict[str, int]:

@@ -5,9 +5,11 @@ They live here (loaded into the finance page with htmx) because finance never im
 
 import logging
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import get_object_or_404, redirect, render
+from django.core.exceptions import ValidationError
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
@@ -79,23 +81,44 @@ def item_mapping(request):
     return render(request, template, context)
 
 
+class ItemMapForm(forms.Form):
+    charge_code = forms.ModelChoiceField(
+        queryset=ChargeCode.objects.none(),
+        error_messages={"invalid_choice": "That charge code does not exist (any more)."},
+    )
+    item_id = forms.CharField(required=False, max_length=32)
+    item_id_typed = forms.CharField(required=False, max_length=32)
+
+    def __init__(self, *args, company, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["charge_code"].queryset = ChargeCode.objects.filter(company=company)
+
+
 @login_required
 @require_POST
 def item_map(request):
     check_settings_editor(request)
-    company = current_company(request)
-    charge_code = get_object_or_404(ChargeCode, pk=request.POST.get("charge_code"), company=company)
-    item_id = (request.POST.get("item_id") or request.POST.get("item_id_typed") or "").strip()
+    form = ItemMapForm(request.POST, company=current_company(request))
+    if not form.is_valid():
+        errors = "; ".join(e for field in form.errors.values() for e in field)
+        messages.error(request, f"Could not map the charge code: {errors}")
+        return redirect(_settings_url("#mapping"))
+    charge_code = form.cleaned_data["charge_code"]
+    item_id = (form.cleaned_data["item_id"] or form.cleaned_data["item_id_typed"]).strip()
     if not item_id.isdigit():
         messages.error(request, f"{charge_code.code}: choose an item or type its Item Id.")
-    else:
-        try:
-            from sync.services.items import item_map as map_item
+        return redirect(_settings_url("#mapping"))
+    try:
+        from sync.services.items import item_map as map_item
 
-            map_item(charge_code=charge_code, item_id=item_id, user=request.user)
-            messages.success(request, f"{charge_code.code} now maps to QuickBooks item {item_id}.")
-        except Exception as exc:  # noqa: BLE001 - a plain message next to the table
-            messages.error(request, f"Could not map {charge_code.code}: {exc}")
+        map_item(charge_code=charge_code, item_id=item_id, user=request.user)
+    except ValidationError as exc:
+        messages.error(request, f"Could not map {charge_code.code}: {' '.join(exc.messages)}")
+    except Exception as exc:  # noqa: BLE001 - a plain message next to the table
+        logger.warning("mapping %s failed: %s", charge_code.code, exc)
+        messages.error(request, f"Could not map {charge_code.code}: {exc}")
+    else:
+        messages.success(request, f"{charge_code.code} now maps to QuickBooks item {item_id}.")
     return redirect(_settings_url("#mapping"))
 
 

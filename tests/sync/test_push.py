@@ -17,6 +17,7 @@ from finance.services import (
 from finance.syncstate import SyncStatus
 from sync.models import SyncAttempt
 from sync.services import engine
+from sync.services.engine import SyncContext
 from sync.services.items import item_map
 from tests.finance.factories import ChargeCodeFactory, CustomerFactory
 from tests.sync.helpers import invoice_with
@@ -185,10 +186,15 @@ def test_it_maps_a_charge_code_to_an_existing_item_once(qbo, superuser):
 
     with pytest.raises(ValidationError, match="already mapped to charge code TOLL"):
         item_map(charge_code=other, item_id=code.qb_id, user=superuser)
-    item_map(charge_code=other, item_id="999", user=superuser)
+    # Mapping is checked in QuickBooks now (issue 13): the target must be an existing item.
+    bridge = SyncContext.for_company(other.company_id).session.create(
+        "Item", {"Name": "Bridge", "Type": "Service", "IncomeAccountRef": {"value": "1"}},
+        request_id="test-bridge-item",
+    )  # fmt: skip
+    item_map(charge_code=other, item_id=bridge["Id"], user=superuser)
 
     other.refresh_from_db()
-    assert (other.qb_id, other.sync_status) == ("999", SyncStatus.SYNCED)
+    assert (other.qb_id, other.sync_status) == (bridge["Id"], SyncStatus.SYNCED)
 
 
 def test_without_auto_create_an_invoice_waits_for_its_customer(qbo):
