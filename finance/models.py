@@ -3,9 +3,8 @@
 Models hold data and small invariants; operations live in finance/services.py.
 """
 
-from decimal import Decimal
-
 import datetime
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -232,6 +231,9 @@ class Invoice(SyncedRecord):
     total = models.DecimalField(**MONEY, default=Decimal("0.00"))
     # What QuickBooks says is still owed, learnt from pull; None until we know.
     qb_balance = models.DecimalField(**MONEY, null=True, blank=True)
+    # The SyncToken of the QuickBooks answer qb_balance came from: answers arrive out of order
+    # (a push's answer computed before a payment, settled after the payment's webhook).
+    qb_balance_token = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-invoice_date", "-id"]
@@ -247,9 +249,7 @@ class Invoice(SyncedRecord):
 
     def clean(self):
         if self.due_date and self.invoice_date and self.due_date < self.invoice_date:
-            raise ValidationError(
-                {"due_date": "The due date cannot be before the invoice date."}
-            )
+            raise ValidationError({"due_date": "The due date cannot be before the invoice date."})
 
     @property
     def is_combined(self) -> bool:

@@ -9,7 +9,7 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.db.models import F, Sum
+from django.db.models import F, Q, Sum
 from django.forms.models import model_to_dict
 
 from finance.models import (
@@ -373,6 +373,23 @@ def invoice_open_balance(invoice: Invoice) -> Decimal:
     applied = invoice.applications.aggregate(total=Sum("amount"))["total"] or Decimal("0")
     credited = invoice.credit_memos.aggregate(total=Sum("total"))["total"] or Decimal("0")
     return invoice.total - applied - credited
+
+
+def invoice_record_quickbooks_balance(*, invoice: Invoice, balance, sync_token) -> bool:
+    """Keep QuickBooks' open balance unless we already hold a newer one. QuickBooks bumps an
+    invoice's SyncToken on every change, a payment applied to it included, so the token orders
+    the answers; an older one is ignored (False). The paid status follows."""
+    token = int(sync_token) if str(sync_token).isdigit() else None
+    newer = Q(qb_balance_token__isnull=True)
+    if token is not None:
+        newer |= Q(qb_balance_token__lte=token)
+    amount = Decimal(str(balance))
+    if not Invoice.objects.filter(newer, pk=invoice.pk).update(
+        qb_balance=amount, qb_balance_token=token
+    ):
+        return False
+    invoice.qb_balance, invoice.qb_balance_token = amount, token
+    return True
 
 
 def invoice_refresh_paid_status(*, invoice: Invoice) -> Invoice:

@@ -219,9 +219,6 @@ class InvoiceMapper(Mapper):
             and (obj.get("CustomerRef") or {}).get("value") == invoice.customer.qb_id
         )
 
-    def apply(self, invoice, obj) -> dict:
-        balance = obj.get("Balance")
-        return {"qb_balance": Decimal(str(balance))} if balance not in (None, "") else {}
 
 
 class CreditMemoMapper(Mapper):

@@ -13,6 +13,7 @@ import random
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
@@ -21,7 +22,11 @@ from django.utils import timezone
 
 from finance.models import FinanceSettings, Invoice
 from finance.registry import SYNC_ORDER
-from finance.services import finance_settings_get, invoice_refresh_paid_status
+from finance.services import (
+    finance_settings_get,
+    invoice_record_quickbooks_balance,
+    invoice_refresh_paid_status,
+)
 from finance.syncstate import CLAIMABLE, SyncStatus
 from sync.mappers import (
     MAPPERS,
@@ -228,18 +233,24 @@ def _settle_ok(claim: Claim, obj: dict, *, linked: bool = False) -> str:
             reason=was_problem,
             how="synced",
         )
-    if claim.mapper.sync_type == "invoice" and _balance_news(claim.record, extra):
-        invoice_refresh_paid_status(invoice=Invoice.objects.get(pk=claim.record.pk))
+    if claim.mapper.sync_type == "invoice" and obj.get("Balance") not in (None, ""):
+        _settle_balance(claim.record, obj)
     return "linked" if linked else "synced"
 
 
-def _balance_news(invoice, extra: dict) -> bool:
-    """Whether QuickBooks' Balance can change the paid status: not when nothing is paid there
-    and nothing was before (TMS payments already set the status when they were entered)."""
-    if "qb_balance" not in extra:
-        return False
-    unpaid_in_quickbooks = extra["qb_balance"] >= invoice.total
-    return not (unpaid_in_quickbooks and invoice.qb_balance in (None, invoice.total))
+def _settle_balance(invoice, obj: dict) -> None:
+    """Keep QuickBooks' Balance from the answer (unless a newer one arrived meanwhile), and
+    refresh the paid status only when it can change: not when nothing is paid there and
+    nothing was before (TMS payments already set the status when they were entered)."""
+    balance = Decimal(str(obj["Balance"]))
+    previous = invoice.qb_balance
+    if not invoice_record_quickbooks_balance(
+        invoice=invoice, balance=balance, sync_token=obj.get("SyncToken", "")
+    ):
+        return
+    if balance >= invoice.total and previous in (None, invoice.total):
+        return
+    invoice_refresh_paid_status(invoice=Invoice.objects.get(pk=invoice.pk))
 
 
 def _backoff(attempts: int) -> float:

@@ -22,7 +22,12 @@ from django.db.models import F
 from django.utils import timezone
 
 from finance.models import Customer, Invoice, Payment, PaymentApplication
-from finance.services import invoice_open_balance, invoice_refresh_paid_status, payment_create
+from finance.services import (
+    invoice_open_balance,
+    invoice_record_quickbooks_balance,
+    invoice_refresh_paid_status,
+    payment_create,
+)
 from finance.syncstate import SyncStatus
 from finance.validators import printable
 from sync.models import ProblemEvent, QuickBooksConnection, WebhookEvent
@@ -319,9 +324,9 @@ def apply_change(*, connection, entity: str, obj: dict, session=None) -> str:
             _flag(invoice, "voided_in_quickbooks", f"Invoice {qb_id} was voided in QuickBooks.")
             return "flagged"
         balance = obj.get("Balance")
-        if balance not in (None, ""):
-            Invoice.objects.filter(pk=invoice.pk).update(qb_balance=Decimal(str(balance)))
-            invoice.refresh_from_db()
+        if balance not in (None, "") and invoice_record_quickbooks_balance(
+            invoice=invoice, balance=balance, sync_token=obj.get("SyncToken", "")
+        ):
             invoice_refresh_paid_status(invoice=invoice)
         return "updated"
     if entity == "Customer":
