@@ -7,6 +7,7 @@ import pytest
 from django.db import connections
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from finance.models import Customer
 from finance.syncstate import SyncStatus
@@ -19,7 +20,10 @@ pytestmark = [pytest.mark.reliability, pytest.mark.django_db(transaction=True)]
 
 def as_problems(pks):
     Customer.objects.filter(pk__in=pks).update(
-        sync_status=SyncStatus.PROBLEM, problem_reason="internal", attempts=8
+        sync_status=SyncStatus.PROBLEM,
+        problem_reason="internal",
+        problem_since=timezone.now(),
+        attempts=8,
     )
 
 

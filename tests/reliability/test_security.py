@@ -14,6 +14,7 @@ from django.conf import settings as django_settings
 from django.db import connection as db
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from finance.models import Customer, Invoice
 from finance.syncstate import SyncStatus
@@ -36,7 +37,9 @@ def records(qbo):
     code = ChargeCodeFactory()
     invoice = invoice_with(code, customer=customer)
     for model in (Customer, Invoice):
-        model.objects.update(sync_status=SyncStatus.PROBLEM, problem_reason="internal")
+        model.objects.update(
+            sync_status=SyncStatus.PROBLEM, problem_reason="internal", problem_since=timezone.now()
+        )
     job = BulkJob.objects.create(action="resync", record_type="customer", total=0)
     return {"customer": customer, "invoice": invoice, "code": code, "job": job}
 
