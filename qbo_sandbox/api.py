@@ -23,6 +23,7 @@ from .store import lock_company
 from .timefmt import meta_time, parse_qbo_datetime, qbo_time
 
 MAX_BATCH_ITEMS = 30
+MAX_REQUESTID = 50  # in a batch: requestid + bId
 CDC_LOOKBACK_DAYS = 30
 CDC_MAX_OBJECTS = 1000
 BATCH_KEYS = {"bId", "operation", "optionsData"}
@@ -31,6 +32,32 @@ BATCH_KEYS = {"bId", "operation", "optionsData"}
 @csrf_exempt
 def v3(request, realm, rest):
     company = SandboxCompany.objects.filter(realm_id=realm).first()
+    parts = [p for p in rest.strip("/").split("/") if p]
+    refusal = _gateway_refusal(request, company, parts)
+    if refusal is not None:
+        return refusal
+    try:
+        return route(request, company, parts, rest)
+    except QboFault as fault:
+        return fault_response(fault)
+
+
+def _gateway_refusal(request, company, parts):
+    """What Intuit's gateway answers before the v3 service sees the request (bearer token, then
+    throttle, then injected latency and errors); None to let it through."""
+    refusal = _authorization_refusal(request, company)
+    if refusal is not None:
+        return refusal
+    webhooks.maybe_resume()  # any authorized request restarts deliveries after a restart
+    if not throttle.admit(company, is_batch=parts == ["batch"]):
+        return faults.throttled(company.throttle_format)
+    if company.latency_ms:
+        time.sleep(company.latency_ms / 1000)
+    return _injected_error(company)
+
+
+def _authorization_refusal(request, company):
+    """401 for a missing, expired or revoked bearer token; 403 for a live one of another realm."""
     value = bearer_token(request)
     token = (
         Token.objects.select_related("company").filter(access_token=value).first()
@@ -43,21 +70,17 @@ def v3(request, realm, rest):
         )
     if company is None or token.company_id != company.pk:
         return faults.forbidden()
-    parts = [p for p in rest.strip("/").split("/") if p]
-    webhooks.maybe_resume()
-    if not throttle.admit(company, is_batch=parts == ["batch"]):
-        return faults.throttled(company.throttle_format)
-    if company.latency_ms:
-        time.sleep(company.latency_ms / 1000)
-    if company.error_rate and random.random() < company.error_rate:
-        style = company.error_style
-        if style == "random":
-            style = random.choice(["gateway", "systemfault"])
-        return faults.gateway_500() if style == "gateway" else fault_response(faults.system_fault())
-    try:
-        return route(request, company, parts, rest)
-    except QboFault as fault:
-        return fault_response(fault)
+    return None
+
+
+def _injected_error(company):
+    """Fault injection: a share of requests fail with a gateway 500 or a 10000 SystemFault."""
+    if not company.error_rate or random.random() >= company.error_rate:
+        return None
+    style = company.error_style
+    if style == "random":
+        style = random.choice(["gateway", "systemfault"])
+    return faults.gateway_500() if style == "gateway" else fault_response(faults.system_fault())
 
 
 def _body_json(request):
@@ -70,49 +93,110 @@ def _body_json(request):
 
 
 def route(request, company, parts, rest):
+    """Dispatch the v3 path through V3_ROUTES; any path or method not there is Intuit's
+    "Unsupported Operation" fault."""
     if not parts:
         raise faults.unsupported_operation(f"/v3/company/{company.realm_id}/")
-    head = parts[0].lower()
-    if head == "query" and len(parts) == 1:
-        sql = (
-            request.body.decode("utf-8")
-            if request.method == "POST"
-            else request.GET.get("query", "")
-        )
-        if request.method == "POST" and not sql.strip():
-            sql = request.GET.get("query", "")
-        return _ok(run_query(company, sql))
-    if head == "batch" and len(parts) == 1 and request.method == "POST":
-        return batch(request, company)
-    if head == "cdc" and len(parts) == 1 and request.method == "GET":
-        return _ok(
-            cdc(company, request.GET.get("entities", ""), request.GET.get("changedSince", ""))
-        )
-    if head == "preferences" and len(parts) == 1 and request.method == "GET":
-        return _ok({"Preferences": preferences(company)})
-    if head == "companyinfo" and request.method == "GET" and len(parts) <= 2:
-        return _ok({"CompanyInfo": company_info(company)})
-    entity_type = store.canonical_name(parts[0])
-    if entity_type is None or entity_type in ("Preferences", "CompanyInfo"):
+    shape = _shape(parts)
+    handler = V3_ROUTES.get((request.method, shape)) or V3_ROUTES.get((ANY_METHOD, shape))
+    if handler is None:
         raise faults.unsupported_operation(f"/v3/company/{company.realm_id}/{rest}")
-    if len(parts) == 2 and request.method == "GET":
-        entity = store.get_entity(company, entity_type, parts[1])
-        return _ok({entity_type: store.render(entity)})
-    if len(parts) == 3 and parts[2] == "pdf" and request.method == "GET":
-        entity = store.get_entity(company, entity_type, parts[1])
-        return HttpResponse(_pdf(entity), content_type="application/pdf")
-    if len(parts) == 3 and parts[2] == "send" and request.method == "POST":
-        return write(request, company, lambda ctx: send(ctx, entity_type, parts[1], request))
-    if len(parts) == 1 and request.method == "POST":
-        payload = _body_json(request)
-        operation = request.GET.get("operation", "").lower()
-        include = request.GET.get("include", "").lower()
-        return write(
-            request,
-            company,
-            lambda ctx: single_write(ctx, entity_type, payload, operation, include),
-        )
-    raise faults.unsupported_operation(f"/v3/company/{company.realm_id}/{rest}")
+    return handler(request, company, parts)
+
+
+def _routable_entity(name):
+    """The entity a path segment names (any case); Preferences and CompanyInfo have their own
+    read-only endpoints and no entity operations."""
+    entity_type = store.canonical_name(name)
+    return None if entity_type in (None, "Preferences", "CompanyInfo") else entity_type
+
+
+def _shape(parts):
+    """The path as a V3_ROUTES key: a service name as itself (any case), an entity name as
+    {entity}, the second segment as {id}, later ones literally; None when it names nothing."""
+    head = parts[0].lower()
+    if head in SERVICE_PATHS:
+        first = head
+    elif _routable_entity(parts[0]) is not None:
+        first = "{entity}"
+    else:
+        return None
+    return "/".join([first, "{id}", *parts[2:]] if len(parts) > 1 else [first])
+
+
+def _query_text(request):
+    """The query: python-quickbooks POSTs it as application/text; GET (and an empty POST body)
+    take it from ?query=."""
+    if request.method != "POST":
+        return request.GET.get("query", "")
+    sql = request.body.decode("utf-8")
+    return sql if sql.strip() else request.GET.get("query", "")
+
+
+def query_endpoint(request, company, parts):
+    return _ok(run_query(company, _query_text(request)))
+
+
+def batch_endpoint(request, company, parts):
+    return batch(request, company)
+
+
+def cdc_endpoint(request, company, parts):
+    return _ok(cdc(company, request.GET.get("entities", ""), request.GET.get("changedSince", "")))
+
+
+def preferences_endpoint(request, company, parts):
+    return _ok({"Preferences": preferences(company)})
+
+
+def company_info_endpoint(request, company, parts):
+    return _ok({"CompanyInfo": company_info(company)})  # whatever id is asked for
+
+
+def read_entity(request, company, parts):
+    entity_type = _routable_entity(parts[0])
+    entity = store.get_entity(company, entity_type, parts[1])
+    return _ok({entity_type: store.render(entity)})
+
+
+def entity_pdf(request, company, parts):
+    entity = store.get_entity(company, _routable_entity(parts[0]), parts[1])
+    return HttpResponse(_pdf(entity), content_type="application/pdf")
+
+
+def send_entity(request, company, parts):
+    entity_type = _routable_entity(parts[0])
+    return write(request, company, lambda ctx: send(ctx, entity_type, parts[1], request))
+
+
+def write_entity(request, company, parts):
+    """POST /<entity>: create or update, or ?operation=delete|void, ?operation=update&include=void."""
+    entity_type = _routable_entity(parts[0])
+    payload = _body_json(request)  # before write(): bad JSON is 2010 whatever the requestid
+    operation = request.GET.get("operation", "").lower()
+    include = request.GET.get("include", "").lower()
+    return write(
+        request,
+        company,
+        lambda ctx: single_write(ctx, entity_type, payload, operation, include),
+    )
+
+
+ANY_METHOD = "*"
+SERVICE_PATHS = {"query", "batch", "cdc", "preferences", "companyinfo"}
+# (HTTP method, path shape from _shape) → handler(request, company, parts).
+V3_ROUTES = {
+    (ANY_METHOD, "query"): query_endpoint,
+    ("POST", "batch"): batch_endpoint,
+    ("GET", "cdc"): cdc_endpoint,
+    ("GET", "preferences"): preferences_endpoint,
+    ("GET", "companyinfo"): company_info_endpoint,
+    ("GET", "companyinfo/{id}"): company_info_endpoint,
+    ("POST", "{entity}"): write_entity,
+    ("GET", "{entity}/{id}"): read_entity,
+    ("GET", "{entity}/{id}/pdf"): entity_pdf,
+    ("POST", "{entity}/{id}/send"): send_entity,
+}
 
 
 def _pdf(entity):
@@ -149,6 +233,32 @@ def _ok(body):
     return json_response(body)
 
 
+def save_entity(ctx, entity_type, payload):
+    """Create, or update when the body names an Id: a full update, or a sparse one with
+    "sparse": true (store.entity_update)."""
+    if payload.get("Id") in (None, "", 0, "0"):
+        return store.render(store.entity_create(ctx, entity_type, payload))
+    return store.render(store.entity_update(ctx, entity_type, payload))
+
+
+def delete_entity(ctx, entity_type, payload):
+    return store.entity_delete(ctx, entity_type, payload)  # Intuit's {"status": "Deleted"} stub
+
+
+def void_entity(ctx, entity_type, payload):
+    return store.render(store.entity_void(ctx, entity_type, payload))
+
+
+# ?operation= (lower case) → what a single write or a batch item does.
+WRITE_OPERATIONS = {
+    "": save_entity,
+    "create": save_entity,
+    "update": save_entity,
+    "delete": delete_entity,
+    "void": void_entity,
+}
+
+
 def single_write(ctx, entity_type, payload, operation, include=""):
     if not isinstance(payload, dict):
         raise QboFault(
@@ -156,27 +266,25 @@ def single_write(ctx, entity_type, payload, operation, include=""):
         )
     if set(payload) == {entity_type} and isinstance(payload[entity_type], dict):
         payload = payload[entity_type]  # wrapped body {"Customer": {...}}
-    if operation == "delete":
-        return {entity_type: store.entity_delete(ctx, entity_type, payload)}
-    if operation == "void" or (operation == "update" and include == "void"):
-        return {entity_type: store.render(store.entity_void(ctx, entity_type, payload))}
-    if operation not in ("", "create", "update"):
+    if operation == "update" and include == "void":
+        operation = "void"  # how a Payment, a SalesReceipt, ... is voided
+    write_one = WRITE_OPERATIONS.get(operation)
+    if write_one is None:
         raise faults.unsupported_operation(f"operation={operation}")
-    raw_id = payload.get("Id")
-    if raw_id not in (None, "", 0, "0"):
-        entity = store.entity_update(ctx, entity_type, payload)
-    else:
-        entity = store.entity_create(ctx, entity_type, payload)
-    return {entity_type: store.render(entity)}
+    return {entity_type: write_one(ctx, entity_type, payload)}
+
+
+def _requestid_too_long(requestid):
+    return faults.business_validation(
+        "You cannot enter more than 50 characters in the request_id field. The request_id "
+        f"field currently has {len(requestid)} characters."
+    )
 
 
 def _requestid(request):
     requestid = request.GET.get("requestid") or ""
-    if len(requestid) > 50:
-        raise faults.business_validation(
-            "You cannot enter more than 50 characters in the request_id field. The request_id "
-            f"field currently has {len(requestid)} characters."
-        )
+    if len(requestid) > MAX_REQUESTID:
+        raise _requestid_too_long(requestid)
     return requestid
 
 
@@ -217,6 +325,21 @@ def _maybe_lose_response(company, response):
 
 
 def batch(request, company):
+    items = _batch_items(request)
+    requestid = request.GET.get("requestid") or ""
+    with transaction.atomic():
+        locked = lock_company(company.pk)
+        honour = bool(requestid) and not locked.ignore_requestid
+        ctx = store.Ctx(locked)
+        results = [_batch_answer(ctx, item, requestid, honour) for item in items]
+        webhooks.enqueue(locked, ctx.events)
+    return _maybe_lose_response(
+        locked, json_response({"BatchItemResponse": results, "time": qbo_time()})
+    )
+
+
+def _batch_items(request):
+    """The BatchItemRequest list; a missing, empty or too long one refuses the whole batch."""
     payload = _body_json(request)
     items = payload.get("BatchItemRequest") if isinstance(payload, dict) else None
     if not isinstance(items, list) or not items:
@@ -226,47 +349,35 @@ def batch(request, company):
             f"The number of batch items ({len(items)}) exceeds the maximum allowed "
             f"({MAX_BATCH_ITEMS})."
         )
-    requestid = request.GET.get("requestid") or ""
-    results = []
-    with transaction.atomic():
-        locked = lock_company(company.pk)
-        honour = bool(requestid) and not locked.ignore_requestid
-        ctx = store.Ctx(locked)
-        for item in items:
-            bid = str(item.get("bId", "")) if isinstance(item, dict) else ""
-            key = requestid + bid
-            if requestid and len(key) > 50:
-                fault = faults.business_validation(
-                    "You cannot enter more than 50 characters in the request_id field. The "
-                    f"request_id field currently has {len(key)} characters."
-                )
-                results.append(_item_fault(fault, bid))
-                continue
-            if honour:
-                logged = RequestLog.objects.filter(company=locked, requestid=key).first()
-                if logged is not None:
-                    results.append(json.loads(logged.body))
-                    continue
-            events_before = len(ctx.events)
-            try:
-                with transaction.atomic():
-                    result = batch_item(ctx, item)
-            except QboFault as fault:
-                del ctx.events[events_before:]
-                results.append(_item_fault(fault, bid))
-                continue
-            result["bId"] = bid
-            results.append(result)
-            if requestid and "QueryResponse" not in result:
-                RequestLog.objects.update_or_create(
-                    company=locked,
-                    requestid=key,
-                    defaults={"status": 200, "body": json.dumps(result)},
-                )
-        webhooks.enqueue(locked, ctx.events)
-    return _maybe_lose_response(
-        locked, json_response({"BatchItemResponse": results, "time": qbo_time()})
-    )
+    return items
+
+
+def _batch_answer(ctx, item, requestid, honour):
+    """One item's BatchItemResponse entry: its replayed first answer, its result, or its Fault.
+    Items are independent: each runs in its own savepoint, and a failed one announces nothing."""
+    bid = str(item.get("bId", "")) if isinstance(item, dict) else ""
+    key = requestid + bid
+    if requestid and len(key) > MAX_REQUESTID:
+        return _item_fault(_requestid_too_long(key), bid)
+    if honour:
+        logged = RequestLog.objects.filter(company=ctx.company, requestid=key).first()
+        if logged is not None:
+            return json.loads(logged.body)
+    events_before = len(ctx.events)
+    try:
+        with transaction.atomic():
+            result = batch_item(ctx, item)
+    except QboFault as fault:
+        del ctx.events[events_before:]
+        return _item_fault(fault, bid)
+    result["bId"] = bid
+    if requestid and "QueryResponse" not in result:  # queries are not replayed
+        RequestLog.objects.update_or_create(
+            company=ctx.company,
+            requestid=key,
+            defaults={"status": 200, "body": json.dumps(result)},
+        )
+    return result
 
 
 def _item_fault(fault, bid):
@@ -275,23 +386,16 @@ def _item_fault(fault, bid):
 
 
 def batch_item(ctx, item):
+    """One BatchItemRequest entry: a Query, or a write as a single request would do it."""
     if not isinstance(item, dict):
         raise faults.required_missing("BatchItemRequest")
     if "Query" in item:
         return run_query(ctx.company, item["Query"])
-    names = [k for k in item if k not in BATCH_KEYS]
-    if len(names) != 1 or store.canonical_name(names[0]) is None:
-        raise faults.required_missing("entity")
-    entity_type = store.canonical_name(names[0])
-    operation = str(item.get("operation") or "create").lower()
-    options = str(item.get("optionsData") or "").lower()
-    if operation == "update" and options == "void":
-        operation = "void"
-    if operation not in ("create", "update", "delete", "void"):
-        raise faults.unsupported_operation(f"operation={operation}")
-    payload = item[names[0]]
+    key, entity_type = _batch_entity(item)
+    operation = _batch_operation(item)
+    payload = item[key]
     if not isinstance(payload, dict):
-        raise QboFault(2010, "Request has invalid or unsupported property", names[0])
+        raise QboFault(2010, "Request has invalid or unsupported property", key)
     if operation == "create" and payload.get("Id"):
         operation = "update"
     if operation == "update" and not payload.get("Id"):
@@ -301,19 +405,30 @@ def batch_item(ctx, item):
     )
 
 
+def _batch_entity(item):
+    """The item's one entity key (as sent) and the entity it names."""
+    names = [k for k in item if k not in BATCH_KEYS]
+    if len(names) != 1 or store.canonical_name(names[0]) is None:
+        raise faults.required_missing("entity")
+    return names[0], store.canonical_name(names[0])
+
+
+def _batch_operation(item):
+    """create (the default), update, delete, or void: "operation": "update" with
+    "optionsData": "void"."""
+    operation = str(item.get("operation") or "create").lower()
+    options = str(item.get("optionsData") or "").lower()
+    if operation == "update" and options == "void":
+        operation = "void"
+    if operation not in ("create", "update", "delete", "void"):
+        raise faults.unsupported_operation(f"operation={operation}")
+    return operation
+
+
 def cdc(company, entities, changed_since):
     if not entities.strip():
         raise faults.required_missing("entities")
-    if not changed_since.strip():
-        raise faults.required_missing("changedSince")
-    since = parse_qbo_datetime(changed_since)
-    if since is None:
-        raise faults.business_validation(f"Invalid changedSince value: {changed_since}")
-    if since < timezone.now() - dt.timedelta(days=CDC_LOOKBACK_DAYS):
-        raise faults.business_validation(
-            f"Operation cdc with changedSince date {changed_since} which is older than fixed "
-            "days is not supported."
-        )
+    since = _cdc_since(changed_since)
     responses = []
     budget = CDC_MAX_OBJECTS
     for raw in entities.split(","):
@@ -333,6 +448,21 @@ def cdc(company, entities, changed_since):
         else:
             responses.append({})
     return {"CDCResponse": [{"QueryResponse": responses}]}
+
+
+def _cdc_since(changed_since):
+    """changedSince as a datetime (a date, or naive, is Pacific); at most 30 days back."""
+    if not changed_since.strip():
+        raise faults.required_missing("changedSince")
+    since = parse_qbo_datetime(changed_since)
+    if since is None:
+        raise faults.business_validation(f"Invalid changedSince value: {changed_since}")
+    if since < timezone.now() - dt.timedelta(days=CDC_LOOKBACK_DAYS):
+        raise faults.business_validation(
+            f"Operation cdc with changedSince date {changed_since} which is older than fixed "
+            "days is not supported."
+        )
+    return since
 
 
 def _meta(company):

@@ -8,6 +8,7 @@ indexed conditions leave.
 
 import re
 from decimal import Decimal, InvalidOperation
+from functools import partial
 
 from . import faults
 from .models import Entity
@@ -90,23 +91,37 @@ class Parser:
 
     def parse(self):
         self.take("kw", "select")
-        count, fields = False, None
-        if self.accept("kw", "count"):
-            self.take("punct", "(")
-            self.take("punct", "*")
-            self.take("punct", ")")
-            count = True
-        elif self.accept("punct", "*"):
-            while self.accept("punct", ","):  # SELECT *, Sku FROM Item
-                self.take("word")
-        else:
-            fields = [self.take("word")[1]]
-            while self.accept("punct", ","):
-                fields.append(self.take("word")[1])
+        count, fields = self.select_list()
         self.take("kw", "from")
         entity = canonical_name(self.take("word")[1])
         if entity is None:
             raise faults.query_parse_error("Invalid entity in FROM clause")
+        where = self.where_clause()
+        order = self.order_clause()
+        start, limit = self.paging()
+        if self.peek()[0] is not None:
+            raise faults.query_parse_error(f"Encountered {self.peek()[1]!r} at end of query")
+        return {"count": count, "fields": fields, "entity": entity, "where": where,
+                "order": order, "start": max(start, 1), "limit": max(min(limit, 1000), 0)}  # fmt: skip
+
+    def select_list(self):
+        """COUNT(*), * (extra fields after it ignored: SELECT *, Sku FROM Item) or fields:
+        (count, fields), fields None for all of them."""
+        if self.accept("kw", "count"):
+            self.take("punct", "(")
+            self.take("punct", "*")
+            self.take("punct", ")")
+            return True, None
+        if self.accept("punct", "*"):
+            while self.accept("punct", ","):
+                self.take("word")
+            return False, None
+        fields = [self.take("word")[1]]
+        while self.accept("punct", ","):
+            fields.append(self.take("word")[1])
+        return False, fields
+
+    def where_clause(self):
         where = []
         if self.accept("kw", "where"):
             where.append(self.condition())
@@ -114,6 +129,10 @@ class Parser:
                 where.append(self.condition())
             if self.peek() == ("kw", "or"):
                 raise faults.query_parse_error("OR is not supported")
+        return where
+
+    def order_clause(self):
+        """ORDER BY or ORDERBY (python-quickbooks writes both): [(field, descending)]."""
         order = []
         if self.accept("kw", "orderby") or (self.accept("kw", "order") and self.take("kw", "by")):
             while True:
@@ -124,18 +143,17 @@ class Parser:
                 order.append((field, desc))
                 if not self.accept("punct", ","):
                     break
+        return order
+
+    def paging(self):
+        """STARTPOSITION and MAXRESULTS, either order: (start, limit), defaults (1, 100)."""
         start, limit = 1, 100
         for _ in range(2):
             if self.accept("kw", "startposition"):
                 start = int(self.take("num")[1])
             elif self.accept("kw", "maxresults"):
                 limit = int(self.take("num")[1])
-        if self.peek()[0] is not None:
-            raise faults.query_parse_error(f"Encountered {self.peek()[1]!r} at end of query")
-        if limit > 1000:
-            limit = 1000
-        return {"count": count, "fields": fields, "entity": entity, "where": where,
-                "order": order, "start": max(start, 1), "limit": max(limit, 0)}  # fmt: skip
+        return start, limit
 
     def condition(self):
         field = self.take("word")[1]
@@ -224,92 +242,144 @@ COLUMN_FIELDS = {name.lower(): name for name in (
 )}  # fmt: skip
 
 
-def _db_filter(qs, field, op, value):
-    """Narrow the queryset for conditions on indexed columns; return (qs, handled)."""
-    field = COLUMN_FIELDS.get(field.lower(), field)
-    lookups = {"=": "", "<": "__lt", ">": "__gt", "<=": "__lte", ">=": "__gte", "in": "__in"}
-    if op not in lookups:
+LOOKUPS = {"=": "", "<": "__lt", ">": "__gt", "<=": "__lte", ">=": "__gte", "in": "__in"}
+DB_ORDER = {"Id": "qbo_id", "MetaData.LastUpdatedTime": "updated", "MetaData.CreateTime": "created",
+            "TxnDate": "txn_date", "DocNumber": "doc_number"}  # fmt: skip
+
+
+def _converted(op, value, convert):
+    return [convert(v) for v in value] if op == "in" else convert(value)
+
+
+def _filter_id(qs, op, value):
+    try:
+        qbo_id = _converted(op, value, int)
+    except (TypeError, ValueError):
+        return qs.none(), True  # Id = 'abc' matches nothing
+    return qs.filter(**{"qbo_id" + LOOKUPS[op]: qbo_id}), True
+
+
+def _filter_name(qs, op, value):
+    if op not in ("=", "in"):
         return qs, False
-    if field == "Id":
-        try:
-            val = [int(v) for v in value] if op == "in" else int(value)
-        except (TypeError, ValueError):
-            return qs.none(), True
-        return qs.filter(**{"qbo_id" + lookups[op]: val}), True
-    if field in ("DisplayName", "Name") and op in ("=", "in"):
-        val = (
-            [str(v).strip().casefold() for v in value]
-            if op == "in"
-            else str(value).strip().casefold()
-        )
-        return qs.filter(**{"name_key" + lookups[op]: val}), False  # python re-checks the field
-    if field == "DocNumber" and op in ("=", "in"):
-        val = [str(v) for v in value] if op == "in" else str(value)
-        return qs.filter(**{"doc_number" + lookups[op]: val}), True
-    if field == "CustomerRef" and op in ("=", "in"):
-        val = [str(v) for v in value] if op == "in" else str(value)
-        return qs.filter(**{"customer_ref" + lookups[op]: val}), True
-    if field == "TxnDate" and op != "in":
-        when = parse_qbo_datetime(value) if isinstance(value, str) else None
-        if when is None:
-            return qs, False
-        return qs.filter(**{"txn_date" + lookups[op]: when.date()}), True
-    if field in ("MetaData.LastUpdatedTime", "MetaData.CreateTime") and op != "in":
-        when = parse_qbo_datetime(value)
-        if when is None:
-            return qs, False
-        column = "updated" if field.endswith("LastUpdatedTime") else "created"
-        return qs.filter(**{column + lookups[op]: when}), False
-    return qs, False
+    key = _converted(op, value, lambda v: str(v).strip().casefold())
+    return qs.filter(**{"name_key" + LOOKUPS[op]: key}), False  # python re-checks the field
 
 
-def run_query(company, sql):
-    query = Parser(sql).parse()
-    entity_type = query["entity"]
+def _filter_text(column, qs, op, value):
+    if op not in ("=", "in"):
+        return qs, False
+    return qs.filter(**{column + LOOKUPS[op]: _converted(op, value, str)}), True
+
+
+def _filter_txn_date(qs, op, value):
+    when = parse_qbo_datetime(value) if op != "in" and isinstance(value, str) else None
+    if when is None:
+        return qs, False
+    return qs.filter(**{"txn_date" + LOOKUPS[op]: when.date()}), True
+
+
+def _filter_timestamp(column, qs, op, value):
+    when = parse_qbo_datetime(value) if op != "in" else None
+    if when is None:
+        return qs, False
+    return qs.filter(**{column + LOOKUPS[op]: when}), False
+
+
+# Indexed columns (models.Entity) a condition on the field can use; Active is run_query's own.
+COLUMN_FILTERS = {
+    "Id": _filter_id,
+    "DisplayName": _filter_name,
+    "Name": _filter_name,
+    "DocNumber": partial(_filter_text, "doc_number"),
+    "CustomerRef": partial(_filter_text, "customer_ref"),
+    "TxnDate": _filter_txn_date,
+    "MetaData.LastUpdatedTime": partial(_filter_timestamp, "updated"),
+    "MetaData.CreateTime": partial(_filter_timestamp, "created"),
+}
+
+
+def _db_filter(qs, field, op, value):
+    """Narrow the queryset for conditions on indexed columns; return (qs, handled), handled
+    meaning the database answered the condition exactly (otherwise Python checks it again)."""
+    column_filter = COLUMN_FILTERS.get(COLUMN_FIELDS.get(field.lower(), field))
+    if column_filter is None or op not in LOOKUPS:
+        return qs, False
+    return column_filter(qs, op, value)
+
+
+def _active_flags(op, value):
+    values = value if op == "in" else [value]
+    flags = {_bool(v) for v in values}
+    if op == "!=":
+        flags = {not f for f in flags}
+    return list(flags)
+
+
+def _narrow(company, entity_type, where):
+    """The rows the database can select, and the conditions Python must still check."""
     qs = Entity.objects.filter(company=company, entity_type=entity_type, deleted=False)
     pending = []
     active_condition = False
-    for field, op, value in query["where"]:
+    for field, op, value in where:
         if field.lower() == "active":
             active_condition = True
-            values = value if op == "in" else [value]
-            flags = {_bool(v) for v in values}
-            if op == "!=":
-                flags = {not f for f in flags}
-            qs = qs.filter(active__in=list(flags))
+            qs = qs.filter(active__in=_active_flags(op, value))
             continue
         qs, handled = _db_filter(qs, field, op, value)
         if not handled:
             pending.append((field, op, value))
     if entity_type in NAME_LIST and not active_condition:
         qs = qs.filter(active=True)  # inactive name-list objects only when asked for
+    return qs, pending
 
+
+def _matching(qs, pending):
+    return [
+        e for e in qs.iterator(chunk_size=2000)
+        if all(matches(get_path(_with_id(e), f), op, v) for f, op, v in pending)
+    ]  # fmt: skip
+
+
+def _page_in_db(qs, order, page):
+    ordering = [("-" if desc else "") + DB_ORDER[f] for f, desc in order] + ["qbo_id"]
+    return list(qs.order_by(*ordering)[page])
+
+
+def _page_in_python(qs, pending, order, page):
+    rows = _matching(qs, pending)
+    for field, desc in reversed(order):  # stable sorts, last key first
+        rows.sort(key=lambda e, f=field: _sort_key(get_path(_with_id(e), f)), reverse=desc)
+    return rows[page]
+
+
+def run_query(company, sql):
+    query = Parser(sql).parse()
+    qs, pending = _narrow(company, query["entity"], query["where"])
     order = [(COLUMN_FIELDS.get(f.lower(), f), d) for f, d in query["order"]] or [("Id", False)]
-    db_order = {"Id": "qbo_id", "MetaData.LastUpdatedTime": "updated", "MetaData.CreateTime": "created",
-                "TxnDate": "txn_date", "DocNumber": "doc_number"}  # fmt: skip
-    start, limit = query["start"], query["limit"]
-    if not pending and all(f in db_order for f, _ in order):
-        if query["count"]:
-            return {"QueryResponse": {"totalCount": qs.count()}}
-        ordering = [("-" if desc else "") + db_order[f] for f, desc in order] + ["qbo_id"]
-        rows = list(qs.order_by(*ordering)[start - 1 : start - 1 + limit])
-    else:
-        rows = [
-            e for e in qs.iterator(chunk_size=2000)
-            if all(matches(get_path(_with_id(e), f), op, v) for f, op, v in pending)
-        ]  # fmt: skip
-        if query["count"]:
-            return {"QueryResponse": {"totalCount": len(rows)}}
-        for field, desc in reversed(order):
-            rows.sort(key=lambda e, f=field: _sort_key(get_path(_with_id(e), f)), reverse=desc)
-        rows = rows[start - 1 : start - 1 + limit]
+    # The database does it all when every condition and sort key is on a column.
+    in_db = not pending and all(f in DB_ORDER for f, _ in order)
+    if query["count"]:
+        total = qs.count() if in_db else len(_matching(qs, pending))
+        return {"QueryResponse": {"totalCount": total}}
+    page = slice(query["start"] - 1, query["start"] - 1 + query["limit"])
+    rows = _page_in_db(qs, order, page) if in_db else _page_in_python(qs, pending, order, page)
+    return _query_response(query, rows)
+
+
+def _query_response(query, rows):
+    """maxResults is the number of rows returned; no row at all is an empty QueryResponse."""
     if not rows:
         return {"QueryResponse": {}}
     objects = [render(e) for e in rows]
     if query["fields"]:
         objects = [_project(o, query["fields"]) for o in objects]
     return {
-        "QueryResponse": {entity_type: objects, "startPosition": start, "maxResults": len(objects)}
+        "QueryResponse": {
+            query["entity"]: objects,
+            "startPosition": query["start"],
+            "maxResults": len(objects),
+        }
     }
 
 

@@ -1,5 +1,17 @@
-"""Per-entity QBO rules layered on the generic store: names, references, totals, balances."""
+"""Per-entity QBO rules layered on the generic store: names, references, totals, balances.
 
+A rule lists its `checks`: small functions, each one Intuit behaviour, that `Rule.prepare` runs
+in order on the document about to be stored. A check either raises the fault Intuit answers with
+or fills in what QBO computes itself; the first fault stops the write, since we report one error
+per request (README, "Known differences"). The order is part of the behaviour: when a request is
+wrong in two ways, the earlier check decides the fault. Adding an entity means listing its checks.
+
+Every check takes what `prepare` takes: (ctx, entity_type, data, existing), `data` being the
+document to store (changed in place) and `existing` the stored Entity on an update, None on a
+create. Sales lines get the same treatment one level down: `SALES_LINE_CHECKS` run over each line.
+"""
+
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from . import faults
@@ -8,6 +20,13 @@ from .timefmt import local_today
 
 NAME_NAMESPACE = ("Customer", "Vendor", "Employee")  # one DisplayName namespace, case-insensitive
 FQN_TYPES = {"Customer", "Account", "Item", "Class", "Department"}  # have FullyQualifiedName
+SALES_ITEM = "SalesItemLineDetail"
+SALES_AMOUNT_TYPES = (SALES_ITEM, "GroupLineDetail")  # lines that add to a document's total
+# What a Payment line linked to each document type does to the money the payment applies: it pays
+# an invoice, and it uses a credit memo's credit up (so that money comes back to the payment).
+APPLIED_SIGN = {"Invoice": 1, "CreditMemo": -1}
+# Membership is tested on a tuple, not the dict: TxnType is client data and may be unhashable.
+LINKED_DOC_TYPES = tuple(APPLIED_SIGN)
 
 
 def num(value, element="Amount"):
@@ -53,6 +72,13 @@ def check_ref(ctx, entity_type, value):
     return target
 
 
+def _first_clash(queryset, existing):
+    """The Id of the first row of `queryset` other than the object being updated, or None."""
+    if existing is not None:
+        queryset = queryset.exclude(pk=existing.pk)
+    return queryset.values_list("qbo_id", flat=True).first()
+
+
 class Rule:
     """Default: no rule beyond the generic store."""
 
@@ -60,33 +86,11 @@ class Rule:
     # Fields kept on a full update although the client omitted them (server-maintained).
     server_fields = frozenset()
     voidable = False
-    name_field = None
-    namespace = None  # entity types sharing the name namespace
+    checks = ()  # run in this order by prepare; see the module docstring
 
     def prepare(self, ctx, entity_type, data, existing):
-        if self.name_field:
-            self.check_name(ctx, entity_type, data, existing)
-
-    def check_name(self, ctx, entity_type, data, existing):
-        name = str(data.get(self.name_field) or "").strip()
-        if not name:
-            raise faults.required_missing(self.name_field)
-        if len(name) > 100:
-            raise faults.too_long(self.name_field, 100)
-        data[self.name_field] = name
-        qs = Entity.objects.filter(
-            company=ctx.company,
-            entity_type__in=self.namespace or (entity_type,),
-            name_key=name.casefold(),
-            deleted=False,
-        )
-        if existing is not None:
-            qs = qs.exclude(pk=existing.pk)
-        clash = qs.values_list("qbo_id", flat=True).first()
-        if clash is not None:
-            raise faults.duplicate_name(clash)
-        if entity_type in FQN_TYPES:
-            data["FullyQualifiedName"] = name
+        for check in self.checks:
+            check(ctx, entity_type, data, existing)
 
     def after_write(self, ctx, entity, previous):
         pass
@@ -95,45 +99,120 @@ class Rule:
         pass
 
 
+# --- Names ----------------------------------------------------------------------------------
+
+
+def _require_unique_name(ctx, entity_type, data, existing, field, namespace):
+    """`field` is required (2020), at most 100 characters (6000), trimmed, and unique ignoring
+    case among the live objects of `namespace`, inactive ones included (6240)."""
+    name = str(data.get(field) or "").strip()
+    if not name:
+        raise faults.required_missing(field)
+    if len(name) > 100:
+        raise faults.too_long(field, 100)
+    data[field] = name
+    same_name = Entity.objects.filter(
+        company=ctx.company, entity_type__in=namespace, name_key=name.casefold(), deleted=False
+    )
+    clash = _first_clash(same_name, existing)
+    if clash is not None:
+        raise faults.duplicate_name(clash)
+    if entity_type in FQN_TYPES:
+        data["FullyQualifiedName"] = name
+
+
+def unique_display_name(ctx, entity_type, data, existing):
+    """Customer, Vendor and Employee share one DisplayName namespace."""
+    _require_unique_name(ctx, entity_type, data, existing, "DisplayName", NAME_NAMESPACE)
+
+
+def unique_list_name(ctx, entity_type, data, existing):
+    """Item, Account, Term, TaxCode, Class, ... names are unique per entity type."""
+    _require_unique_name(ctx, entity_type, data, existing, "Name", (entity_type,))
+
+
+# --- Customer, Vendor, Employee ---------------------------------------------------------------
+
+
+def default_display_name(ctx, entity_type, data, existing):
+    """Without a DisplayName QBO builds one from Title Given Middle Family Suffix, else from
+    CompanyName."""
+    if str(data.get("DisplayName") or "").strip():
+        return
+    parts = [data.get(k) for k in ("Title", "GivenName", "MiddleName", "FamilyName", "Suffix")]
+    built = " ".join(str(p).strip() for p in parts if p and str(p).strip())
+    data["DisplayName"] = built or str(data.get("CompanyName") or "").strip()
+
+
+def keep_open_balance(ctx, entity_type, data, existing):
+    """Balance is read-only: QBO keeps the open balance, whatever the client sends back."""
+    balance = existing.data.get("Balance", 0) if existing is not None else 0
+    data["Balance"] = balance
+    data["BalanceWithJobs"] = balance
+
+
+def default_customer_flags(ctx, entity_type, data, existing):
+    data.setdefault("Taxable", False)
+    data.setdefault("Job", False)
+    data.setdefault("BillWithParent", False)
+
+
+def require_employee_name(ctx, entity_type, data, existing):
+    """An employee needs a GivenName or FamilyName, unless a DisplayName came from elsewhere."""
+    if not (data.get("GivenName") or data.get("FamilyName") or data.get("DisplayName")):
+        raise faults.required_missing("GivenName")
+
+
+def default_print_on_check_name(ctx, entity_type, data, existing):
+    data.setdefault("PrintOnCheckName", str(data.get("DisplayName") or "").strip())
+
+
 class PartyRule(Rule):
-    """Customer, Vendor, Employee: DisplayName built like QBO, unique across the three."""
+    """Customer, Vendor, Employee: DisplayName built like QBO, unique across the three. As is,
+    the rule of a Vendor; Customer and Employee add their own checks."""
 
-    name_field = "DisplayName"
-    namespace = NAME_NAMESPACE
     server_fields = frozenset({"Balance", "BalanceWithJobs"})
+    checks = (default_display_name, default_print_on_check_name, unique_display_name)
 
-    def prepare(self, ctx, entity_type, data, existing):
-        if not str(data.get("DisplayName") or "").strip():
-            parts = [data.get(k) for k in ("Title", "GivenName", "MiddleName", "FamilyName")]
-            parts.append(data.get("Suffix"))
-            built = " ".join(str(p).strip() for p in parts if p and str(p).strip())
-            data["DisplayName"] = built or str(data.get("CompanyName") or "").strip()
-        if entity_type == "Customer":
-            # Read-only: QBO keeps the open balance, whatever the client sends back.
-            balance = existing.data.get("Balance", 0) if existing is not None else 0
-            data["Balance"] = balance
-            data["BalanceWithJobs"] = balance
-            data.setdefault("Taxable", False)
-            data.setdefault("Job", False)
-            data.setdefault("BillWithParent", False)
-        if entity_type == "Employee" and not (data.get("GivenName") or data.get("FamilyName")):
-            if not data.get("DisplayName"):
-                raise faults.required_missing("GivenName")
-        data.setdefault("PrintOnCheckName", str(data.get("DisplayName") or "").strip())
-        super().prepare(ctx, entity_type, data, existing)
+
+class CustomerRule(PartyRule):
+    checks = (
+        default_display_name,
+        keep_open_balance,
+        default_customer_flags,
+        default_print_on_check_name,
+        unique_display_name,
+    )
+
+
+class EmployeeRule(PartyRule):
+    checks = (
+        default_display_name,
+        require_employee_name,
+        default_print_on_check_name,
+        unique_display_name,
+    )
+
+
+# --- Named lists: Account, Item, Term, ... ----------------------------------------------------
 
 
 class NamedRule(Rule):
-    name_field = "Name"
+    checks = (unique_list_name,)
 
 
-class AccountRule(NamedRule):
-    def prepare(self, ctx, entity_type, data, existing):
-        if not data.get("AccountType") and not data.get("AccountSubType"):
-            raise faults.required_missing("AccountType")
-        data.setdefault("CurrentBalance", 0)
-        data.setdefault("Classification", _classify(data.get("AccountType", "")))
-        super().prepare(ctx, entity_type, data, existing)
+def require_account_type(ctx, entity_type, data, existing):
+    if not data.get("AccountType") and not data.get("AccountSubType"):
+        raise faults.required_missing("AccountType")
+
+
+def default_current_balance(ctx, entity_type, data, existing):
+    data.setdefault("CurrentBalance", 0)
+
+
+def default_classification(ctx, entity_type, data, existing):
+    """QBO derives Classification (Asset, Liability, ...) from AccountType."""
+    data.setdefault("Classification", _classify(data.get("AccountType", "")))
 
 
 def _classify(account_type):
@@ -148,19 +227,219 @@ def _classify(account_type):
     return "Asset"
 
 
+class AccountRule(NamedRule):
+    checks = (
+        require_account_type,
+        default_current_balance,
+        default_classification,
+        unique_list_name,
+    )
+
+
+def default_item_type(ctx, entity_type, data, existing):
+    data.setdefault("Type", "Service")
+
+
+def require_income_account(ctx, entity_type, data, existing):
+    """Service and Inventory items must say which income account their sales go to."""
+    if data["Type"] in ("Service", "Inventory") and not _ref_value(data, "IncomeAccountRef"):
+        raise faults.required_missing("IncomeAccountRef")
+
+
+def check_account_refs(ctx, entity_type, data, existing):
+    """Every account an item names must exist (2500) and be active (610)."""
+    for key in ("IncomeAccountRef", "ExpenseAccountRef", "AssetAccountRef"):
+        value = _ref_value(data, key)
+        if value:
+            check_ref(ctx, "Account", value)
+
+
 class ItemRule(NamedRule):
-    def prepare(self, ctx, entity_type, data, existing):
-        data.setdefault("Type", "Service")
-        if data["Type"] in ("Service", "Inventory") and not _ref_value(data, "IncomeAccountRef"):
-            raise faults.required_missing("IncomeAccountRef")
-        for key in ("IncomeAccountRef", "ExpenseAccountRef", "AssetAccountRef"):
-            value = _ref_value(data, key)
-            if value:
-                check_ref(ctx, "Account", value)
-        super().prepare(ctx, entity_type, data, existing)
+    checks = (default_item_type, require_income_account, check_account_refs, unique_list_name)
 
 
-SALES_LINE_TYPES = {"SalesItemLineDetail", "GroupLineDetail", "DescriptionOnly"}
+# --- Sales documents: Invoice, CreditMemo -----------------------------------------------------
+
+
+def require_customer(ctx, entity_type, data, existing):
+    """CustomerRef is required (2020) and names an existing (2500), active (610) customer."""
+    customer_id = _ref_value(data, "CustomerRef")
+    if not customer_id:
+        raise faults.required_missing("CustomerRef")
+    check_ref(ctx, "Customer", customer_id)
+
+
+def _is_real_line(line):
+    """Lines the client means: QBO adds the SubTotalLineDetail itself, one sent back is dropped."""
+    return isinstance(line, dict) and line.get("DetailType") != "SubTotalLineDetail"
+
+
+def require_lines(ctx, entity_type, data, existing):
+    lines = data.get("Line")
+    if not isinstance(lines, list) or not any(_is_real_line(line) for line in lines):
+        raise faults.required_missing("Line")
+
+
+def limit_doc_number(ctx, entity_type, data, existing):
+    if len(str(data.get("DocNumber") or "")) > 21:
+        raise faults.too_long("DocNumber", 21)
+
+
+def refuse_duplicate_doc_number(ctx, entity_type, data, existing):
+    """A DocNumber another live document of the same type has → 6140, but only when the company
+    warns on duplicate numbers (Preferences, WarnDuplicateDocNum)."""
+    doc_number = str(data.get("DocNumber") or "")
+    if not doc_number or not ctx.company.warn_duplicate_doc_number:
+        return
+    same_number = Entity.objects.filter(
+        company=ctx.company, entity_type=entity_type, doc_number=doc_number, deleted=False
+    )
+    clash = _first_clash(same_number, existing)
+    if clash is not None:
+        raise faults.duplicate_doc_number(doc_number, entity_type, clash)
+
+
+@dataclass
+class SalesLine:
+    """One line of a sales document while SALES_LINE_CHECKS run over it."""
+
+    fields: dict  # a copy of the line as sent, becoming the stored line
+    detail_type: str
+    detail: dict  # its <DetailType> object; {} when it has none
+
+    @classmethod
+    def of(cls, raw):
+        fields = dict(raw)
+        detail_type = fields.get("DetailType") or SALES_ITEM
+        fields["DetailType"] = detail_type
+        detail = fields.get(detail_type)
+        return cls(fields, detail_type, detail if isinstance(detail, dict) else {})
+
+
+def limit_description(ctx, line):
+    if len(str(line.fields.get("Description") or "")) > 4000:
+        raise faults.too_long("Description", 4000)
+
+
+def check_item_ref(ctx, line):
+    """A sales item line's ItemRef, when given, names an existing (2500), active (610) item."""
+    if line.detail_type != SALES_ITEM:
+        return
+    item_id = _ref_value(line.detail, "ItemRef")
+    if item_id:
+        check_ref(ctx, "Item", item_id)
+
+
+def normalise_quantity(ctx, line):
+    """Qty and UnitPrice become numbers (6000 when they are not). Qty 0 at UnitPrice 0 is the
+    placeholder pair python-quickbooks sends, which QBO ignores: both are dropped."""
+    if line.detail_type != SALES_ITEM:
+        return
+    detail = line.detail
+    qty = num(detail.get("Qty"), "Qty")
+    price = num(detail.get("UnitPrice"), "UnitPrice")
+    if qty == 0 and price == 0:  # num() gives None for an absent value, never 0
+        detail.pop("Qty", None)
+        detail.pop("UnitPrice", None)
+    elif qty is not None:
+        detail["Qty"] = qty
+        if price is not None:
+            detail["UnitPrice"] = price
+
+
+def resolve_amount(ctx, line):
+    """Amount is a number; a sales item line without one costs Qty × UnitPrice (2020 on Amount
+    when either is missing). Only a DescriptionOnly line may go without an Amount."""
+    amount = num(line.fields.get("Amount"), "Amount")
+    if amount is None and line.detail_type == SALES_ITEM:
+        amount = _extended_amount(line.detail)
+    if line.detail_type != "DescriptionOnly" or amount is not None:
+        line.fields["Amount"] = amount or 0.0
+
+
+def _extended_amount(detail):
+    qty, price = detail.get("Qty"), detail.get("UnitPrice")
+    if qty is None or price is None:
+        raise faults.required_missing("Amount")
+    return money(Decimal(str(qty)) * Decimal(str(price)))
+
+
+SALES_LINE_CHECKS = (limit_description, check_item_ref, normalise_quantity, resolve_amount)
+
+
+def _sales_line(ctx, raw):
+    line = SalesLine.of(raw)
+    for check in SALES_LINE_CHECKS:
+        check(ctx, line)
+    if line.detail:
+        line.fields[line.detail_type] = line.detail
+    return line.fields
+
+
+def _sum_amounts(lines, detail_types):
+    return sum(
+        (Decimal(str(line["Amount"])) for line in lines if line["DetailType"] in detail_types),
+        Decimal("0"),
+    )
+
+
+def build_sales_lines(ctx, entity_type, data, existing):
+    """Each line checked in turn (the first bad line decides the fault) and numbered 1..n
+    (Id, LineNum), then QBO's own SubTotalLineDetail line appended."""
+    lines = [_sales_line(ctx, line) for line in data["Line"] if _is_real_line(line)]
+    for number, line in enumerate(lines, start=1):
+        line["Id"] = str(number)
+        line["LineNum"] = number
+    subtotal = money(_sum_amounts(lines, SALES_AMOUNT_TYPES))
+    lines.append({"Amount": subtotal, "DetailType": "SubTotalLineDetail", "SubTotalLineDetail": {}})
+    data["Line"] = lines
+
+
+def total_sales_lines(ctx, entity_type, data, existing):
+    """TotalAmt is QBO's: item and group lines less discount lines, whatever the client sent.
+    Reads the lines build_sales_lines left."""
+    sales = _sum_amounts(data["Line"], SALES_AMOUNT_TYPES)
+    data["TotalAmt"] = money(sales - _sum_amounts(data["Line"], ("DiscountLineDetail",)))
+
+
+def default_txn_date(ctx, entity_type, data, existing):
+    """TxnDate defaults to today in the company's (Pacific) time."""
+    data.setdefault("TxnDate", local_today().isoformat())
+
+
+def default_due_date(ctx, entity_type, data, existing):
+    data.setdefault("DueDate", data["TxnDate"])
+
+
+def compute_balance(ctx, entity_type, data, existing):
+    """Balance = TotalAmt less what payments already apply to this document (none on create)."""
+    applied = applied_amount(ctx, entity_type, existing) if existing is not None else 0
+    data["Balance"] = money(Decimal(str(data["TotalAmt"])) - Decimal(str(applied)))
+
+
+def default_linked_txn(ctx, entity_type, data, existing):
+    data.setdefault("LinkedTxn", [])
+
+
+def default_send_statuses(ctx, entity_type, data, existing):
+    data.setdefault("EmailStatus", "NotSet")
+    data.setdefault("PrintStatus", "NotSet")
+
+
+def remaining_credit_is_balance(ctx, entity_type, data, existing):
+    data["RemainingCredit"] = data["Balance"]
+
+
+# What every sales document checks first, in this order; each rule then adds its own.
+SALES_CHECKS = (
+    require_customer,
+    require_lines,
+    limit_doc_number,
+    refuse_duplicate_doc_number,
+    build_sales_lines,
+    total_sales_lines,
+    default_txn_date,
+)
 
 
 class SalesTxnRule(Rule):
@@ -168,91 +447,7 @@ class SalesTxnRule(Rule):
 
     extra_fields = frozenset({"RemainingCredit", "InvoiceLink", "Balance", "TotalAmt", "LinkedTxn"})
     server_fields = frozenset()
-    balance_link_type = None  # TxnType a Payment line uses to apply to this document
-
-    def prepare(self, ctx, entity_type, data, existing):
-        customer_id = _ref_value(data, "CustomerRef")
-        if not customer_id:
-            raise faults.required_missing("CustomerRef")
-        check_ref(ctx, "Customer", customer_id)
-        lines = data.get("Line")
-        if not isinstance(lines, list) or not [
-            ln
-            for ln in lines
-            if isinstance(ln, dict) and ln.get("DetailType") != "SubTotalLineDetail"
-        ]:
-            raise faults.required_missing("Line")
-        doc_number = str(data.get("DocNumber") or "")
-        if len(doc_number) > 21:
-            raise faults.too_long("DocNumber", 21)
-        if doc_number and ctx.company.warn_duplicate_doc_number:
-            qs = Entity.objects.filter(
-                company=ctx.company, entity_type=entity_type, doc_number=doc_number, deleted=False
-            )
-            if existing is not None:
-                qs = qs.exclude(pk=existing.pk)
-            clash = qs.values_list("qbo_id", flat=True).first()
-            if clash is not None:
-                raise faults.duplicate_doc_number(doc_number, entity_type, clash)
-        total = Decimal("0")
-        discount = Decimal("0")
-        out_lines = []
-        for line in lines:
-            if not isinstance(line, dict) or line.get("DetailType") == "SubTotalLineDetail":
-                continue
-            line = dict(line)
-            detail_type = line.get("DetailType") or "SalesItemLineDetail"
-            line["DetailType"] = detail_type
-            if len(str(line.get("Description") or "")) > 4000:
-                raise faults.too_long("Description", 4000)
-            detail = line.get(detail_type) if isinstance(line.get(detail_type), dict) else {}
-            if detail_type == "SalesItemLineDetail":
-                item_id = _ref_value(detail, "ItemRef")
-                if item_id:
-                    check_ref(ctx, "Item", item_id)
-                qty = num(detail.get("Qty"), "Qty")
-                price = num(detail.get("UnitPrice"), "UnitPrice")
-                if qty is not None and price is not None and qty == 0 and price == 0:
-                    detail.pop("Qty", None)  # python-quickbooks placeholders
-                    detail.pop("UnitPrice", None)
-                elif qty is not None:
-                    detail["Qty"] = qty
-                    if price is not None:
-                        detail["UnitPrice"] = price
-            amount = num(line.get("Amount"), "Amount")
-            if amount is None and detail_type == "SalesItemLineDetail":
-                qty, price = detail.get("Qty"), detail.get("UnitPrice")
-                if qty is None or price is None:
-                    raise faults.required_missing("Amount")
-                amount = money(Decimal(str(qty)) * Decimal(str(price)))
-            if detail_type != "DescriptionOnly" or amount is not None:
-                line["Amount"] = amount or 0.0
-            if detail_type in ("SalesItemLineDetail", "GroupLineDetail"):
-                total += Decimal(str(line["Amount"]))
-            elif detail_type == "DiscountLineDetail":
-                discount += Decimal(str(line["Amount"]))
-            if detail:
-                line[detail_type] = detail
-            out_lines.append(line)
-        for index, line in enumerate(out_lines, start=1):
-            line["Id"] = str(index)
-            line["LineNum"] = index
-        subtotal = money(total)
-        out_lines.append(
-            {"Amount": subtotal, "DetailType": "SubTotalLineDetail", "SubTotalLineDetail": {}}
-        )
-        data["Line"] = out_lines
-        data["TotalAmt"] = money(total - discount)
-        data.setdefault("TxnDate", local_today().isoformat())
-        if entity_type == "Invoice":
-            data.setdefault("DueDate", data["TxnDate"])
-        applied = applied_amount(ctx, entity_type, existing) if existing is not None else 0
-        data["Balance"] = money(Decimal(str(data["TotalAmt"])) - Decimal(str(applied)))
-        data.setdefault("LinkedTxn", [])
-        self.finish(data)
-
-    def finish(self, data):
-        pass
+    checks = (*SALES_CHECKS, compute_balance, default_linked_txn)
 
 
 def recompute_customer_balance(ctx, customer_ref):
@@ -276,6 +471,14 @@ def recompute_customer_balance(ctx, customer_ref):
         Entity.objects.filter(pk=customer.pk).update(data=data)
 
 
+def _line_applies_to(line, txn_type, doc_id):
+    """Whether a payment line is linked to this Invoice / CreditMemo."""
+    return any(
+        str(link.get("TxnId")) == doc_id and link.get("TxnType") == txn_type
+        for link in line.get("LinkedTxn", []) or []
+    )
+
+
 def unlink_payments(ctx, entity_type, doc):
     """A deleted or voided document frees what was applied to it: the payments keep their
     money as unapplied credit (UnappliedAmt), like QBO."""
@@ -283,22 +486,27 @@ def unlink_payments(ctx, entity_type, doc):
 
     doc_id = str(doc.qbo_id)
     for payment in _payments_for(ctx.company, doc.customer_ref).order_by("qbo_id"):
-        data = dict(payment.data)
-        kept, freed = [], Decimal("0")
-        for line in data.get("Line", []) or []:
-            links = line.get("LinkedTxn", []) or []
-            if any(
-                str(lk.get("TxnId")) == doc_id and lk.get("TxnType") == entity_type for lk in links
-            ):
-                sign = 1 if entity_type == "Invoice" else -1
-                freed += sign * Decimal(str(line.get("Amount") or 0))
-                continue
-            kept.append(line)
-        if freed or len(kept) != len(data.get("Line", []) or []):
-            data["Line"] = kept
-            data["UnappliedAmt"] = money(Decimal(str(data.get("UnappliedAmt") or 0)) + freed)
+        data = _unlinked(payment.data, entity_type, doc_id)
+        if data is not None:
             touch(ctx, payment, data)
             ctx.announce(payment, "updated")
+
+
+def _unlinked(payment_data, entity_type, doc_id):
+    """The payment without its lines applied to this document, their money moved to
+    UnappliedAmt; None when no line applies to it."""
+    kept, freed = [], []
+    for line in payment_data.get("Line", []) or []:
+        (freed if _line_applies_to(line, entity_type, doc_id) else kept).append(line)
+    if not freed:
+        return None
+    released = sum(
+        (APPLIED_SIGN[entity_type] * Decimal(str(line.get("Amount") or 0)) for line in freed),
+        Decimal("0"),
+    )
+    data = dict(payment_data, Line=kept)
+    data["UnappliedAmt"] = money(Decimal(str(data.get("UnappliedAmt") or 0)) + released)
+    return data
 
 
 def _became_dead(entity, previous):
@@ -311,6 +519,13 @@ def _became_dead(entity, previous):
 
 class InvoiceRule(SalesTxnRule):
     voidable = True
+    checks = (
+        *SALES_CHECKS,
+        default_due_date,
+        compute_balance,
+        default_linked_txn,
+        default_send_statuses,
+    )
 
     def after_write(self, ctx, entity, previous):
         if _became_dead(entity, previous):
@@ -324,10 +539,6 @@ class InvoiceRule(SalesTxnRule):
         if old_ref and old_ref != entity.customer_ref:
             recompute_customer_balance(ctx, old_ref)
 
-    def finish(self, data):
-        data.setdefault("EmailStatus", "NotSet")
-        data.setdefault("PrintStatus", "NotSet")
-
     def void(self, ctx, data):
         for line in data.get("Line", []):
             if "Amount" in line:
@@ -338,8 +549,7 @@ class InvoiceRule(SalesTxnRule):
 
 
 class CreditMemoRule(SalesTxnRule):
-    def finish(self, data):
-        data["RemainingCredit"] = data["Balance"]
+    checks = (*SalesTxnRule.checks, remaining_credit_is_balance)
 
     def after_write(self, ctx, entity, previous):
         if entity.deleted:
@@ -366,16 +576,11 @@ def applied_amount(ctx, entity_type, doc):
 
 def linked_payment_ids(ctx, entity_type, doc):
     doc_id = str(doc.qbo_id)
-    ids = []
-    for payment in _payments_for(ctx.company, doc.customer_ref).order_by("qbo_id"):
-        for line in payment.data.get("Line", []):
-            if any(
-                str(link.get("TxnId")) == doc_id and link.get("TxnType") == entity_type
-                for link in line.get("LinkedTxn", []) or []
-            ):
-                ids.append(str(payment.qbo_id))
-                break
-    return ids
+    return [
+        str(payment.qbo_id)
+        for payment in _payments_for(ctx.company, doc.customer_ref).order_by("qbo_id")
+        if any(_line_applies_to(line, entity_type, doc_id) for line in payment.data.get("Line", []))
+    ]
 
 
 def recompute_balance(ctx, entity_type, doc_id):
@@ -410,53 +615,79 @@ def _linked_docs(data):
     docs = set()
     for line in (data or {}).get("Line", []) or []:
         for link in line.get("LinkedTxn", []) or []:
-            if (
-                link.get("TxnType") in ("Invoice", "CreditMemo")
-                and str(link.get("TxnId", "")).isdigit()
-            ):
+            if link.get("TxnType") in LINKED_DOC_TYPES and str(link.get("TxnId", "")).isdigit():
                 docs.add((link["TxnType"], str(link["TxnId"])))
     return docs
+
+
+# --- Payment ----------------------------------------------------------------------------------
+
+
+def require_total_amount(ctx, entity_type, data, existing):
+    total = num(data.get("TotalAmt"), "TotalAmt")
+    if total is None:
+        raise faults.required_missing("TotalAmt")
+    data["TotalAmt"] = total
+
+
+def _require_live_document(ctx, txn_type, txn_id):
+    """A payment can only apply to an Invoice / CreditMemo that exists and is not deleted (610)."""
+    qbo_id = int(txn_id) if txn_id.isdigit() else -1  # no such Id: not found, not a 2030
+    live = Entity.objects.filter(
+        company=ctx.company, entity_type=txn_type, qbo_id=qbo_id, deleted=False
+    )
+    if not live.exists():
+        raise faults.object_not_found()
+
+
+def _payment_line(ctx, raw):
+    line = dict(raw)
+    line["Amount"] = num(line.get("Amount"), "Amount") or 0.0
+    links = [link for link in line.get("LinkedTxn", []) or [] if link.get("TxnId")]
+    for link in links:
+        link["TxnType"] = link.get("TxnType") or "Invoice"
+        link["TxnId"] = str(link["TxnId"])
+        if link["TxnType"] in LINKED_DOC_TYPES:
+            _require_live_document(ctx, link["TxnType"], link["TxnId"])
+    line["LinkedTxn"] = links
+    return line
+
+
+def build_payment_lines(ctx, entity_type, data, existing):
+    """Each line in turn: Amount a number, LinkedTxn entries without a TxnId dropped, TxnType
+    defaulting to Invoice, and a linked Invoice / CreditMemo must be live."""
+    data["Line"] = [_payment_line(ctx, line) for line in data.get("Line", []) or []]
+
+
+def compute_unapplied_amount(ctx, entity_type, data, existing):
+    """UnappliedAmt = TotalAmt less what the lines apply (reads what build_payment_lines left)."""
+    applied = sum(
+        (
+            APPLIED_SIGN[link["TxnType"]] * Decimal(str(line["Amount"]))
+            for line in data["Line"]
+            for link in line["LinkedTxn"]
+            if link["TxnType"] in LINKED_DOC_TYPES
+        ),
+        Decimal("0"),
+    )
+    data["UnappliedAmt"] = money(Decimal(str(data["TotalAmt"])) - applied)
+
+
+def default_process_payment(ctx, entity_type, data, existing):
+    data.setdefault("ProcessPayment", False)
 
 
 class PaymentRule(Rule):
     voidable = True
     extra_fields = frozenset({"UnappliedAmt", "TotalAmt", "ProcessPayment", "LinkedTxn"})
-
-    def prepare(self, ctx, entity_type, data, existing):
-        customer_id = _ref_value(data, "CustomerRef")
-        if not customer_id:
-            raise faults.required_missing("CustomerRef")
-        check_ref(ctx, "Customer", customer_id)
-        total = num(data.get("TotalAmt"), "TotalAmt")
-        if total is None:
-            raise faults.required_missing("TotalAmt")
-        data["TotalAmt"] = total
-        applied = Decimal("0")
-        lines = []
-        for line in data.get("Line", []) or []:
-            line = dict(line)
-            amount = num(line.get("Amount"), "Amount") or 0.0
-            line["Amount"] = amount
-            links = [lk for lk in line.get("LinkedTxn", []) or [] if lk.get("TxnId")]
-            for link in links:
-                txn_type = link.get("TxnType") or "Invoice"
-                link["TxnType"] = txn_type
-                link["TxnId"] = str(link["TxnId"])
-                if txn_type in ("Invoice", "CreditMemo"):
-                    target = Entity.objects.filter(
-                        company=ctx.company, entity_type=txn_type, deleted=False,
-                        qbo_id=int(link["TxnId"]) if link["TxnId"].isdigit() else -1,
-                    ).first()  # fmt: skip
-                    if target is None:
-                        raise faults.object_not_found()
-                    sign = 1 if txn_type == "Invoice" else -1
-                    applied += sign * Decimal(str(amount))
-            line["LinkedTxn"] = links
-            lines.append(line)
-        data["Line"] = lines
-        data["UnappliedAmt"] = money(Decimal(str(total)) - applied)
-        data.setdefault("TxnDate", local_today().isoformat())
-        data.setdefault("ProcessPayment", False)
+    checks = (
+        require_customer,
+        require_total_amount,
+        build_payment_lines,
+        compute_unapplied_amount,
+        default_txn_date,
+        default_process_payment,
+    )
 
     def void(self, ctx, data):
         for line in data.get("Line", []):
@@ -486,9 +717,9 @@ class GenericTxnRule(Rule):
 
 
 RULES = {
-    "Customer": PartyRule(),
+    "Customer": CustomerRule(),
     "Vendor": PartyRule(),
-    "Employee": PartyRule(),
+    "Employee": EmployeeRule(),
     "Item": ItemRule(),
     "Account": AccountRule(),
     "Term": NamedRule(),
