@@ -386,7 +386,7 @@ def bench_cpu(wiring, results):
     from bench import seed
     from finance.models import Invoice
     from finance.syncstate import SyncStatus
-    from sync.services.engine import push_all_now
+    from sync.services.batch import push_all_now
 
     say(f"\n== 2. Engine CPU per record (latency 0, throttle off, {N_CPU_INVOICES} invoices) ==")
     out = {}

@@ -449,15 +449,6 @@ class FinanceSettings(CheckedFields):
     def __str__(self):
         return f"Finance settings · {self.company}"
 
-    def type_enabled(self, sync_type: str) -> bool:
-        return {
-            "customer": self.sync_customers,
-            "item": True,
-            "invoice": self.sync_invoices,
-            "payment": self.sync_payments,
-            "creditmemo": self.sync_credit_memos,
-        }[sync_type]
-
 
 class ManualAction(models.Model):
     """Audit row for every human action on sync state or QuickBooks IDs."""

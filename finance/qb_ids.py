@@ -18,8 +18,9 @@ from django.utils.module_loading import import_string
 
 from finance.audit import manual_action_record, sync_snapshot
 from finance.models import ManualAction
+from finance.registry import record_type_of
 from finance.services import record_mark_changed
-from finance.syncstate import SyncStatus
+from finance.syncstate import SyncStatus, transition
 from finance.validators import validate_qb_id
 
 logger = logging.getLogger(__name__)
@@ -31,17 +32,8 @@ def user_can_change_qb_ids(user) -> bool:
 
 
 def record_label(record) -> str:
-    """'Invoice INV-10001', 'Customer Pacific Freight Co', 'Charge code DRAY'…"""
-    name = record._meta.verbose_name
-    key = {
-        "invoice": "doc_number",
-        "creditmemo": "number",
-        "customer": "display_name",
-        "item": "code",
-        "payment": "reference_number",
-    }.get(record.sync_type, "")
-    value = getattr(record, key, "") if key else ""
-    return f"{name[:1].upper()}{name[1:]} {value or '#' + str(record.pk)}"
+    """'Invoice INV-10001', 'Customer Pacific Freight Co', 'Charge code DRAY · Drayage'…"""
+    return record_type_of(record).titled_label(record)
 
 
 def _require_permission(user) -> None:
@@ -138,12 +130,16 @@ def qb_id_override(*, record, new_qb_id, user, note: str = "", verify: bool = Tr
 def _apply_override(*, record, qb_id: str, user, note: str, checked: str):
     record = _lock(record)
     _refuse_taken(record=record, qb_id=qb_id)  # again, under the lock
-    before = sync_snapshot(record)
     # A manual move: the record now mirrors an existing object, whatever state it was in.
-    type(record).objects.filter(pk=record.pk).update(
+    return transition(
+        record,
+        SyncStatus.SYNCED,
+        how="qb_id_override",
+        user=user,
+        audit=ManualAction.Kind.QB_ID_OVERRIDE,
+        note=" ".join(part for part in (note.strip(), f"[{checked}]") if part),
         qb_id=qb_id,
         qb_sync_token="",
-        sync_status=SyncStatus.SYNCED,
         synced_version=record.version,
         attempts=0,
         next_retry_at=None,
@@ -152,13 +148,3 @@ def _apply_override(*, record, qb_id: str, user, note: str, checked: str):
         last_error_code="",
         last_error_message="",
     )
-    record.refresh_from_db()
-    full_note = " ".join(part for part in (note.strip(), f"[{checked}]") if part)
-    manual_action_record(
-        kind=ManualAction.Kind.QB_ID_OVERRIDE,
-        record=record,
-        user=user,
-        before=before,
-        note=full_note,
-    )
-    return record

@@ -1,20 +1,165 @@
-"""Which finance models sync, keyed by their sync type (used by sync/, admin and the UI)."""
+"""What the TMS knows about each record type that reaches QuickBooks: one `RecordType` each.
 
-from finance.models import ChargeCode, CreditMemo, Customer, Invoice, Payment
+Facts only (which model, how a person names a record, which fields hold its amount and its
+party, what search looks in, which Finance setting switches it off, where it comes in the
+dependency order, how its tab is titled). The behaviour of each type lives in the sync side's
+`sync.mappers.MAPPERS`, keyed by the same names (two registries because finance never imports
+sync). Selectors, presenters, the engine, sweep, pull, admin and roles iterate these instead of
+branching on type names.
+"""
 
-SYNCED_MODELS = {
-    "customer": Customer,
-    "item": ChargeCode,
-    "invoice": Invoice,
-    "creditmemo": CreditMemo,
-    "payment": Payment,
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import models
+
+from finance.models import ChargeCode, CreditMemo, Customer, FinanceSettings, Invoice, Payment
+
+
+@dataclass(frozen=True)
+class RecordType:
+    name: str  # the sync type: problem tabs, requestids, SyncAttempt.record_type
+    model: type[models.Model]
+    singular: str  # "Credit memo"
+    tab_title: str  # "Credit memos"
+    label_fields: tuple[str, ...]  # what names one record, joined with " · "
+    order: int  # dependency order: a type only depends on types with a lower order
+    tab_position: int  # where its tab sits on Problem Sync (money first)
+    amount_field: str = ""
+    party_field: str = ""  # the customer (later: the vendor) the record belongs to
+    # Problem Sync search: lookups from the model, `__icontains` added; a path through a
+    # to-many relation is searched with a subquery (no duplicated rows).
+    search_fields: tuple[str, ...] = ()
+    settings_toggle: str = ""  # the FinanceSettings flag that switches the type off ("" = never)
+    # Records start unmapped (SKIPPED) until a person links them (charge codes → items), so a
+    # new QuickBooks company leaves them unmapped again instead of creating them anew.
+    starts_unmapped: bool = False
+    # A person may mark it paid without syncing (its payment was applied in QuickBooks).
+    payable_outside: bool = False
+
+    @property
+    def admin_name(self) -> str:
+        return self.model._meta.model_name
+
+    def label(self, record) -> str:
+        """How a person names the record: 'INV-10001', 'DRAY · Drayage', a payment's reference
+        (or '#12' when it has none)."""
+        parts = [str(getattr(record, name) or "") for name in self.label_fields]
+        return " · ".join(p for p in parts if p) or f"#{record.pk}"
+
+    def titled_label(self, record) -> str:
+        """'Invoice INV-10001', 'Charge code DRAY · Drayage' (messages and audit notes)."""
+        name = str(self.model._meta.verbose_name)
+        return f"{name[:1].upper()}{name[1:]} {self.label(record)}"
+
+    def enabled(self, finance_settings: FinanceSettings) -> bool:
+        return not self.settings_toggle or bool(getattr(finance_settings, self.settings_toggle))
+
+    def party(self, record):
+        return getattr(record, self.party_field, None) if self.party_field else None
+
+    def amount(self, record):
+        return getattr(record, self.amount_field, None) if self.amount_field else None
+
+
+RECORD_TYPES: dict[str, RecordType] = {
+    rt.name: rt
+    for rt in sorted(
+        [
+            RecordType(
+                name="customer",
+                tab_position=3,
+                model=Customer,
+                singular="Customer",
+                tab_title="Customers",
+                label_fields=("display_name",),
+                order=1,
+                search_fields=("display_name", "billing_email"),
+                settings_toggle="sync_customers",
+            ),
+            RecordType(
+                name="item",
+                tab_position=5,
+                model=ChargeCode,
+                singular="Item",
+                tab_title="Items",
+                label_fields=("code", "name"),
+                order=2,
+                search_fields=("code", "name"),
+                starts_unmapped=True,
+            ),
+            RecordType(
+                name="invoice",
+                tab_position=1,
+                model=Invoice,
+                singular="Invoice",
+                tab_title="Invoices",
+                label_fields=("doc_number",),
+                order=3,
+                amount_field="total",
+                party_field="customer",
+                search_fields=(
+                    "doc_number",
+                    "customer__display_name",
+                    "charge_sets__load__container_number",
+                ),
+                settings_toggle="sync_invoices",
+                payable_outside=True,
+            ),
+            RecordType(
+                name="creditmemo",
+                tab_position=4,
+                model=CreditMemo,
+                singular="Credit memo",
+                tab_title="Credit memos",
+                label_fields=("number",),
+                order=4,
+                amount_field="total",
+                party_field="customer",
+                search_fields=("number", "customer__display_name", "invoice__doc_number"),
+                settings_toggle="sync_credit_memos",
+            ),
+            RecordType(
+                name="payment",
+                tab_position=2,
+                model=Payment,
+                singular="Payment",
+                tab_title="Payments",
+                label_fields=("reference_number",),
+                order=5,
+                amount_field="amount",
+                party_field="customer",
+                search_fields=(
+                    "reference_number",
+                    "customer__display_name",
+                    "applications__invoice__doc_number",
+                ),
+                settings_toggle="sync_payments",
+            ),
+        ],
+        key=lambda rt: rt.order,
+    )
 }
 # Dependency order: customers → items → invoices and credit memos → payments.
-SYNC_ORDER = ["customer", "item", "invoice", "creditmemo", "payment"]
+SYNC_ORDER: list[str] = list(RECORD_TYPES)
+SYNCED_MODELS: dict[str, type[models.Model]] = {n: rt.model for n, rt in RECORD_TYPES.items()}
 
 
-def model_for(sync_type: str):
+def default_tab() -> str:
+    return min(RECORD_TYPES.values(), key=lambda rt: rt.tab_position).name
+
+
+def record_type(name: str) -> RecordType:
     try:
-        return SYNCED_MODELS[sync_type]
+        return RECORD_TYPES[name]
     except KeyError:
-        raise ValueError(f"unknown record type {sync_type!r}") from None
+        raise ValueError(f"unknown record type {name!r}") from None
+
+
+def record_type_of(record) -> RecordType:
+    return record_type(record.sync_type)
+
+
+def model_for(sync_type: str) -> type[models.Model]:
+    return record_type(sync_type).model

@@ -28,7 +28,7 @@ from finance.models import (
     PaymentApplication,
 )
 from finance.signals import records_changed
-from finance.syncstate import SyncStatus
+from finance.syncstate import SyncStatus, move, sources_for, transition
 from finance.validators import money, validate_business_date
 
 CENT = Decimal("0.01")
@@ -52,6 +52,58 @@ def finance_settings_get(*, company: Company) -> FinanceSettings:
     return settings_row
 
 
+SWEEP_TASK_NAME = "Sweep pending and retry-due records"
+SWEEP_TASK = "sync.tasks.sweep_due"  # by name: finance does not import sync
+
+
+@transaction.atomic
+def finance_settings_update(
+    *, settings_row: FinanceSettings, fields: dict, user
+) -> FinanceSettings:
+    """Save a settings section, all or nothing, with a ManualAction holding what changed."""
+    row = FinanceSettings.objects.select_for_update().get(pk=settings_row.pk)
+    changed = {
+        name: (getattr(row, name), value)
+        for name, value in fields.items()
+        if getattr(row, name) != value
+    }
+    if not changed:
+        return row
+    for name, (_, value) in changed.items():
+        setattr(row, name, value)
+    row.updated_by = user
+    row.full_clean()
+    row.save(update_fields=[*changed, "updated_by", "updated_at"])
+    if "schedule_minutes" in changed:
+        _schedule_update(row.schedule_minutes)
+    ManualAction.objects.create(
+        kind=ManualAction.Kind.SETTINGS,
+        record_type="settings",
+        record_id=row.pk,
+        user=user,
+        before={k: old for k, (old, _) in changed.items()},
+        after={k: new for k, (_, new) in changed.items()},
+    )
+    return row
+
+
+def _schedule_update(minutes: int) -> None:
+    """Point the sweep's beat entry at the new interval (django-celery-beat reloads it)."""
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    every, _ = IntervalSchedule.objects.get_or_create(
+        every=minutes, period=IntervalSchedule.MINUTES
+    )
+    task = PeriodicTask.objects.select_for_update().filter(name=SWEEP_TASK_NAME).first()
+    if task is None:
+        # Deleted in admin: without it nothing due would ever be pushed. Recreate it.
+        PeriodicTask.objects.create(name=SWEEP_TASK_NAME, task=SWEEP_TASK, interval=every)
+        return
+    if task.interval_id != every.pk:
+        task.interval = every
+        task.save(update_fields=["interval"])
+
+
 def _announce(records) -> None:
     keys = [(r.sync_type, r.pk) for r in records]
     transaction.on_commit(lambda: records_changed.send(sender=Company, records=keys))
@@ -62,8 +114,11 @@ def record_mark_changed(*, record) -> None:
     the engine sees the newer version when it settles and queues the record again)."""
     model = type(record)
     model.objects.filter(pk=record.pk).update(version=F("version") + 1)
-    model.objects.filter(pk=record.pk).exclude(sync_status=SyncStatus.IN_FLIGHT).update(
-        sync_status=SyncStatus.PENDING,
+    move(
+        model.objects.filter(pk=record.pk),
+        SyncStatus.PENDING,
+        how="changed",
+        sources=[s for s in sources_for(SyncStatus.PENDING) if s != SyncStatus.IN_FLIGHT],
         next_retry_at=None,
         attempts=0,
         problem_reason="",
@@ -100,8 +155,8 @@ def customer_update(*, customer: Customer, **fields) -> Customer:
 def charge_code_create(*, company: Company, code: str, name: str, **fields) -> ChargeCode:
     # A new charge code is unmapped: finance maps it to a QuickBooks item (or asks us to create
     # the item) on the settings page; until then invoices using it are "missing item mapping".
-    fields.setdefault("sync_status", SyncStatus.SKIPPED)
-    return _clean_save(ChargeCode(company=company, code=code, name=name, **fields))
+    charge_code = _clean_save(ChargeCode(company=company, code=code, name=name, **fields))
+    return transition(charge_code, SyncStatus.SKIPPED, how="unmapped")
 
 
 @transaction.atomic
@@ -325,6 +380,11 @@ def invoice_update(
         return invoice
     if "customer" in changed or "customer_id" in changed:
         _guard_customer_change(invoice)
+    if "status" in changed:
+        # Voiding or re-drafting an invoice paid in QuickBooks leaves that payment stranded.
+        _guard_quickbooks_payments(
+            invoice, confirm_conflict=confirm_conflict, user=user, what="change its status"
+        )
     for name in changed:
         setattr(invoice, name, fields[name])
     invoice.full_clean()
@@ -428,9 +488,11 @@ def payment_create(
     reference_number: str = "",
     method: str = Payment.Method.CHECK,
     origin: str = Payment.Origin.TMS,
-    sync_status: str = SyncStatus.PENDING,
     qb_id: str = "",
+    sync_status: str | None = None,
 ) -> Payment:
+    """A payment and its applications. One applied in QuickBooks (origin QUICKBOOKS, with its
+    QuickBooks Id) starts SYNCED and is never sent back; `sync_status` may say so explicitly."""
     amount = money(amount, "The payment amount")
     applications = [
         (invoice, money(applied, f"The amount applied to invoice {invoice.doc_number}"))
@@ -450,7 +512,6 @@ def payment_create(
             reference_number=reference_number,
             method=method,
             origin=origin,
-            sync_status=sync_status,
             qb_id=qb_id,
         )
     )
@@ -470,9 +531,13 @@ def payment_create(
             )
         _clean_save(PaymentApplication(payment=payment, invoice=invoice, amount=applied))
         invoice_refresh_paid_status(invoice=invoice)
+    if sync_status is None:
+        quickbooks = origin == Payment.Origin.QUICKBOOKS
+        sync_status = SyncStatus.SYNCED if quickbooks else SyncStatus.PENDING
     if sync_status == SyncStatus.PENDING:
         _announce([payment])
-    return payment
+        return payment
+    return transition(payment, sync_status, how="pulled", synced_version=payment.version)
 
 
 @transaction.atomic

@@ -1,6 +1,20 @@
-"""The one sync state machine shared by every record type (DESIGN.md, "Sync state machine")."""
+"""The one sync state machine shared by every record type (DESIGN.md, "Sync state machine").
 
-from django.db import models
+`MOVES` lists every allowed change of `sync_status` with the reason it exists. Every writer of
+`sync_status` (engine, sweep, pull, Problem Sync actions, finance services, QuickBooks ID
+changes) goes through `move()` (a conditional UPDATE of a queryset, the engine's claims and
+settlements) or `transition()` (one record, checked, with an optional audit row), which:
+- restrict the update to rows whose current state may make the move (nothing else changes);
+- announce records entering or leaving PROBLEM (`problem_changed`; sync stores ProblemEvent
+  rows from it: the trend chart and "recently resolved"), in the same transaction;
+- write the ManualAction audit row for a person's move.
+tests/finance/test_syncstate.py fails when code anywhere writes `sync_status` around them.
+"""
+
+from __future__ import annotations
+
+from django.db import models, transaction
+from django.dispatch import Signal
 
 
 class SyncStatus(models.TextChoices):
@@ -16,16 +30,48 @@ class SyncStatus(models.TextChoices):
 
 S = SyncStatus
 
-# Every allowed move. Anything else is a bug and is refused by `check_transition`.
+# Every allowed move and why the product needs it. Anything else is a bug and is refused.
+MOVES: dict[tuple[str, str], str] = {
+    (S.PENDING, S.IN_FLIGHT): "a worker claims it",
+    (S.RETRY_WAIT, S.IN_FLIGHT): "its retry is due and a worker claims it",
+    (S.IN_FLIGHT, S.SYNCED): "QuickBooks accepted it (or we linked an existing object)",
+    (S.IN_FLIGHT, S.RETRY_WAIT): "a transient failure: it goes again after a back-off",
+    (S.IN_FLIGHT, S.PROBLEM): "a failure a person has to look at",
+    (S.IN_FLIGHT, S.PENDING): "changed while in flight, waiting on a dependency or the "
+    "connection, or its worker died (expired lease)",
+    (S.IN_FLIGHT, S.SKIPPED): "nothing to send: a draft, or its type was switched off",
+    (S.PENDING, S.PENDING): "changed again, or stamped by the sweep that dispatched it",
+    (S.PENDING, S.SKIPPED): "its type was switched off, or a charge code starts unmapped",
+    (S.PENDING, S.PROBLEM): "QuickBooks deleted or voided it before our change went out",
+    (S.PENDING, S.SYNCED): "linked to an existing QuickBooks object (a payment recorded "
+    "from QuickBooks, a charge code mapped to an item, a QuickBooks ID set by support)",
+    (S.RETRY_WAIT, S.PENDING): "changed, re-synced or unlinked while waiting",
+    (S.RETRY_WAIT, S.SKIPPED): "its type was switched off",
+    (S.RETRY_WAIT, S.PROBLEM): "QuickBooks deleted or voided it while we waited",
+    (S.RETRY_WAIT, S.SYNCED): "linked to an existing QuickBooks object by support",
+    (S.SYNCED, S.PENDING): "changed in the TMS, or its QuickBooks ID removed",
+    (S.SYNCED, S.PROBLEM): "deleted or voided in QuickBooks",
+    (S.SYNCED, S.SYNCED): "pointed at another existing QuickBooks object by support",
+    (S.SYNCED, S.SKIPPED): "a charge code unmapped (a new QuickBooks company, or by finance)",
+    (S.PROBLEM, S.PENDING): "re-synced, changed, or unlinked",
+    (S.PROBLEM, S.CLEARED): "cleared without sync",
+    (S.PROBLEM, S.PAID_OUTSIDE): "marked paid without sync (paid in QuickBooks)",
+    (S.PROBLEM, S.SKIPPED): "its type was switched off, or a charge code unmapped",
+    (S.PROBLEM, S.SYNCED): "linked to an existing QuickBooks object (mapping, support)",
+    (S.CLEARED, S.PENDING): "changed, or unlinked",
+    (S.CLEARED, S.PROBLEM): "a clear undone",
+    (S.CLEARED, S.SYNCED): "linked to an existing QuickBooks object by support",
+    (S.CLEARED, S.SKIPPED): "a cleared charge code unmapped",
+    (S.PAID_OUTSIDE, S.PENDING): "changed, or unlinked",
+    (S.PAID_OUTSIDE, S.PROBLEM): "deleted or voided in QuickBooks",
+    (S.PAID_OUTSIDE, S.SYNCED): "linked to an existing QuickBooks object by support",
+    (S.SKIPPED, S.PENDING): "its type switched on again, changed, or sent on request",
+    (S.SKIPPED, S.SYNCED): "a charge code mapped to an existing item, or linked by support",
+    (S.SKIPPED, S.PROBLEM): "deleted or voided in QuickBooks while its type was off",
+}
+
 TRANSITIONS: dict[str, frozenset[str]] = {
-    S.PENDING: frozenset({S.IN_FLIGHT, S.SKIPPED, S.PENDING, S.PROBLEM}),
-    S.IN_FLIGHT: frozenset({S.SYNCED, S.RETRY_WAIT, S.PROBLEM, S.PENDING}),
-    S.SYNCED: frozenset({S.PENDING, S.PROBLEM}),
-    S.RETRY_WAIT: frozenset({S.IN_FLIGHT, S.PENDING, S.PROBLEM, S.SKIPPED}),
-    S.PROBLEM: frozenset({S.PENDING, S.CLEARED, S.PAID_OUTSIDE, S.SKIPPED}),
-    S.CLEARED: frozenset({S.PENDING, S.PROBLEM}),
-    S.PAID_OUTSIDE: frozenset({S.PENDING}),
-    S.SKIPPED: frozenset({S.PENDING}),
+    state: frozenset(target for source, target in MOVES if source == state) for state in S
 }
 
 # Records QuickBooks still owes us a write for: nothing in these states may be forgotten.
@@ -33,11 +79,96 @@ OWED = frozenset({S.PENDING, S.IN_FLIGHT, S.RETRY_WAIT})
 # States the sweep may claim from.
 CLAIMABLE = frozenset({S.PENDING, S.RETRY_WAIT})
 
+# Sent inside the transaction with `record_type`, `opened=[(pk, reason), ...]` and
+# `resolved=[(pk, reason), ...]`, `how` (why it left PROBLEM) and `user`. sync stores them.
+problem_changed = Signal()
+
 
 class InvalidTransition(ValueError):
     pass
 
 
 def check_transition(current: str, target: str) -> None:
-    if target not in TRANSITIONS.get(current, ()):
+    if (current, target) not in MOVES:
         raise InvalidTransition(f"sync status cannot go from {current} to {target}")
+
+
+def sources_for(target: str, among=None) -> list[str]:
+    """The states a record may leave for `target` (optionally only those in `among`)."""
+    return [s for (s, t) in MOVES if t == target and (among is None or s in among)]
+
+
+def move(queryset, target: str, *, how: str, sources=None, user=None, **fields) -> int:
+    """Conditional UPDATE: the rows of `queryset` whose state may move to `target` (and is in
+    `sources`, when given) take it, with `fields`. Returns how many moved.
+
+    Entering or leaving PROBLEM is announced for exactly the rows that moved (they are locked
+    and read first; only problem moves pay that extra query)."""
+    allowed = sources_for(target, sources)
+    candidates = queryset.filter(sync_status__in=allowed)
+    opening = target == S.PROBLEM
+    resolving = S.PROBLEM in allowed and target != S.PROBLEM
+    if not (opening or resolving):
+        return candidates.update(sync_status=target, **fields)
+    with transaction.atomic():
+        rows = list(
+            candidates.select_for_update().values_list("pk", "sync_status", "problem_reason")
+        )
+        moved = candidates.filter(pk__in=[pk for pk, _, _ in rows]).update(
+            sync_status=target, **fields
+        )
+        if moved:
+            _announce(queryset.model, rows, target, how=how, user=user, fields=fields)
+    return moved
+
+
+def transition(record, target: str, *, how: str, user=None, audit=None, note: str = "", **fields):
+    """Move one record (its caller holds its row lock) from the state it was read in: refused
+    with InvalidTransition when the table has no such move, or when it changed meanwhile.
+    With `audit` (a ManualAction kind) the person's move is written to the audit log."""
+    current, reason = record.sync_status, record.problem_reason
+    check_transition(current, target)
+    model = type(record)
+    before = _snapshot(record) if audit else None
+    with transaction.atomic():
+        moved = model.objects.filter(pk=record.pk, sync_status=current).update(
+            sync_status=target, **fields
+        )
+        if not moved:
+            raise InvalidTransition(f"{record} changed while it was being moved; try again")
+        for name, value in fields.items():
+            if not hasattr(value, "resolve_expression"):
+                setattr(record, name, value)
+        record.sync_status = target
+        if any(hasattr(v, "resolve_expression") for v in fields.values()):
+            record.refresh_from_db(fields=list(fields))
+        _announce(model, [(record.pk, current, reason)], target, how=how, user=user, fields=fields)
+        if audit:
+            from finance.audit import manual_action_record
+
+            manual_action_record(kind=audit, record=record, user=user, before=before, note=note)
+    return record
+
+
+def _snapshot(record) -> dict:
+    from finance.audit import sync_snapshot
+
+    before = sync_snapshot(record)
+    if hasattr(record, "status"):
+        before["status"] = record.status
+    return before
+
+
+def _announce(model, rows, target, *, how, user, fields) -> None:
+    """rows: (pk, state before, problem reason before) of the records that moved."""
+    if target == S.PROBLEM:
+        opened = [(pk, fields.get("problem_reason") or reason) for pk, _, reason in rows]
+        resolved = []
+    else:
+        opened = []
+        resolved = [(pk, reason) for pk, state, reason in rows if state == S.PROBLEM]
+    if opened or resolved:
+        problem_changed.send(
+            sender=model, record_type=model.sync_type, opened=opened, resolved=resolved,
+            how=how, user=user,
+        )  # fmt: skip

@@ -9,19 +9,16 @@ import logging
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from finance.descriptions import preview_descriptions
 from finance.forms import DescriptionMappingForm, SyncOptionsForm, sample_invoices
-from finance.models import DESCRIPTION_FIELDS, FinanceSettings, Invoice, ManualAction
-from finance.services import company_get_default, finance_settings_get
+from finance.models import DESCRIPTION_FIELDS, FinanceSettings, Invoice
+from finance.services import company_get_default, finance_settings_get, finance_settings_update
 
 logger = logging.getLogger(__name__)
-SWEEP_TASK_NAME = "Sweep pending and retry-due records"
-SWEEP_TASK = "sync.tasks.sweep_due"  # by name: finance does not import sync
 SETTINGS_PERM = "finance.change_financesettings"
 
 
@@ -29,52 +26,6 @@ def _settings_for(request) -> FinanceSettings:
     if not request.user.has_perm(SETTINGS_PERM):
         raise PermissionDenied("You need the Finance role to change QuickBooks settings.")
     return finance_settings_get(company=company_get_default())
-
-
-def _schedule_update(minutes: int) -> None:
-    """Point the sweep's beat entry at the new interval (django-celery-beat reloads it)."""
-    from django_celery_beat.models import IntervalSchedule, PeriodicTask
-
-    every, _ = IntervalSchedule.objects.get_or_create(
-        every=minutes, period=IntervalSchedule.MINUTES
-    )
-    task = PeriodicTask.objects.select_for_update().filter(name=SWEEP_TASK_NAME).first()
-    if task is None:
-        # Deleted in admin: without it nothing due would ever be pushed. Recreate it.
-        PeriodicTask.objects.create(name=SWEEP_TASK_NAME, task=SWEEP_TASK, interval=every)
-        return
-    if task.interval_id != every.pk:
-        task.interval = every
-        task.save(update_fields=["interval"])
-
-
-@transaction.atomic
-def finance_settings_save(*, form, user) -> FinanceSettings:
-    """Save one settings form, all or nothing, with a ManualAction holding what changed."""
-    row = FinanceSettings.objects.select_for_update().get(pk=form.instance.pk)
-    changed = {
-        name: (getattr(row, name), form.cleaned_data[name])
-        for name in form.Meta.fields
-        if getattr(row, name) != form.cleaned_data[name]
-    }
-    if not changed:
-        return row
-    for name, (_, value) in changed.items():
-        setattr(row, name, value)
-    row.updated_by = user
-    row.full_clean()
-    row.save(update_fields=[*changed, "updated_by", "updated_at"])
-    if "schedule_minutes" in changed:
-        _schedule_update(row.schedule_minutes)
-    ManualAction.objects.create(
-        kind=ManualAction.Kind.SETTINGS,
-        record_type="settings",
-        record_id=row.pk,
-        user=user,
-        before={k: old for k, (old, _) in changed.items()},
-        after={k: new for k, (_, new) in changed.items()},
-    )
-    return row
 
 
 def _ordered_fields(selected) -> list[tuple[str, str, bool]]:
@@ -102,7 +53,11 @@ def quickbooks(request):
         form = form_class(request.POST, instance=settings_row, prefix=prefix)
         if form.is_valid():
             try:
-                finance_settings_save(form=form, user=request.user)
+                finance_settings_update(
+                    settings_row=settings_row,
+                    fields={name: form.cleaned_data[name] for name in form.Meta.fields},
+                    user=request.user,
+                )
             except ValidationError as exc:
                 form.add_error(None, exc)
             else:

@@ -8,6 +8,9 @@ class SyncConfig(AppConfig):
 
     def ready(self):
         from finance.signals import records_changed
+        from finance.syncstate import problem_changed
         from sync.services.enqueue import on_records_changed
+        from sync.services.problem_log import on_problem_changed
 
         records_changed.connect(on_records_changed, dispatch_uid="sync-push-on-change")
+        problem_changed.connect(on_problem_changed, dispatch_uid="sync-problem-events")

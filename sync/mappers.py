@@ -1,15 +1,31 @@
-"""One registry of per-type mappers: TMS record → QBO JSON, natural keys, dependencies.
+"""One registry of per-type mappers: how each record type behaves on its way to QuickBooks.
 
-The engine is the same for every type; only what differs between types lives here.
+The facts of a type (model, label, amount, party, search, toggle, order) are its
+`finance.registry.RecordType`; a `Mapper` holds the behaviour, keyed by the same name:
+- `body()`: the QuickBooks JSON, pure (no reads, no writes: what the engine needs first it gets
+  from `needs_income_account` and `dependencies()`);
+- `natural_key_query()` / `matches()`: how a lost create is found again;
+- `dependencies()`: what must be in QuickBooks first, as data (`Need`) the engine acts on;
+- `wait_for()`: the sweep's filter for records whose dependencies are still on their way;
+- flags (`sparse_update`, `voidable`, `duplicate_name`) and hooks (`after_settle`, `pull`).
+The engine, sweep, pull, selectors and presenters iterate MAPPERS; nothing outside this
+module and finance/registry.py branches on a type's name.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
+
+from django.db.models import Q, QuerySet
 
 from finance.descriptions import describe_invoice
-from finance.models import ChargeCode, CreditMemo, Customer, Invoice, Payment
-from finance.registry import SYNC_ORDER
-from finance.syncstate import OWED, SyncStatus
+from finance.models import CreditMemo, Customer, Invoice, Payment
+from finance.registry import RECORD_TYPES, RecordType, record_type
+from finance.syncstate import OWED
+from sync.services import pull_apply
 from sync.services.client import quote
 
 
@@ -26,11 +42,18 @@ class DependencyWait(Exception):
     """A record this one needs is still on its way to QuickBooks: try again shortly."""
 
 
-class Skip(Exception):
-    """Nothing to send for this record now (draft, type switched off...)."""
+@dataclass(frozen=True)
+class Need:
+    """Something that must be in QuickBooks before this record: the engine checks it, pushes it
+    first when `push_first`, waits while it is still owed, else parks the record as `reason`."""
+
+    record: Any
+    reason: str
+    label: str
+    push_first: bool = False
 
 
-def money(value: Decimal) -> float:
+def money(value) -> float:
     return float(Decimal(value).quantize(Decimal("0.01")))
 
 
@@ -41,29 +64,43 @@ def ref(record, name: str = "") -> dict:
     return reference
 
 
-def require_synced(dependency, *, reason: str, label: str, auto_push=None) -> None:
-    """A dependency must have a QuickBooks ID before this record can be sent."""
-    if dependency.qb_id:
-        return
-    if dependency.sync_status in OWED:
-        if auto_push is None:
-            raise DependencyWait(f"{label} is still being synced")
-        auto_push(dependency)
-        dependency.refresh_from_db()
-        if dependency.qb_id:
-            return
-        if dependency.sync_status != SyncStatus.PROBLEM:
-            raise DependencyWait(f"{label} is still being synced")
-    status = dependency.get_sync_status_display().lower()
-    raise MappingProblem(reason, f"{label} is not in QuickBooks ({status}).")
+def owed(relation: str) -> Q:
+    """Records whose `relation` (a dependency) is not in QuickBooks yet but on its way."""
+    return Q(**{f"{relation}__qb_id": "", f"{relation}__sync_status__in": OWED})
 
 
 @dataclass(frozen=True)
 class Mapper:
     sync_type: str
-    entity: str
-    model: type
-    select_related: tuple = ()
+    entity: str  # the QuickBooks entity name
+    select_related: tuple[str, ...] = ()
+    prefetch: tuple[str, ...] = ()
+    sparse_update: bool = False  # name lists: send only our fields, keep what QuickBooks adds
+    voidable: bool = False  # voided in the TMS → voided in QuickBooks, not updated
+    # On 6240 (name taken): "email" links a same-named object whose email matches ours,
+    # "link" links any same-named object, "problem" parks the record.
+    duplicate_name: str = "problem"
+    needs_income_account: bool = False  # the body names the income account new items post to
+    unblocks_others: bool = False  # others wait for it: a landed batch asks for an early sweep
+    pull: Callable[..., str] | None = None  # applies a change read from QuickBooks
+    pull_toggle: str = ""  # the FinanceSettings flag that switches pulling this type off
+    pull_creates: bool = False  # objects created in QuickBooks concern us (a payment does)
+
+    @property
+    def record_type(self) -> RecordType:
+        return record_type(self.sync_type)
+
+    @property
+    def model(self):
+        return self.record_type.model
+
+    def load(self, pks) -> QuerySet:
+        """The records with everything body() and dependencies() read, in three queries."""
+        return (
+            self.model.objects.filter(pk__in=pks)
+            .select_related(*self.select_related)
+            .prefetch_related(*self.prefetch)
+        )
 
     # -- overridden per type --
     def body(self, record, ctx) -> dict:
@@ -78,20 +115,60 @@ class Mapper:
     def skip_reason(self, record, ctx) -> str:
         return ""
 
-    def dependencies(self, record, ctx, auto_push) -> None:
-        """Raise MappingProblem / DependencyWait when something this record needs is missing."""
+    def dependencies(self, record, ctx) -> list[Need]:
+        """What must be in QuickBooks first (the engine sees to it before check())."""
+        return []
+
+    def check(self, record, ctx) -> None:
+        """Raise MappingProblem when the record itself cannot be sent (no lines, an unmapped
+        charge code)."""
+
+    def wait_for(self) -> Q | None:
+        """Due records the sweep leaves for later: their dependencies are still on their way."""
+        return None
+
+    def void_requested(self, record) -> bool:
+        return False
+
+    def link_allowed(self, record, found: dict) -> bool:
+        """On 6240, whether the same-named QuickBooks object is this record (see duplicate_name)."""
+        return self.duplicate_name == "link"
+
+    def name_taken(self, record, found: dict | None) -> tuple[str, str]:
+        """On 6240 when not linking: the problem reason and what to tell the clerk ("" = Intuit's
+        own message)."""
+        return "duplicate_name", ""
 
     def apply(self, record, obj: dict) -> dict:
-        """Extra fields to store from QuickBooks' answer."""
+        """Fields to store from QuickBooks' answer (besides Id and SyncToken)."""
         return {}
 
-    def label(self, record) -> str:
-        return str(record)
+    def after_settle(self, record, obj: dict) -> None:
+        """After QuickBooks accepted the record (its answer is `obj`)."""
+
+
+def _customer_need(record, ctx) -> Need:
+    customer = record.customer
+    return Need(
+        customer,
+        reason="customer_not_synced",
+        label=f"Customer {customer.display_name}",
+        push_first=ctx.settings.auto_create_customers,
+    )
+
+
+def _require_items(codes) -> None:
+    unmapped = sorted({c.code for c in codes if not c.qb_id})
+    if unmapped:
+        raise MappingProblem(
+            "missing_item_mapping",
+            f"Charge code {', '.join(unmapped)} is not mapped to a QuickBooks item.",
+        )
 
 
 class CustomerMapper(Mapper):
     def body(self, customer: Customer, ctx) -> dict:
-        body = {
+        body: dict = {
             "DisplayName": customer.display_name,
             "CompanyName": customer.company_name or customer.display_name,
             "Active": customer.is_active,
@@ -116,19 +193,31 @@ class CustomerMapper(Mapper):
     def matches(self, customer, obj) -> bool:
         return obj.get("DisplayName", "").casefold() == customer.display_name.casefold()
 
-    def email_matches(self, customer, obj) -> bool:
-        theirs = (obj.get("PrimaryEmailAddr") or {}).get("Address", "")
+    def link_allowed(self, customer, found) -> bool:
+        theirs = (found.get("PrimaryEmailAddr") or {}).get("Address", "")
         return bool(theirs) and theirs.strip().lower() == customer.billing_email.strip().lower()
+
+    def name_taken(self, customer, found) -> tuple[str, str]:
+        if found is None:
+            return "duplicate_name", (
+                f"{customer.display_name!r} is already used by a vendor or employee in "
+                "QuickBooks (names are shared between them)."
+            )
+        theirs = (found.get("PrimaryEmailAddr") or {}).get("Address", "no email")
+        return "customer_email_mismatch", (
+            f"QuickBooks customer {found['Id']} is named {found.get('DisplayName')!r} "
+            f"with email {theirs}; ours has {customer.billing_email or 'no email'}."
+        )
 
 
 class ItemMapper(Mapper):
-    def body(self, code: ChargeCode, ctx) -> dict:
+    def body(self, code, ctx) -> dict:
         return {
             "Name": code.name[:100],
             "Type": "Service",
             "Description": code.description or code.name,
             "UnitPrice": money(code.default_rate),
-            "IncomeAccountRef": {"value": ctx.income_account_id()},
+            "IncomeAccountRef": {"value": ctx.income_account_ref},
             "Active": code.is_active,
         }
 
@@ -137,25 +226,6 @@ class ItemMapper(Mapper):
 
     def matches(self, code, obj) -> bool:
         return obj.get("Name", "").casefold() == code.name[:100].casefold()
-
-
-def _customer_dependency(record, ctx, auto_push):
-    customer = record.customer
-    require_synced(
-        customer,
-        reason="customer_not_synced",
-        label=f"Customer {customer.display_name}",
-        auto_push=auto_push if ctx.settings.auto_create_customers else None,
-    )
-
-
-def _item_refs(codes) -> None:
-    unmapped = sorted({c.code for c in codes if not c.qb_id})
-    if unmapped:
-        raise MappingProblem(
-            "missing_item_mapping",
-            f"Charge code {', '.join(unmapped)} is not mapped to a QuickBooks item.",
-        )
 
 
 class InvoiceMapper(Mapper):
@@ -169,13 +239,23 @@ class InvoiceMapper(Mapper):
             return "Voided before it was synced: nothing to send."
         return ""
 
-    def dependencies(self, invoice, ctx, auto_push):
-        _customer_dependency(invoice, ctx, auto_push)
+    def void_requested(self, invoice) -> bool:
+        return invoice.status == Invoice.Status.VOID
+
+    def dependencies(self, invoice, ctx) -> list[Need]:
+        return [_customer_need(invoice, ctx)]
+
+    def check(self, invoice, ctx) -> None:
         if invoice.status != Invoice.Status.VOID:
             lines = [line for cs in invoice.charge_sets.all() for line in cs.lines.all()]
             if not lines:
                 raise MappingProblem("no_lines", "The invoice has no charge lines.")
-            _item_refs(line.charge_code for line in lines)
+            _require_items(line.charge_code for line in lines)
+
+    def wait_for(self) -> Q:
+        # An invoice whose charge code is still being created would be parked as
+        # missing_item_mapping if its batch ran before the item's (same sweep, parallel workers).
+        return owed("customer") | owed("charge_sets__lines__charge_code")
 
     def body(self, invoice: Invoice, ctx) -> dict:
         lines = []
@@ -196,7 +276,7 @@ class InvoiceMapper(Mapper):
                     },
                 }
             )
-        body = {
+        body: dict = {
             "DocNumber": invoice.doc_number,
             "TxnDate": invoice.invoice_date.isoformat(),
             "CustomerRef": ref(invoice.customer, invoice.customer.display_name),
@@ -219,12 +299,20 @@ class InvoiceMapper(Mapper):
             and (obj.get("CustomerRef") or {}).get("value") == invoice.customer.qb_id
         )
 
+    def after_settle(self, invoice, obj) -> None:
+        if obj.get("Balance") not in (None, ""):
+            pull_apply.invoice_balance_learnt(invoice=invoice, obj=obj)
 
 
 class CreditMemoMapper(Mapper):
-    def dependencies(self, memo, ctx, auto_push):
-        _customer_dependency(memo, ctx, auto_push)
-        _item_refs(line.charge_code for line in memo.lines.all())
+    def dependencies(self, memo, ctx) -> list[Need]:
+        return [_customer_need(memo, ctx)]
+
+    def check(self, memo, ctx) -> None:
+        _require_items(line.charge_code for line in memo.lines.all())
+
+    def wait_for(self) -> Q:
+        return owed("customer")
 
     def body(self, memo: CreditMemo, ctx) -> dict:
         lines = [
@@ -241,7 +329,7 @@ class CreditMemoMapper(Mapper):
             }
             for number, line in enumerate(memo.lines.all(), 1)
         ]
-        body = {
+        body: dict = {
             "DocNumber": memo.number,
             "TxnDate": memo.memo_date.isoformat(),
             "CustomerRef": ref(memo.customer, memo.customer.display_name),
@@ -267,29 +355,22 @@ class PaymentMapper(Mapper):
             return "Applied in QuickBooks: nothing to send back."
         return ""
 
-    def dependencies(self, payment, ctx, auto_push):
-        _customer_dependency(payment, ctx, auto_push)
+    def dependencies(self, payment, ctx) -> list[Need]:
+        needs = [_customer_need(payment, ctx)]
         for application in payment.applications.all():
             invoice = application.invoice
-            if not invoice.qb_id:
-                if invoice.sync_status in {
-                    SyncStatus.PENDING,
-                    SyncStatus.RETRY_WAIT,
-                    SyncStatus.IN_FLIGHT,
-                }:
-                    raise DependencyWait(f"Invoice {invoice.doc_number} is still being synced")
-                raise MappingProblem(
-                    "invoice_not_synced",
-                    f"Invoice {invoice.doc_number} is not in QuickBooks "
-                    f"({invoice.get_sync_status_display().lower()}).",
-                )
+            needs.append(Need(invoice, "invoice_not_synced", f"Invoice {invoice.doc_number}"))
+        return needs
+
+    def wait_for(self) -> Q:
+        return owed("customer") | owed("applications__invoice")
 
     def body(self, payment: Payment, ctx) -> dict:
-        body = {
+        body: dict = {
             "CustomerRef": ref(payment.customer, payment.customer.display_name),
             "TotalAmt": money(payment.amount),
             "TxnDate": payment.payment_date.isoformat(),
-            "PrivateNote": f"TMS payment {payment.pk}",
+            "PrivateNote": f"{pull_apply.TMS_PAYMENT_NOTE}{payment.pk}",
             "Line": [
                 {
                     "Amount": money(a.amount),
@@ -309,47 +390,66 @@ class PaymentMapper(Mapper):
         )
 
     def matches(self, payment, obj) -> bool:
-        return obj.get("PrivateNote") == f"TMS payment {payment.pk}" and abs(
+        return obj.get("PrivateNote") == f"{pull_apply.TMS_PAYMENT_NOTE}{payment.pk}" and abs(
             Decimal(str(obj.get("TotalAmt") or 0)) - payment.amount
         ) < Decimal("0.005")
 
 
 MAPPERS: dict[str, Mapper] = {
-    "customer": CustomerMapper("customer", "Customer", Customer),
-    "item": ItemMapper("item", "Item", ChargeCode),
+    "customer": CustomerMapper(
+        "customer",
+        "Customer",
+        sparse_update=True,
+        duplicate_name="email",
+        unblocks_others=True,
+        pull=pull_apply.customer_changed,
+    ),
+    "item": ItemMapper(
+        "item",
+        "Item",
+        sparse_update=True,
+        duplicate_name="link",
+        needs_income_account=True,
+        unblocks_others=True,
+    ),
     "invoice": InvoiceMapper(
         "invoice",
         "Invoice",
-        Invoice,
         select_related=("customer",),
+        prefetch=("charge_sets__load", "charge_sets__lines__charge_code"),
+        voidable=True,
+        pull=pull_apply.invoice_changed,
     ),
-    "creditmemo": CreditMemoMapper("creditmemo", "CreditMemo", CreditMemo, ("customer", "invoice")),
-    "payment": PaymentMapper("payment", "Payment", Payment, ("customer",)),
+    "creditmemo": CreditMemoMapper(
+        "creditmemo",
+        "CreditMemo",
+        select_related=("customer", "invoice"),
+        prefetch=("lines__charge_code",),
+    ),
+    "payment": PaymentMapper(
+        "payment",
+        "Payment",
+        select_related=("customer",),
+        prefetch=("applications__invoice",),
+        pull=pull_apply.payment_changed,
+        pull_toggle="pull_payments",
+        pull_creates=True,
+    ),
 }
-ORDERED = [MAPPERS[t] for t in SYNC_ORDER]
-
-PREFETCH = {
-    "invoice": ("charge_sets__load", "charge_sets__lines__charge_code"),
-    "creditmemo": ("lines__charge_code",),
-    "payment": ("applications__invoice",),
-}
+assert list(MAPPERS) == list(RECORD_TYPES), "mappers and record types must list the same types"
+ORDERED: list[Mapper] = list(MAPPERS.values())  # dependency order (finance registry)
+PULLED: dict[str, Mapper] = {m.entity: m for m in ORDERED if m.pull is not None}
 
 
-def mapper_for(sync_type: str) -> Mapper:
-    return MAPPERS[sync_type]
-
-
-def load_records(sync_type: str, pks):
-    mapper = MAPPERS[sync_type]
-    qs = mapper.model.objects.filter(pk__in=pks).select_related(*mapper.select_related)
-    return qs.prefetch_related(*PREFETCH.get(sync_type, ()))
+def mapper_of(record) -> Mapper:
+    return MAPPERS[record.sync_type]
 
 
 def payload_preview(record) -> dict:
     """What would be sent to QuickBooks now (the Problem Sync drawer shows it)."""
     from sync.services.engine import SyncContext
 
-    mapper = MAPPERS[record.sync_type]
+    mapper = mapper_of(record)
     ctx = SyncContext.for_company(record.company_id, offline=True)
     try:
         return {mapper.entity: mapper.body(record, ctx)}

@@ -1,20 +1,26 @@
-"""The Finance and Support roles as Django groups (created by migration 0002_roles)."""
+"""The Finance and Support roles as Django groups (created by migration 0002_roles).
 
+Each synced record type (finance.registry) is readable by both roles and editable by Support
+in admin; Finance maps the types that start unmapped (charge codes → items).
+"""
+
+from finance.registry import RECORD_TYPES
+
+_SYNCED = [rt.admin_name for rt in RECORD_TYPES.values()]
 FINANCE = {
     "sync": ["manage_connection", "resolve_problems", "view_syncattempt"],
-    "finance": ["change_financesettings", "view_financesettings", "view_invoice", "view_customer",
-                "view_payment", "view_creditmemo", "view_chargecode", "change_chargecode"],
-}  # fmt: skip
+    "finance": ["change_financesettings", "view_financesettings"]
+    + [f"view_{name}" for name in _SYNCED]
+    + [f"change_{rt.admin_name}" for rt in RECORD_TYPES.values() if rt.starts_unmapped],
+}
 SUPPORT = {
-    "finance": ["override_qb_id", "view_manualaction", "view_invoice", "change_invoice",
-                "view_customer", "change_customer", "view_payment", "change_payment",
-                "view_creditmemo", "change_creditmemo", "view_chargecode", "change_chargecode",
-                "view_load", "view_financesettings"],
+    "finance": ["override_qb_id", "view_manualaction", "view_load", "view_financesettings"]
+    + [f"{verb}_{name}" for name in _SYNCED for verb in ("view", "change")],
     "sync": ["view_syncattempt", "view_webhookevent", "view_quickbooksconnection"],
     "django_celery_beat": ["view_periodictask", "change_periodictask"],
     # Sign-in lock-outs (django-axes): see who is locked, unlock by deleting the attempt.
     "axes": ["view_accessattempt", "delete_accessattempt", "view_accesslog"],
-}  # fmt: skip
+}
 ROLES = {"Finance": FINANCE, "Support": SUPPORT}
 
 

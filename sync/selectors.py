@@ -3,6 +3,7 @@
 from django.core.paginator import Paginator
 from django.utils import timezone
 
+from finance.registry import RECORD_TYPES, record_type
 from sync.models import QuickBooksConnection
 
 
@@ -30,14 +31,10 @@ def connection_banner_for(*, user) -> dict | None:
 # --- Problem Sync and Waiting pages ----------------------------------------------------
 
 PROBLEM_TABS = [
-    ("invoice", "Invoices"),
-    ("payment", "Payments"),
-    ("customer", "Customers"),
-    ("creditmemo", "Credit memos"),
-    ("item", "Items"),
+    (rt.name, rt.tab_title) for rt in sorted(RECORD_TYPES.values(), key=lambda r: r.tab_position)
 ]
 WAITING_STATUSES = ("pending", "retry_wait", "in_flight")
-# Sort keys the page offers → ORM fields (per type where they differ).
+# Sort keys the page offers → ORM fields ("doc", "amount", "customer" come from the type).
 SORTS = {
     "since": "problem_since",
     "age": "created_at",
@@ -46,87 +43,62 @@ SORTS = {
     "next_retry": "next_retry_at",
     "status": "sync_status",
 }
-_DOC_FIELD = {
-    "invoice": "doc_number",
-    "payment": "reference_number",
-    "customer": "display_name",
-    "creditmemo": "number",
-    "item": "code",
-}
-_AMOUNT_FIELD = {"invoice": "total", "payment": "amount", "creditmemo": "total"}
-
-
-def _model(sync_type):
-    from finance.registry import model_for
-
-    return model_for(sync_type)
 
 
 def _base(sync_type, company):
-    model = _model(sync_type)
-    qs = model.objects.filter(company=company)
-    if sync_type in ("invoice", "payment", "creditmemo"):
-        qs = qs.select_related("customer")
-    return qs
+    rt = record_type(sync_type)
+    qs = rt.model.objects.filter(company=company)
+    return qs.select_related(rt.party_field) if rt.party_field else qs
 
 
 def problem_counts(*, company) -> dict[str, int]:
     """Problems per record type, for the tab labels."""
     from django.db.models import Count
 
-    counts = {}
-    for sync_type, _ in PROBLEM_TABS:
-        counts[sync_type] = (
-            _model(sync_type)
-            .objects.filter(company=company, sync_status="problem")
-            .aggregate(n=Count("pk"))["n"]
-        )
-    return counts
+    return {
+        sync_type: record_type(sync_type)
+        .model.objects.filter(company=company, sync_status="problem")
+        .aggregate(n=Count("pk"))["n"]
+        for sync_type, _ in PROBLEM_TABS
+    }
 
 
 def _search(qs, sync_type, search):
+    """Any of the type's search fields contains the text. A path through a to-many relation
+    (an invoice's containers, a payment's invoices) is a subquery on the related table: no
+    duplicated rows, and the same plan as a hand-written one."""
     from django.db.models import Q
 
-    from finance.models import ChargeSet, Invoice, PaymentApplication
-
-    s = search.strip()
-    if not s:
+    text = search.strip()
+    if not text:
         return qs
-    if sync_type == "invoice":
-        containers = ChargeSet.objects.filter(load__container_number__icontains=s)
-        return qs.filter(
-            Q(doc_number__icontains=s)
-            | Q(customer__display_name__icontains=s)
-            | Q(pk__in=containers.values("invoice_id"))
-        )
-    if sync_type == "payment":
-        applied = PaymentApplication.objects.filter(invoice__doc_number__icontains=s)
-        return qs.filter(
-            Q(reference_number__icontains=s)
-            | Q(customer__display_name__icontains=s)
-            | Q(pk__in=applied.values("payment_id"))
-        )
-    if sync_type == "creditmemo":
-        return qs.filter(
-            Q(number__icontains=s)
-            | Q(customer__display_name__icontains=s)
-            | Q(invoice__in=Invoice.objects.filter(doc_number__icontains=s))
-        )
-    if sync_type == "customer":
-        return qs.filter(Q(display_name__icontains=s) | Q(billing_email__icontains=s))
-    return qs.filter(Q(code__icontains=s) | Q(name__icontains=s))
+    model = qs.model
+    condition = Q()
+    for path in record_type(sync_type).search_fields:
+        first, _, rest = path.partition("__")
+        relation = model._meta.get_field(first)
+        if rest and (relation.one_to_many or relation.many_to_many):
+            related = relation.related_model.objects.filter(**{f"{rest}__icontains": text})
+            condition |= Q(pk__in=related.values(relation.field.attname))
+        else:
+            condition |= Q(**{f"{path}__icontains": text})
+    return qs.filter(condition)
+
+
+def _sort_field(sync_type, key):
+    rt = record_type(sync_type)
+    if key == "doc":
+        return rt.label_fields[0]
+    if key == "amount":
+        return rt.amount_field or None
+    if key == "customer":
+        return f"{rt.party_field}__display_name" if rt.party_field else None
+    return SORTS.get(key)
 
 
 def _order(qs, sync_type, sort, default):
     desc = sort.startswith("-")
-    key = sort.lstrip("-")
-    field = SORTS.get(key)
-    if key == "doc":
-        field = _DOC_FIELD[sync_type]
-    elif key == "amount":
-        field = _AMOUNT_FIELD.get(sync_type)
-    elif key == "customer" and sync_type in ("invoice", "payment", "creditmemo"):
-        field = "customer__display_name"
+    field = _sort_field(sync_type, sort.lstrip("-"))
     if not field:
         return qs.order_by(default, "-pk")
     from django.db.models import F
@@ -172,8 +144,8 @@ def waiting_counts(*, company) -> dict[str, int]:
     from django.db.models import Count
 
     return {
-        sync_type: _model(sync_type)
-        .objects.filter(company=company, sync_status__in=WAITING_STATUSES)
+        sync_type: record_type(sync_type)
+        .model.objects.filter(company=company, sync_status__in=WAITING_STATUSES)
         .aggregate(n=Count("pk"))["n"]
         for sync_type, _ in PROBLEM_TABS
     }

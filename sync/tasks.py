@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from sync.services import engine, pull, sweep
+from sync.services import batch, engine, pull, sweep
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -12,7 +12,7 @@ def push_record(sync_type: str, pk: int, trigger: str = "sweep") -> str:
 
 @shared_task(acks_late=True, ignore_result=True)
 def push_batch(sync_type: str, pks: list[int]) -> dict:
-    outcomes = engine.push_batch(sync_type=sync_type, pks=pks)
+    outcomes = batch.push_batch(sync_type=sync_type, pks=pks)
     sweep.after_batch(sync_type=sync_type, outcomes=outcomes)
     return outcomes
 

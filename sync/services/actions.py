@@ -1,7 +1,8 @@
 """What a finance clerk can do from the Problem Sync page: re-sync, clear, undo, mark paid, bulk.
 
-Each service locks the record, checks the one state machine, writes the audit row
-(ManualAction) and, when a record leaves PROBLEM, a ProblemEvent for the trend chart.
+Each service locks the record and moves it through finance.syncstate.transition(), which
+checks the one state machine, writes the audit row (ManualAction) and announces a record
+leaving or entering PROBLEM (the trend chart's ProblemEvent).
 """
 
 import logging
@@ -10,11 +11,11 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from finance.audit import manual_action_record, sync_snapshot
 from finance.models import Invoice, ManualAction
 from finance.registry import model_for
-from finance.syncstate import InvalidTransition, SyncStatus, check_transition
-from sync.models import BulkJob, ProblemEvent
+from finance.syncstate import InvalidTransition, SyncStatus, transition
+from sync.models import BulkJob
+from sync.services import enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -29,84 +30,53 @@ def _lock(record):
     return type(record).objects.select_for_update().get(pk=record.pk)
 
 
-def _move(record, target: str, what: str) -> None:
+def _move(record, target: str, what: str, *, how: str, user, audit, **fields):
+    """The person's move through the one state machine, refused in words they understand."""
     if record.sync_status == SyncStatus.IN_FLIGHT:
         raise ActionRefused(
             f"{record} is being sent to QuickBooks right now; try again in a minute."
         )
     try:
-        check_transition(record.sync_status, target)
+        return transition(record, target, how=how, user=user, audit=audit, **fields)
     except InvalidTransition:
         raise ActionRefused(
             f"Cannot {what} {record}: it is {record.get_sync_status_display().lower()}."
         ) from None
 
 
-def _resolved(record, user, how: str, reason: str) -> None:
-    ProblemEvent.objects.create(
-        record_type=record.sync_type,
-        record_id=record.pk,
-        kind=ProblemEvent.Kind.RESOLVED,
-        reason=reason,
-        how=how,
-        user=user,
-    )
-
-
-def _enqueue_push(sync_type: str, pk: int) -> None:
-    try:
-        from sync.tasks import push_record
-
-        push_record.delay(sync_type, pk)
-    except Exception:  # noqa: BLE001 - the beat sweep pushes PENDING records anyway
-        logger.warning("could not enqueue %s %s; the sweep will push it", sync_type, pk)
-
-
 @transaction.atomic
 def record_resync(*, record, user):
     """Send the record again: back to PENDING with a fresh attempt budget."""
-    record = _lock(record)
-    _move(record, SyncStatus.PENDING, "re-sync")
-    before = sync_snapshot(record)
-    was_problem = record.sync_status == SyncStatus.PROBLEM
-    record.sync_status = SyncStatus.PENDING
-    # A new version gives the write a new requestid: Intuit must not replay the failed answer.
-    record.version += 1
-    record.attempts = 0
-    record.next_retry_at = None
-    record.problem_reason = ""
-    record.problem_since = None
-    record.save(
-        update_fields=[
-            "sync_status",
-            "version",
-            "attempts",
-            "next_retry_at",
-            "problem_reason",
-            "problem_since",
-            "updated_at",
-        ]
+    record = _move(
+        _lock(record),
+        SyncStatus.PENDING,
+        "re-sync",
+        how="resync",
+        user=user,
+        audit=ManualAction.Kind.RESYNC,
+        # A new version gives the write a new requestid: Intuit must not replay the failure.
+        version=F("version") + 1,
+        attempts=0,
+        next_retry_at=None,
+        problem_reason="",
+        problem_since=None,
     )
-    manual_action_record(kind=ManualAction.Kind.RESYNC, record=record, user=user, before=before)
-    if was_problem:
-        _resolved(record, user, "resync", before["problem_reason"])
-    sync_type, pk = record.sync_type, record.pk
-    transaction.on_commit(lambda: _enqueue_push(sync_type, pk))
+    enqueue.push_now(record.sync_type, record.pk)
     return record
 
 
 @transaction.atomic
 def record_clear(*, record, user):
     """Take the record off the problem list without sending it (the reason is kept for undo)."""
-    record = _lock(record)
-    _move(record, SyncStatus.CLEARED, "clear")
-    before = sync_snapshot(record)
-    record.sync_status = SyncStatus.CLEARED
-    record.next_retry_at = None
-    record.save(update_fields=["sync_status", "next_retry_at", "updated_at"])
-    manual_action_record(kind=ManualAction.Kind.CLEAR, record=record, user=user, before=before)
-    _resolved(record, user, "cleared", record.problem_reason)
-    return record
+    return _move(
+        _lock(record),
+        SyncStatus.CLEARED,
+        "clear",
+        how="cleared",
+        user=user,
+        audit=ManualAction.Kind.CLEAR,
+        next_retry_at=None,
+    )
 
 
 @transaction.atomic
@@ -115,36 +85,30 @@ def record_undo_clear(*, record, user):
     record = _lock(record)
     if record.sync_status != SyncStatus.CLEARED:
         raise ActionRefused(f"{record} is not cleared, so there is nothing to undo.")
-    _move(record, SyncStatus.PROBLEM, "undo the clear of")
-    before = sync_snapshot(record)
-    record.sync_status = SyncStatus.PROBLEM
-    record.problem_since = record.problem_since or timezone.now()
-    record.save(update_fields=["sync_status", "problem_since", "updated_at"])
-    manual_action_record(kind=ManualAction.Kind.UNDO_CLEAR, record=record, user=user, before=before)
-    ProblemEvent.objects.create(
-        record_type=record.sync_type,
-        record_id=record.pk,
-        kind=ProblemEvent.Kind.OPENED,
-        reason=record.problem_reason,
+    return _move(
+        record,
+        SyncStatus.PROBLEM,
+        "undo the clear of",
         how="undo_clear",
         user=user,
+        audit=ManualAction.Kind.UNDO_CLEAR,
+        problem_since=record.problem_since or timezone.now(),
     )
-    return record
 
 
 @transaction.atomic
 def invoice_mark_paid_outside(*, invoice: Invoice, user) -> Invoice:
     """The payment was applied directly in QuickBooks: paid here, never sent."""
-    invoice = _lock(invoice)
-    _move(invoice, SyncStatus.PAID_OUTSIDE, "mark paid")
-    before = sync_snapshot(invoice) | {"status": invoice.status}
-    invoice.sync_status = SyncStatus.PAID_OUTSIDE
-    invoice.status = Invoice.Status.PAID
-    invoice.next_retry_at = None
-    invoice.save(update_fields=["sync_status", "status", "next_retry_at", "updated_at"])
-    manual_action_record(kind=ManualAction.Kind.MARK_PAID, record=invoice, user=user, before=before)
-    _resolved(invoice, user, "mark_paid", invoice.problem_reason)
-    return invoice
+    return _move(
+        _lock(invoice),
+        SyncStatus.PAID_OUTSIDE,
+        "mark paid",
+        how="mark_paid",
+        user=user,
+        audit=ManualAction.Kind.MARK_PAID,
+        status=Invoice.Status.PAID,
+        next_retry_at=None,
+    )
 
 
 # --- bulk -------------------------------------------------------------------------------
@@ -156,9 +120,11 @@ def bulk_start(*, action: str, sync_type: str, ids: list[int], user) -> BulkJob:
         raise ValueError(f"unknown bulk action {action!r}")
     model_for(sync_type)  # refuses unknown types early
     ids = list(dict.fromkeys(int(i) for i in ids))
-    return BulkJob.objects.create(
+    job = BulkJob.objects.create(
         action=action, record_type=sync_type, record_ids=ids, total=len(ids), user=user
     )
+    enqueue.bulk_job(job.pk)
+    return job
 
 
 def bulk_run(*, job_id: int) -> BulkJob:

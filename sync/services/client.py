@@ -128,43 +128,86 @@ FAULT_KINDS = {
 }
 
 
+@dataclass(frozen=True)
+class _Fault:
+    """What the libraries raised, reduced to what decides its kind."""
+
+    exc: Exception
+    status: int | None
+    code: str
+    message: str
+    detail: str
+    retry_after: float | None
+    write: bool
+
+
+def _throttled(f: _Fault) -> QboError | None:
+    if f.status == 429 or f.code == "3001" or "ThrottleExceeded" in f.detail + f.message:
+        return QboError(
+            "throttle", "QuickBooks throttled the request", "3001", 429, f.detail,
+            retry_after=f.retry_after,
+        )  # fmt: skip
+    return None
+
+
+def _refused_by_gateway(f: _Fault) -> QboError | None:
+    if f.status == 401:
+        return QboError("auth", "QuickBooks refused the access token", f.code, 401, f.detail)
+    if f.status == 403:
+        return QboError("permission", "QuickBooks refused access", f.code or "403", 403, f.detail)
+    return None
+
+
+def _server_trouble(f: _Fault) -> QboError | None:
+    """5xx, SystemFault or an unreadable gateway body: the write may or may not have landed."""
+    severe = f.code.isdigit() and int(f.code) >= 10000
+    if (f.status or 0) < 500 and not severe:
+        return None
+    # python-quickbooks reports unreadable gateway bodies as a bare code 10000: show the HTTP
+    # status instead; a real SystemFault (SevereException) keeps Intuit's 10000.
+    generic = type(f.exc) is QuickbooksException and f.code in {"", "10000"}
+    code = str(f.status) if f.status and (generic or not f.code) else f.code
+    return QboError("transient", f.message, code, f.status, f.detail, ambiguous=f.write)
+
+
+def _by_code(f: _Fault) -> QboError:
+    kind = FAULT_KINDS.get(f.code)
+    if kind is None and f.code.isdigit() and 2000 <= int(f.code) < 5000:
+        kind = "validation"
+    if kind is None and isinstance(f.exc, AuthorizationException):
+        kind = "auth"
+    if kind is None:
+        kind = "validation" if f.status == 400 else "internal"
+    return QboError(kind, f.message, f.code, f.status, f.detail)
+
+
+# Read in order: the HTTP status first (gateway errors carry no Intuit code), then the code.
+_CLASSIFIERS = (_throttled, _refused_by_gateway, _server_trouble)
+
+
 def classify(exc: Exception, status: int | None, headers=None, *, write: bool) -> QboError:
     """Turn whatever the libraries raised into one QboError (by HTTP status, then code)."""
     if isinstance(exc, TransportFailure):
         return QboError(
             "transient", str(exc), http_status=None, ambiguous=write and exc.sent, code="network"
         )
-    code = str(getattr(exc, "error_code", "") or "")
-    message = getattr(exc, "message", None) or str(exc)
-    detail = str(getattr(exc, "detail", "") or "")
     retry_after = None
     if headers and headers.get("Retry-After", "").isdigit():
         retry_after = float(headers["Retry-After"])
-    if status == 429 or code == "3001" or "ThrottleExceeded" in detail + message:
-        return QboError(
-            "throttle", "QuickBooks throttled the request", "3001", 429, detail,
-            retry_after=retry_after,
-        )  # fmt: skip
-    if status == 401:
-        return QboError("auth", "QuickBooks refused the access token", code, 401, detail)
-    if status == 403:
-        return QboError("permission", "QuickBooks refused access", code or "403", 403, detail)
-    if (status or 0) >= 500 or code == "10000" or code.isdigit() and int(code) > 10000:
-        # Server trouble or an unreadable gateway body: the write may or may not have landed.
-        # python-quickbooks reports unreadable gateway bodies as a bare code 10000: show the
-        # HTTP status instead; a real SystemFault (SevereException) keeps Intuit's 10000.
-        generic = type(exc) is QuickbooksException and code in {"", "10000"}
-        code = str(status) if status and (generic or not code) else code
-        return QboError("transient", message, code, status, detail, ambiguous=write)
-    kind = FAULT_KINDS.get(code)
-    if kind is None:
-        if code.isdigit() and 2000 <= int(code) < 5000:
-            kind = "validation"
-        elif isinstance(exc, AuthorizationException):
-            kind = "auth"
-        else:
-            kind = "validation" if status == 400 else "internal"
-    return QboError(kind, message, code, status, detail)
+    fault = _Fault(
+        exc=exc,
+        status=status,
+        code=str(getattr(exc, "error_code", "") or ""),
+        message=getattr(exc, "message", None) or str(exc),
+        detail=str(getattr(exc, "detail", "") or ""),
+        retry_after=retry_after,
+        write=write,
+    )
+    for classifier in _CLASSIFIERS:
+        error = classifier(fault)
+        if error is not None:
+            return error
+    return _by_code(fault)
 
 
 # --- the python-quickbooks client -------------------------------------------------------

@@ -11,8 +11,8 @@ from intuitlib.enums import Scopes
 from intuitlib.exceptions import AuthClientError
 
 from finance.models import ManualAction
-from finance.registry import SYNCED_MODELS
-from finance.syncstate import SyncStatus
+from finance.registry import RECORD_TYPES
+from finance.syncstate import SyncStatus, move
 from sync.models import QuickBooksConnection
 from sync.services.client import auth_client, store_tokens
 from sync.services.locks import single_flight
@@ -55,29 +55,33 @@ def authorize_url(*, connection: QuickBooksConnection, reset_mappings: bool = Fa
 
 def mapped_record_count(connection: QuickBooksConnection) -> int:
     return sum(
-        model.objects.filter(company_id=connection.company_id).exclude(qb_id="").count()
-        for model in SYNCED_MODELS.values()
+        rt.model.objects.filter(company_id=connection.company_id).exclude(qb_id="").count()
+        for rt in RECORD_TYPES.values()
     )
 
 
 @transaction.atomic
 def reset_mappings(*, connection: QuickBooksConnection, user) -> int:
-    """A different QuickBooks company: every QB ID is meaningless there; sync all again."""
+    """A different QuickBooks company: every QB ID is meaningless there; sync all again (types
+    that start unmapped, charge codes, wait for a person to map them again)."""
     total = 0
-    for sync_type, model in SYNCED_MODELS.items():
-        qs = model.objects.filter(company_id=connection.company_id).exclude(qb_id="")
-        if sync_type == "item":
-            total += qs.update(qb_id="", qb_sync_token="", sync_status=SyncStatus.SKIPPED)
-            continue
-        total += qs.update(
-            qb_id="",
-            qb_sync_token="",
-            synced_version=0,
-            sync_status=SyncStatus.PENDING,
+    for rt in RECORD_TYPES.values():
+        linked = rt.model.objects.filter(company_id=connection.company_id).exclude(qb_id="")
+        pks = list(linked.values_list("pk", flat=True))
+        rt.model.objects.filter(pk__in=pks).update(
+            qb_id="", qb_sync_token="", synced_version=0, create_uncertain=False
+        )
+        total += len(pks)
+        target = SyncStatus.SKIPPED if rt.starts_unmapped else SyncStatus.PENDING
+        move(
+            rt.model.objects.filter(pk__in=pks),
+            target,
+            how="new_company",
+            user=user,
             attempts=0,
             next_retry_at=None,
             problem_reason="",
-            create_uncertain=False,
+            problem_since=None,
         )
     _audit(connection, user, f"Reset {total} QuickBooks IDs for a new company")
     return total

@@ -1,47 +1,42 @@
-"""The push engine: claim → prepare → write → settle, the same for every record type.
+"""The push engine: one pipeline for every record type, used by single pushes and batches.
+
+    claim / claim_many ─▶ plan ─▶ send ─▶ settle_ok
+                            │       └────▶ settle_failure ─▶ (FAILURES table) retry | problem
+                            └─▶ an outcome without a write (skipped, waiting, linked)
 
 Guarantees (DESIGN.md): a record is pushed by one worker at a time (conditional claim with a
 lease); every write carries a deterministic requestid; after an ambiguous outcome the next
 push looks the object up by natural key before creating; nothing leaves the owed states
-except to SYNCED, PROBLEM (with a reason), SKIPPED (toggle/draft) or by a human.
+except to SYNCED, PROBLEM (with a reason), SKIPPED (toggle/draft) or by a human. Every status
+change goes through finance.syncstate.move(); every call to QuickBooks writes a SyncAttempt.
 """
+
+from __future__ import annotations
 
 import hashlib
 import json
 import logging
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
-from finance.models import FinanceSettings, Invoice
-from finance.registry import SYNC_ORDER
-from finance.services import (
-    finance_settings_get,
-    invoice_record_quickbooks_balance,
-    invoice_refresh_paid_status,
-)
-from finance.syncstate import CLAIMABLE, SyncStatus
-from sync.mappers import (
-    MAPPERS,
-    DependencyWait,
-    Mapper,
-    MappingProblem,
-    load_records,
-)
-from sync.models import ProblemEvent, QuickBooksConnection, SyncAttempt
+from finance.models import Company, FinanceSettings
+from finance.services import finance_settings_get
+from finance.syncstate import CLAIMABLE, OWED, SyncStatus, move
+from sync.mappers import MAPPERS, DependencyWait, Mapper, MappingProblem
+from sync.models import QuickBooksConnection, SyncAttempt
+from sync.services import enqueue
 from sync.services.client import (
     NeedsReconnect,
     QboError,
     QuickBooksSession,
     classify,
-    quote,
     session_for,
 )
 
@@ -61,9 +56,7 @@ class SyncContext:
     _session: QuickBooksSession | None = field(default=None, repr=False)
 
     @classmethod
-    def for_company(cls, company_id: int, *, offline: bool = False) -> "SyncContext":
-        from finance.models import Company
-
+    def for_company(cls, company_id: int, *, offline: bool = False) -> SyncContext:
         company = Company.objects.get(pk=company_id)
         connection = QuickBooksConnection.objects.filter(company_id=company_id).first()
         return cls(company_id, finance_settings_get(company=company), connection, offline)
@@ -75,17 +68,24 @@ class SyncContext:
     @property
     def session(self) -> QuickBooksSession:
         if self._session is None:
-            if not self.usable:
+            if self.connection is None or not self.usable:
                 raise NeedsReconnect("QuickBooks is not connected")
             self._session = session_for(self.connection)
         return self._session
 
-    def income_account_id(self) -> str:
-        """The income account new items post to: from settings, else found or made once."""
-        if self.settings.income_account_ref:
-            return self.settings.income_account_ref
-        if self.offline:
-            return "(income account chosen at sync time)"
+    @property
+    def realm(self) -> str:
+        return self.connection.realm_id if self.connection else ""
+
+    @property
+    def income_account_ref(self) -> str:
+        """The income account new items post to (ensure_income_account() finds it first)."""
+        return self.settings.income_account_ref or "(income account chosen at sync time)"
+
+    def ensure_income_account(self) -> str:
+        """From settings, else the first Income account in QuickBooks, else one made once."""
+        if self.settings.income_account_ref or self.offline:
+            return self.income_account_ref
         found = self.session.query(
             "SELECT * FROM Account WHERE AccountType = 'Income' MAXRESULTS 1"
         )
@@ -95,11 +95,14 @@ class SyncContext:
             account_id = self.session.create(
                 "Account",
                 {"Name": "Trucking Services", "AccountType": "Income"},
-                request_id=f"pqb-acct-{self.connection.realm_id}",
+                request_id=f"pqb-acct-{self.realm}",
             )["Id"]
         FinanceSettings.objects.filter(pk=self.settings.pk).update(income_account_ref=account_id)
         self.settings.income_account_ref = account_id
         return account_id
+
+    def type_allowed(self, mapper: Mapper) -> bool:
+        return mapper.record_type.enabled(self.settings)
 
 
 def request_id(realm: str, sync_type: str, pk: int, version: int, op: str) -> str:
@@ -108,7 +111,7 @@ def request_id(realm: str, sync_type: str, pk: int, version: int, op: str) -> st
     return f"pqb{digest[:32]}"
 
 
-# --- claim and settle -----------------------------------------------------------------------
+# --- claim ---------------------------------------------------------------------------------
 
 
 @dataclass
@@ -120,29 +123,35 @@ class Claim:
     lookup_first: bool
     attempts: int
 
+    def mine(self) -> QuerySet:
+        """The record, while it is still ours: in flight under this claim's lease."""
+        return self.mapper.model.objects.filter(
+            pk=self.record.pk, sync_status=S.IN_FLIGHT, lease_expires_at=self.lease
+        )
 
-def _claim(mapper: Mapper, record) -> Claim | None:
-    """Conditional UPDATE: only one worker moves a record to IN_FLIGHT for a given version."""
-    now = timezone.now()
-    lease = now + timedelta(
+
+@dataclass
+class Write:
+    op: str  # create | update | void
+    body: dict
+    rid: str
+
+
+def _lease():
+    # Microseconds of jitter: two claims never share a lease, so "mine" is exact.
+    return timezone.now() + timedelta(
         seconds=settings.SYNC_LEASE_SECONDS, microseconds=random.randint(1, 999)
     )
-    due = Q(sync_status=S.PENDING) | Q(
+
+
+def _due_now() -> Q:
+    now = timezone.now()
+    return Q(sync_status=S.PENDING) | Q(
         sync_status=S.RETRY_WAIT, next_retry_at__lte=now + timedelta(seconds=1)
     )
-    claimed = (
-        mapper.model.objects.filter(due, pk=record.pk, version=record.version)
-        .filter(sync_status__in=CLAIMABLE)
-        .update(
-            sync_status=S.IN_FLIGHT,
-            lease_expires_at=lease,
-            attempts=F("attempts") + 1,
-            last_attempt_at=now,
-        )
-    )
-    if claimed != 1:
-        return None
-    record.sync_status = S.IN_FLIGHT
+
+
+def _claimed(mapper: Mapper, record, lease) -> Claim:
     return Claim(
         record=record,
         mapper=mapper,
@@ -153,247 +162,139 @@ def _claim(mapper: Mapper, record) -> Claim | None:
     )
 
 
-def _claim_many(mapper: Mapper, records: list) -> dict[int, Claim]:
-    """`_claim` for a batch in two queries: one conditional UPDATE (each record at the version
-    we loaded) with one lease for the batch, then which rows carry that lease."""
+def claim(mapper: Mapper, record) -> Claim | None:
+    """Conditional UPDATE: only one worker moves a record to IN_FLIGHT for a given version."""
+    return claim_many(mapper, [record]).get(record.pk)
+
+
+def claim_many(mapper: Mapper, records: list) -> dict[int, Claim]:
+    """Claim records (each at the version we loaded) in two queries: one conditional UPDATE
+    with one lease for all, then which rows carry that lease."""
     if not records:
         return {}
-    now = timezone.now()
-    lease = now + timedelta(
-        seconds=settings.SYNC_LEASE_SECONDS, microseconds=random.randint(1, 999)
-    )
-    due = Q(sync_status=S.PENDING) | Q(
-        sync_status=S.RETRY_WAIT, next_retry_at__lte=now + timedelta(seconds=1)
-    )
+    lease = _lease()
     at_version = Q()
     for record in records:
         at_version |= Q(pk=record.pk, version=record.version)
-    mapper.model.objects.filter(due).filter(at_version).filter(sync_status__in=CLAIMABLE).update(
-        sync_status=S.IN_FLIGHT,
+    moved = move(
+        mapper.model.objects.filter(_due_now()).filter(at_version),
+        S.IN_FLIGHT,
+        how="claimed",
+        sources=CLAIMABLE,
         lease_expires_at=lease,
         attempts=F("attempts") + 1,
-        last_attempt_at=now,
+        last_attempt_at=timezone.now(),
     )
-    mine = set(
-        mapper.model.objects.filter(
-            pk__in=[r.pk for r in records], sync_status=S.IN_FLIGHT, lease_expires_at=lease
-        ).values_list("pk", flat=True)
-    )
-    claims = {}
-    for record in records:
-        if record.pk in mine:
-            record.sync_status = S.IN_FLIGHT
-            claims[record.pk] = Claim(
-                record=record,
-                mapper=mapper,
-                version=record.version,
-                lease=lease,
-                lookup_first=record.create_uncertain and not record.qb_id,
-                attempts=record.attempts + 1,
-            )
-    return claims
-
-
-def _mine(claim: Claim):
-    return claim.mapper.model.objects.filter(
-        pk=claim.record.pk, sync_status=S.IN_FLIGHT, lease_expires_at=claim.lease
-    )
-
-
-def _settle_ok(claim: Claim, obj: dict, *, linked: bool = False) -> str:
-    extra = claim.mapper.apply(claim.record, obj)
-    now = timezone.now()
-    common = dict(
-        qb_id=str(obj["Id"]),
-        qb_sync_token=str(obj.get("SyncToken", "")),
-        synced_version=claim.version,
-        last_synced_at=now,
-        lease_expires_at=None,
-        next_retry_at=None,
-        create_uncertain=False,
-        last_error_code="",
-        last_error_message="",
-        problem_reason="",
-        problem_since=None,
-        attempts=0,
-        **extra,
-    )
-    was_problem = claim.record.problem_reason
-    updated = _mine(claim).filter(version=claim.version).update(sync_status=S.SYNCED, **common)
-    if not updated:
-        # Changed while in flight: keep what QuickBooks told us, and go again.
-        updated = _mine(claim).update(sync_status=S.PENDING, **common)
-        if updated:
-            _enqueue_later(claim.mapper.sync_type, claim.record.pk, 0)
-    if was_problem and updated:
-        ProblemEvent.objects.create(
-            record_type=claim.mapper.sync_type,
-            record_id=claim.record.pk,
-            kind=ProblemEvent.Kind.RESOLVED,
-            reason=was_problem,
-            how="synced",
-        )
-    if claim.mapper.sync_type == "invoice" and obj.get("Balance") not in (None, ""):
-        _settle_balance(claim.record, obj)
-    return "linked" if linked else "synced"
-
-
-def _settle_balance(invoice, obj: dict) -> None:
-    """Keep QuickBooks' Balance from the answer (unless a newer one arrived meanwhile), and
-    refresh the paid status only when it can change: not when nothing is paid there and
-    nothing was before (TMS payments already set the status when they were entered)."""
-    balance = Decimal(str(obj["Balance"]))
-    previous = invoice.qb_balance
-    if not invoice_record_quickbooks_balance(
-        invoice=invoice, balance=balance, sync_token=obj.get("SyncToken", "")
-    ):
-        return
-    if balance >= invoice.total and previous in (None, invoice.total):
-        return
-    invoice_refresh_paid_status(invoice=Invoice.objects.get(pk=invoice.pk))
-
-
-def _backoff(attempts: int) -> float:
-    base = settings.SYNC_RETRY_BASE_SECONDS * (2 ** max(0, attempts - 1))
-    capped = min(base, settings.SYNC_RETRY_MAX_SECONDS)
-    return capped * random.uniform(0.75, 1.25)  # jitter: workers don't come back in step
-
-
-def _settle_retry(claim: Claim, error: QboError, *, counted: bool = True, delay=None) -> str:
-    attempts = claim.attempts if counted else claim.attempts - 1
-    if counted and attempts >= settings.SYNC_MAX_ATTEMPTS:
-        return _settle_problem(claim, "too_many_attempts", error)
-    if delay is None:
-        delay = _backoff(attempts)
-    next_at = timezone.now() + timedelta(seconds=delay)
-    _mine(claim).update(
-        sync_status=S.RETRY_WAIT,
-        attempts=attempts,
-        next_retry_at=next_at,
-        lease_expires_at=None,
-        create_uncertain=claim.lookup_first or error.ambiguous,
-        last_error_code=error.code,
-        last_error_message=error.message[:2000],
-    )
-    _enqueue_later(claim.mapper.sync_type, claim.record.pk, delay)
-    return "retry"
-
-
-def _settle_problem(claim: Claim, reason: str, error: QboError | None, message: str = "") -> str:
-    now = timezone.now()
-    text = message or (error.message if error else "")
-    if error and error.detail and error.detail not in text:
-        text = f"{text} — {error.detail}"
-    updated = _mine(claim).update(
-        sync_status=S.PROBLEM,
-        problem_reason=reason,
-        problem_since=Case(
-            When(problem_since__isnull=True, then=Value(now)), default=F("problem_since")
-        ),
-        lease_expires_at=None,
-        next_retry_at=None,
-        create_uncertain=claim.lookup_first or bool(error and error.ambiguous),
-        last_error_code=error.code if error else "",
-        last_error_message=text[:2000],
-    )
-    if updated:
-        ProblemEvent.objects.create(
-            record_type=claim.mapper.sync_type,
-            record_id=claim.record.pk,
-            kind=ProblemEvent.Kind.OPENED,
-            reason=reason,
-        )
-    return "problem"
-
-
-def _settle_skip(claim: Claim, message: str) -> str:
-    _mine(claim).update(
-        sync_status=S.SKIPPED,
-        lease_expires_at=None,
-        next_retry_at=None,
-        attempts=0,
-        last_error_code="",
-        last_error_message=message,
-    )
-    return "skipped"
-
-
-def _release(claim: Claim, message: str, *, delay: float | None = None) -> str:
-    """Give the record back without counting the attempt (waiting on a dependency/connection)."""
-    _mine(claim).update(
-        sync_status=S.RETRY_WAIT if delay else S.PENDING,
-        attempts=claim.attempts - 1,
-        next_retry_at=timezone.now() + timedelta(seconds=delay) if delay else None,
-        lease_expires_at=None,
-        last_error_message=message,
-    )
-    if delay:
-        _enqueue_later(claim.mapper.sync_type, claim.record.pk, delay)
-    return "waiting"
-
-
-def _enqueue_later(sync_type: str, pk: int, delay: float) -> None:
-    """Due-now work goes straight back to the queue. Later retries are left to the beat sweep
-    (it claims RETRY_WAIT records once next_retry_at passes): countdown tasks would sit in
-    worker memory, and with acks_late and prefetch 1 they starve the consumer."""
-    if delay > 0:
-        return
-
-    def send():
-        from sync.tasks import push_record
-
-        try:
-            push_record.delay(sync_type, pk, "retry")
-        except Exception:  # noqa: BLE001 - the sweep will find it
-            logger.warning("could not re-enqueue %s %s", sync_type, pk)
-
-    transaction.on_commit(send)
-
-
-# --- prepare and write ------------------------------------------------------------------
-
-
-@dataclass
-class Write:
-    op: str  # create | update | void
-    body: dict
-    rid: str
-
-
-def _auto_push(ctx: SyncContext):
-    def push(dependency):
-        _push_claimed(ctx, MAPPERS[dependency.sync_type], dependency)
-
-    return push
-
-
-def _prepare(ctx: SyncContext, claim: Claim) -> Write:
-    """Raises MappingProblem / DependencyWait; returns what to send."""
-    record, mapper = claim.record, claim.mapper
-    mapper.dependencies(record, ctx, _auto_push(ctx))
-    realm = ctx.connection.realm_id
-    if mapper.sync_type == "invoice" and record.status == Invoice.Status.VOID:
-        body = {"Id": record.qb_id, "SyncToken": record.qb_sync_token or "0"}
-        return Write("void", body, request_id(realm, "invoice", record.pk, claim.version, "void"))
-    body = mapper.body(record, ctx)
-    if record.qb_id:
-        body.update({"Id": record.qb_id, "SyncToken": record.qb_sync_token or "0"})
-        if mapper.sync_type in {"customer", "item"}:
-            body["sparse"] = True
-        op = "update"
+    if moved == len(records):
+        mine = {r.pk for r in records}  # every one: the lease is new, so they are all ours
     else:
-        op = "create"
-    return Write(op, body, request_id(realm, mapper.sync_type, record.pk, claim.version, op))
+        mine = set(
+            mapper.model.objects.filter(
+                pk__in=[r.pk for r in records], sync_status=S.IN_FLIGHT, lease_expires_at=lease
+            ).values_list("pk", flat=True)
+        )
+    return {r.pk: _claimed(mapper, r, lease) for r in records if r.pk in mine}
 
 
-def _lookup(ctx: SyncContext, claim: Claim) -> dict | None:
+# --- plan ----------------------------------------------------------------------------------
+
+
+def plan(ctx: SyncContext, claim: Claim) -> Write | str:
+    """What to send for a claimed record, or the outcome when nothing is to be sent.
+    Raises MappingProblem, DependencyWait or QboError (settle_failure takes them)."""
+    record, mapper = claim.record, claim.mapper
+    skip = mapper.skip_reason(record, ctx)
+    if skip:
+        return settle_skip(claim, skip)
+    if not ctx.usable:
+        return release(claim, "Waiting for QuickBooks to be connected.")
+    if claim.lookup_first:
+        found = lookup(ctx, claim)
+        if found:
+            outcome = link_and_update(ctx, claim, found)
+            record_attempt(claim, None, SyncAttempt.Outcome.LINKED, None, ctx.session, "lookup")
+            return outcome
+    return prepare(ctx, claim)
+
+
+def ensure_needs(ctx: SyncContext, claim: Claim) -> None:
+    """Act on what the mapper says must be in QuickBooks first: push it now when allowed,
+    wait while it is on its way, else the record is a problem naming it."""
+    for need in claim.mapper.dependencies(claim.record, ctx):
+        dependency = need.record
+        if dependency.qb_id:
+            continue
+        if dependency.sync_status in OWED:
+            if not need.push_first:
+                raise DependencyWait(f"{need.label} is still being synced")
+            push_claimed(ctx, MAPPERS[dependency.sync_type], dependency)
+            dependency.refresh_from_db()
+            if dependency.qb_id:
+                continue
+            if dependency.sync_status != S.PROBLEM:
+                raise DependencyWait(f"{need.label} is still being synced")
+        status = dependency.get_sync_status_display().lower()
+        raise MappingProblem(need.reason, f"{need.label} is not in QuickBooks ({status}).")
+
+
+def prepare(ctx: SyncContext, claim: Claim) -> Write:
+    """The write for a claimed record whose dependencies are in QuickBooks."""
+    record, mapper = claim.record, claim.mapper
+    ensure_needs(ctx, claim)
+    mapper.check(record, ctx)
+    if mapper.needs_income_account:
+        ctx.ensure_income_account()
+    if mapper.voidable and mapper.void_requested(record):
+        body = {"Id": record.qb_id, "SyncToken": record.qb_sync_token or "0"}
+        return Write("void", body, _rid(ctx, claim, "void"))
+    body = mapper.body(record, ctx)
+    if not record.qb_id:
+        return Write("create", body, _rid(ctx, claim, "create"))
+    body.update({"Id": record.qb_id, "SyncToken": record.qb_sync_token or "0"})
+    if mapper.sparse_update:
+        body["sparse"] = True
+    return Write("update", body, _rid(ctx, claim, "update"))
+
+
+def _rid(ctx: SyncContext, claim: Claim, op: str) -> str:
+    return request_id(ctx.realm, claim.mapper.sync_type, claim.record.pk, claim.version, op)
+
+
+def lookup(ctx: SyncContext, claim: Claim) -> dict | None:
     """Natural-key look-up: the object a lost or replayed create may already have made."""
     rows = ctx.session.query(claim.mapper.natural_key_query(claim.record))
     matches = [row for row in rows if claim.mapper.matches(claim.record, row)]
     return matches[0] if matches else None
 
 
-def _send(ctx: SyncContext, claim: Claim, write: Write) -> dict:
+def link_and_update(ctx: SyncContext, claim: Claim, found: dict) -> str:
+    """Adopt an existing QuickBooks object, then make it match the current TMS version."""
+    claim.record.qb_id = str(found["Id"])
+    claim.record.qb_sync_token = str(found.get("SyncToken", "0"))
+    write = prepare(ctx, claim)
+    try:
+        obj = send(ctx, claim, write)
+    except QboError as error:
+        if error.kind != "stale":
+            raise
+        # Changed since the look-up (a worker whose lease ran out linked it too, or a QuickBooks
+        # user edited it): re-read once and apply ours on top, as for any stale update.
+        obj = _send_on_fresh_token(ctx, claim, write)
+    return settle_ok(claim, obj, linked=True)
+
+
+def _send_on_fresh_token(ctx: SyncContext, claim: Claim, write: Write) -> dict:
+    current = ctx.session.read(claim.mapper.entity, claim.record.qb_id)
+    token = str(current.get("SyncToken", "0"))
+    claim.record.qb_sync_token = write.body["SyncToken"] = token
+    write.rid = _rid(ctx, claim, f"{write.op}-{token}")
+    return send(ctx, claim, write)
+
+
+# --- send ----------------------------------------------------------------------------------
+
+
+def send(ctx: SyncContext, claim: Claim, write: Write) -> dict:
     session, entity = ctx.session, claim.mapper.entity
     if write.op == "create":
         return session.create(entity, write.body, request_id=write.rid)
@@ -411,322 +312,321 @@ def _send(ctx: SyncContext, claim: Claim, write: Write) -> dict:
     return result[entity]
 
 
+def execute(ctx: SyncContext, claim: Claim) -> str:
+    """plan → send → settle for one claimed record; every failure ends settled with a reason."""
+    try:
+        planned = plan(ctx, claim)
+    except Exception as exc:  # noqa: BLE001 - settle_failure classifies everything
+        return settle_failure(ctx, claim, None, exc)
+    if isinstance(planned, str):
+        return planned
+    return send_and_settle(ctx, claim, planned)
+
+
+def send_and_settle(ctx: SyncContext, claim: Claim, write: Write) -> str:
+    try:
+        obj = send(ctx, claim, write)
+    except Exception as exc:  # noqa: BLE001 - settle_failure classifies everything
+        return settle_failure(ctx, claim, write, exc)
+    record_attempt(claim, write, SyncAttempt.Outcome.OK, None, ctx._session)
+    return settle_ok(claim, obj)
+
+
+# --- settle ----------------------------------------------------------------------------------
+
+
+def settle_ok(claim: Claim, obj: dict, *, linked: bool = False) -> str:
+    fields = dict(
+        qb_id=str(obj["Id"]),
+        qb_sync_token=str(obj.get("SyncToken", "")),
+        synced_version=claim.version,
+        last_synced_at=timezone.now(),
+        lease_expires_at=None,
+        next_retry_at=None,
+        create_uncertain=False,
+        last_error_code="",
+        last_error_message="",
+        problem_reason="",
+        problem_since=None,
+        attempts=0,
+        **claim.mapper.apply(claim.record, obj),
+    )
+    mine = claim.mine()
+    moved = move(
+        mine.filter(version=claim.version), S.SYNCED, how="synced", sources=[S.IN_FLIGHT], **fields
+    )
+    if not moved and move(mine, S.PENDING, how="changed", sources=[S.IN_FLIGHT], **fields):
+        # Changed while in flight: keep what QuickBooks told us, and go again now.
+        enqueue.push_soon(claim.mapper.sync_type, claim.record.pk, 0)
+    claim.mapper.after_settle(claim.record, obj)
+    return "linked" if linked else "synced"
+
+
+def backoff(attempts: int) -> float:
+    base = settings.SYNC_RETRY_BASE_SECONDS * (2 ** max(0, attempts - 1))
+    capped = min(base, settings.SYNC_RETRY_MAX_SECONDS)
+    return capped * random.uniform(0.75, 1.25)  # jitter: workers don't come back in step
+
+
+def settle_retry(claim: Claim, error: QboError, *, counted: bool = True, delay=None) -> str:
+    attempts = claim.attempts if counted else claim.attempts - 1
+    if counted and attempts >= settings.SYNC_MAX_ATTEMPTS:
+        return settle_problem(claim, "too_many_attempts", error)
+    if delay is None:
+        delay = backoff(attempts)
+    move(
+        claim.mine(),
+        S.RETRY_WAIT,
+        how="retry",
+        sources=[S.IN_FLIGHT],
+        attempts=attempts,
+        next_retry_at=timezone.now() + timedelta(seconds=delay),
+        lease_expires_at=None,
+        create_uncertain=claim.lookup_first or error.ambiguous,
+        last_error_code=error.code,
+        last_error_message=error.message[:2000],
+    )
+    enqueue.push_soon(claim.mapper.sync_type, claim.record.pk, delay)
+    return "retry"
+
+
+def settle_problem(claim: Claim, reason: str, error: QboError | None, message: str = "") -> str:
+    text = message or (error.message if error else "")
+    if error and error.detail and error.detail not in text:
+        text = f"{text} — {error.detail}"
+    move(
+        claim.mine(),
+        S.PROBLEM,
+        how="sync",
+        sources=[S.IN_FLIGHT],
+        problem_reason=reason,
+        problem_since=Case(
+            When(problem_since__isnull=True, then=Value(timezone.now())),
+            default=F("problem_since"),
+        ),
+        lease_expires_at=None,
+        next_retry_at=None,
+        create_uncertain=claim.lookup_first or bool(error and error.ambiguous),
+        last_error_code=error.code if error else "",
+        last_error_message=text[:2000],
+    )
+    return "problem"
+
+
+def settle_skip(claim: Claim, message: str) -> str:
+    move(
+        claim.mine(),
+        S.SKIPPED,
+        how="skipped",
+        sources=[S.IN_FLIGHT],
+        lease_expires_at=None,
+        next_retry_at=None,
+        attempts=0,
+        last_error_code="",
+        last_error_message=message,
+    )
+    return "skipped"
+
+
+def release(claim: Claim, message: str, *, delay: float | None = None) -> str:
+    """Give the record back without counting the attempt (waiting on a dependency/connection)."""
+    move(
+        claim.mine(),
+        S.RETRY_WAIT if delay else S.PENDING,
+        how="waiting",
+        sources=[S.IN_FLIGHT],
+        attempts=claim.attempts - 1,
+        next_retry_at=timezone.now() + timedelta(seconds=delay) if delay else None,
+        lease_expires_at=None,
+        last_error_message=message,
+    )
+    if delay:
+        enqueue.push_soon(claim.mapper.sync_type, claim.record.pk, delay)
+    return "waiting"
+
+
+# --- failures: a table of what each kind of QuickBooks failure means ---------------------------
+
+Resolver = Callable[[SyncContext, Claim, Write, QboError], "str | None"]
+
+
+@dataclass(frozen=True)
+class Failure:
+    recoverable: bool  # retried later (RETRY_WAIT) rather than a problem
+    reason: str = ""  # the sync.problems.REASONS key when it becomes a problem
+    counted: bool = True  # a retry spends one of the record's attempts
+    # Tries to fix the failure ourselves first (re-read, link); None when it cannot.
+    resolve: Resolver | None = None
+
+
+def _stale(ctx: SyncContext, claim: Claim, write: Write, error: QboError) -> str | None:
+    """5010: someone changed it in QuickBooks meanwhile; re-read, apply ours once more."""
+    if write.op not in {"update", "void"}:
+        return None
+    try:
+        return settle_ok(claim, _send_on_fresh_token(ctx, claim, write))
+    except QboError as again:
+        return settle_problem(claim, "stale_object", again)
+
+
+def _name_taken(ctx: SyncContext, claim: Claim, write: Write, error: QboError) -> str:
+    """6240: the name exists; link it when the mapper says it is ours, else say whose it is."""
+    found = lookup(ctx, claim)
+    if found and claim.mapper.link_allowed(claim.record, found):
+        return link_and_update(ctx, claim, found)
+    reason, message = claim.mapper.name_taken(claim.record, found)
+    return settle_problem(claim, reason, error, message)
+
+
 _TXN_ID = re.compile(r"TxnId=(\d+)")
 
 
-def _resolve_fault(ctx: SyncContext, claim: Claim, write: Write, error: QboError) -> str:
-    """Permanent-looking faults we can often fix ourselves before calling them problems."""
-    record, mapper, session = claim.record, claim.mapper, ctx.session
-    if error.kind == "stale" and write.op in {"update", "void"}:
-        current = session.read(mapper.entity, record.qb_id)
-        write.body["SyncToken"] = current.get("SyncToken", "0")
-        write.rid = request_id(
-            session.realm,
-            mapper.sync_type,
-            record.pk,
-            claim.version,
-            f"{write.op}-{current['SyncToken']}",
-        )
-        try:
-            return _settle_ok(claim, _send(ctx, claim, write))
-        except QboError as again:
-            return _settle_problem(claim, "stale_object", again)
-    if error.kind == "duplicate_name":
-        found = _lookup(ctx, claim)
-        if mapper.sync_type == "customer":
-            if found and mapper.email_matches(record, found):
-                return _link_and_update(ctx, claim, found)
-            if found:
-                theirs = (found.get("PrimaryEmailAddr") or {}).get("Address", "no email")
-                return _settle_problem(
-                    claim,
-                    "customer_email_mismatch",
-                    error,
-                    f"QuickBooks customer {found['Id']} is named {found.get('DisplayName')!r} "
-                    f"with email {theirs}; ours has {record.billing_email or 'no email'}.",
-                )
-            return _settle_problem(
-                claim,
-                "duplicate_name",
-                error,
-                f"{record.display_name!r} is already used by a vendor or employee in "
-                "QuickBooks (names are shared between them).",
-            )
-        if found:  # an item with our name: the same service, link it
-            return _link_and_update(ctx, claim, found)
-        return _settle_problem(claim, "duplicate_name", error)
-    if error.kind == "duplicate_doc":
-        found = _lookup(ctx, claim)
-        if found and write.op == "create":
-            # Our own earlier create whose answer we never got (requestid replay failed).
-            return _link_and_update(ctx, claim, found)
-        txn = _TXN_ID.search(error.detail or "") or _TXN_ID.search(error.message)
-        existing = f" (QuickBooks invoice Id {txn.group(1)})" if txn else ""
-        return _settle_problem(
-            claim,
-            "duplicate_doc_number",
-            error,
-            f"Document number {getattr(record, 'doc_number', '') or getattr(record, 'number', '')} "
-            f"is already used in QuickBooks{existing}.",
-        )
-    if error.kind == "not_found":
-        if write.op in {"update", "void"}:
-            try:
-                session.read(mapper.entity, record.qb_id)
-            except QboError as missing:
-                if missing.kind in {"not_found", "invalid_reference"}:
-                    return _settle_problem(claim, "deleted_in_quickbooks", error)
-        return _settle_problem(claim, "inactive_reference", error)
-    reasons = {
-        "required": "required_field",
-        "invalid_reference": "invalid_reference",
-        "permission": "permission",
-        "internal": "internal",
-    }
-    reason = reasons.get(error.kind, "validation")
-    if reason == "validation" and "Description" in (error.message + error.detail):
-        reason = "description_too_long"
-    return _settle_problem(claim, reason, error)
+def _doc_number_taken(ctx: SyncContext, claim: Claim, write: Write, error: QboError) -> str:
+    """6140: our own earlier create whose answer we never got (replay failed) is linked;
+    anything else is a problem naming the QuickBooks document."""
+    found = lookup(ctx, claim)
+    if found and write.op == "create":
+        return link_and_update(ctx, claim, found)
+    txn = _TXN_ID.search(error.detail or "") or _TXN_ID.search(error.message)
+    existing = f" (QuickBooks invoice Id {txn.group(1)})" if txn else ""
+    number = claim.mapper.record_type.label(claim.record)
+    message = f"Document number {number} is already used in QuickBooks{existing}."
+    return settle_problem(claim, "duplicate_doc_number", error, message)
 
 
-def _link_and_update(ctx: SyncContext, claim: Claim, found: dict) -> str:
-    """Adopt an existing QuickBooks object, then make it match the current TMS version."""
-    claim.record.qb_id = str(found["Id"])
-    claim.record.qb_sync_token = str(found.get("SyncToken", "0"))
-    write = _prepare(ctx, claim)
+def _missing(ctx: SyncContext, claim: Claim, write: Write, error: QboError) -> str | None:
+    """610 on an update: our own object is gone (deleted), or only something it references."""
+    if write.op not in {"update", "void"}:
+        return None
     try:
-        obj = _send(ctx, claim, write)
-    except QboError as error:
-        if error.kind != "stale":
-            raise
-        # Changed since the look-up (a worker whose lease ran out linked it too, or a QuickBooks
-        # user edited it): re-read once and apply ours on top, as for any stale update.
-        current = ctx.session.read(claim.mapper.entity, claim.record.qb_id)
-        token = str(current.get("SyncToken", "0"))
-        claim.record.qb_sync_token = write.body["SyncToken"] = token
-        write.rid = request_id(
-            ctx.connection.realm_id,
-            claim.mapper.sync_type,
-            claim.record.pk,
-            claim.version,
-            f"{write.op}-{token}",
-        )
-        obj = _send(ctx, claim, write)
-    return _settle_ok(claim, obj, linked=True)
+        ctx.session.read(claim.mapper.entity, claim.record.qb_id)
+    except QboError as missing:
+        if missing.kind in {"not_found", "invalid_reference"}:
+            return settle_problem(claim, "deleted_in_quickbooks", error)
+    return None
 
 
-def _plan(ctx: SyncContext, claim: Claim) -> "Write | str":
-    """What to send for a claimed record, or the outcome when nothing is to be sent."""
-    record, mapper = claim.record, claim.mapper
-    skip = mapper.skip_reason(record, ctx)
-    if skip:
-        return _settle_skip(claim, skip)
-    if not ctx.usable:
-        return _release(claim, "Waiting for QuickBooks to be connected.")
-    if claim.lookup_first:
-        found = _lookup(ctx, claim)
-        if found:
-            outcome = _link_and_update(ctx, claim, found)
-            _record(claim, None, SyncAttempt.Outcome.LINKED, None, ctx.session, "lookup")
-            return outcome
-    return _prepare(ctx, claim)
+def _refused_data(ctx: SyncContext, claim: Claim, write: Write, error: QboError) -> str | None:
+    if "Description" in error.message + error.detail:
+        return settle_problem(claim, "description_too_long", error)
+    return None
 
 
-def _handle(ctx: SyncContext, claim: Claim, write: "Write | None", exc: Exception) -> str:
+FAILURES: dict[str, Failure] = {
+    "throttle": Failure(recoverable=True, counted=False),
+    "transient": Failure(recoverable=True),
+    "auth": Failure(recoverable=True),
+    "stale": Failure(recoverable=False, reason="validation", resolve=_stale),
+    "duplicate_name": Failure(recoverable=False, reason="duplicate_name", resolve=_name_taken),
+    "duplicate_doc": Failure(recoverable=False, reason="validation", resolve=_doc_number_taken),
+    "not_found": Failure(recoverable=False, reason="inactive_reference", resolve=_missing),
+    "required": Failure(recoverable=False, reason="required_field"),
+    "invalid_reference": Failure(recoverable=False, reason="invalid_reference"),
+    "permission": Failure(recoverable=False, reason="permission"),
+    "validation": Failure(recoverable=False, reason="validation", resolve=_refused_data),
+    "internal": Failure(recoverable=False, reason="internal"),
+}
+
+
+def settle_failure(ctx: SyncContext, claim: Claim, write: Write | None, exc: Exception) -> str:
     """Every failure of a claimed record ends here and leaves it in a state with a reason."""
-    session = ctx._session
-    if isinstance(exc, MappingProblem):
-        _record(
-            claim, write, SyncAttempt.Outcome.PROBLEM, QboError("mapping", exc.message), session
-        )
-        return _settle_problem(claim, exc.reason, None, exc.message)
-    if isinstance(exc, DependencyWait):
-        return _release(claim, str(exc), delay=15)
-    if isinstance(exc, NeedsReconnect):
-        _record(claim, write, SyncAttempt.Outcome.WAITING, QboError("reconnect", str(exc)), session)
-        return _release(claim, "Waiting: QuickBooks needs reconnecting.")
-    if isinstance(exc, QboError):
-        if exc.kind == "throttle":
-            if exc.code != "budget":  # our own limiter sent nothing: no attempt to record
-                _record(claim, write, SyncAttempt.Outcome.RETRY, exc, session)
-            delay = exc.retry_after or settings.QBO_THROTTLE_BACKOFF_SECONDS
-            return _settle_retry(claim, exc, counted=False, delay=delay)
-        if exc.kind in {"transient", "auth"}:
-            if write is not None and write.op == "create" and exc.ambiguous:
-                claim.lookup_first = True
-            _record(claim, write, SyncAttempt.Outcome.RETRY, exc, session)
-            return _settle_retry(claim, exc)
-        _record(claim, write, SyncAttempt.Outcome.PROBLEM, exc, session)
-        if write is None:
-            return _settle_problem(claim, "internal", exc)
-        try:
-            return _resolve_fault(ctx, claim, write, exc)
-        except Exception as second:  # noqa: BLE001 - the fix-up itself failed: classify that
-            if isinstance(second, QboError) and second.kind in {"transient", "throttle", "auth"}:
-                throttled = second.kind == "throttle"
-                return _settle_retry(
-                    claim,
-                    second,
-                    counted=not throttled,
-                    delay=(second.retry_after or settings.QBO_THROTTLE_BACKOFF_SECONDS)
-                    if throttled
-                    else None,
-                )
-            return _handle(ctx, claim, None, second)
+    for kind, handler in _BY_EXCEPTION:
+        if isinstance(exc, kind):
+            return handler(ctx, claim, write, exc)
     logger.exception(
         "unexpected failure pushing %s %s", claim.mapper.sync_type, claim.record.pk, exc_info=exc
     )
     error = QboError("internal", f"{exc.__class__.__name__}: {exc}")
-    _record(claim, write, SyncAttempt.Outcome.PROBLEM, error, session)
-    return _settle_problem(claim, "internal", error)
+    record_attempt(claim, write, SyncAttempt.Outcome.PROBLEM, error, ctx._session)
+    return settle_problem(claim, "internal", error)
 
 
-def _send_and_settle(ctx: SyncContext, claim: Claim, write: Write) -> str:
+def _mapping_problem(ctx, claim, write, exc: MappingProblem) -> str:
+    error = QboError("mapping", exc.message)
+    record_attempt(claim, write, SyncAttempt.Outcome.PROBLEM, error, ctx._session)
+    return settle_problem(claim, exc.reason, None, exc.message)
+
+
+def _dependency_wait(ctx, claim, write, exc: DependencyWait) -> str:
+    return release(claim, str(exc), delay=15)
+
+
+def _not_connected(ctx, claim, write, exc: NeedsReconnect) -> str:
+    error = QboError("reconnect", str(exc))
+    record_attempt(claim, write, SyncAttempt.Outcome.WAITING, error, ctx._session)
+    return release(claim, "Waiting: QuickBooks needs reconnecting.")
+
+
+def _quickbooks_failure(ctx, claim, write, error: QboError) -> str:
+    failure = FAILURES.get(error.kind, FAILURES["validation"])
+    if failure.recoverable:
+        return _retry(ctx, claim, write, error, failure)
+    record_attempt(claim, write, SyncAttempt.Outcome.PROBLEM, error, ctx._session)
+    if write is None:
+        return settle_problem(claim, "internal", error)
     try:
-        obj = _send(ctx, claim, write)
-    except Exception as exc:  # noqa: BLE001 - _handle classifies everything
-        return _handle(ctx, claim, write, exc)
-    _record(claim, write, SyncAttempt.Outcome.OK, None, ctx._session)
-    return _settle_ok(claim, obj)
+        outcome = failure.resolve(ctx, claim, write, error) if failure.resolve else None
+    except Exception as second:  # noqa: BLE001 - the fix-up itself failed: classify that
+        return _fix_up_failed(ctx, claim, second)
+    return outcome or settle_problem(claim, failure.reason, error)
 
 
-def _execute(ctx: SyncContext, claim: Claim) -> str:
-    try:
-        plan = _plan(ctx, claim)
-    except Exception as exc:  # noqa: BLE001 - _handle classifies everything
-        return _handle(ctx, claim, None, exc)
-    if isinstance(plan, str):
-        return plan
-    return _send_and_settle(ctx, claim, plan)
+def _retry(ctx, claim, write, error: QboError, failure: Failure) -> str:
+    if error.kind == "throttle":
+        delay = error.retry_after or settings.QBO_THROTTLE_BACKOFF_SECONDS
+        if error.code != "budget":  # our own limiter sent nothing: no attempt to record
+            record_attempt(claim, write, SyncAttempt.Outcome.RETRY, error, ctx._session)
+        return settle_retry(claim, error, counted=False, delay=delay)
+    if write is not None and write.op == "create" and error.ambiguous:
+        claim.lookup_first = True
+    record_attempt(claim, write, SyncAttempt.Outcome.RETRY, error, ctx._session)
+    return settle_retry(claim, error, counted=failure.counted)
 
 
-def _attempt_fields(claim, operation, rid, outcome, error, session, payload=None):
-    return {
-        "record_type": claim.mapper.sync_type,
-        "record_id": claim.record.pk,
-        "record_version": claim.version,
-        "operation": operation,
-        "request_id": rid,
-        "outcome": outcome,
-        "http_status": (error.http_status if error else None)
-        or (session.last_status if session else None),
-        "fault_code": error.code if error else "",
-        "message": (error.message + (f" — {error.detail}" if error.detail else ""))[:2000]
-        if error
-        else "",
-        "duration_ms": session.last_duration_ms if session else 0,
-        "payload": payload or {},
-    }
+def _fix_up_failed(ctx, claim, second: Exception) -> str:
+    if (
+        isinstance(second, QboError)
+        and FAILURES.get(second.kind, FAILURES["validation"]).recoverable
+    ):
+        throttled = second.kind == "throttle"
+        delay = (second.retry_after or settings.QBO_THROTTLE_BACKOFF_SECONDS) if throttled else None
+        return settle_retry(claim, second, counted=not throttled, delay=delay)
+    return settle_failure(ctx, claim, None, second)
 
 
-def _attempt(claim, write, outcome, error, session, operation=None) -> SyncAttempt:
+_BY_EXCEPTION: list[tuple[type[Exception], Callable[..., str]]] = [
+    (MappingProblem, _mapping_problem),
+    (DependencyWait, _dependency_wait),
+    (NeedsReconnect, _not_connected),
+    (QboError, _quickbooks_failure),
+]
+
+
+# --- attempts (the audit of every call) ------------------------------------------------------
+
+
+def attempt_row(claim, write, outcome, error, session, operation=None) -> SyncAttempt:
+    message = ""
+    if error:
+        message = (error.message + (f" — {error.detail}" if error.detail else ""))[:2000]
     return SyncAttempt(
-        **_attempt_fields(
-            claim,
-            operation or (write.op if write else "prepare"),
-            write.rid if write else "",
-            outcome,
-            error,
-            session,
-            write.body if write else None,
-        )
+        record_type=claim.mapper.sync_type,
+        record_id=claim.record.pk,
+        record_version=claim.version,
+        operation=operation or (write.op if write else "prepare"),
+        request_id=write.rid if write else "",
+        outcome=outcome,
+        http_status=(error.http_status if error else None)
+        or (session.last_status if session else None),
+        fault_code=error.code if error else "",
+        message=message,
+        duration_ms=session.last_duration_ms if session else 0,
+        payload=write.body if write else {},
     )
 
 
-def _record(claim, write, outcome, error, session, operation=None):
-    _attempt(claim, write, outcome, error, session, operation).save()
-
-
-def _push_claimed(ctx: SyncContext, mapper: Mapper, record) -> str:
-    claim = _claim(mapper, record)
-    if claim is None:
-        return "not-claimed"
-    return _execute(ctx, claim)
-
-
-# --- public services ---------------------------------------------------------------------
-
-
-def _type_allowed(ctx: SyncContext, mapper: Mapper) -> bool:
-    return ctx.settings.type_enabled(mapper.sync_type)
-
-
-def skip_disabled(*, sync_type: str, pks) -> int:
-    model = MAPPERS[sync_type].model
-    return model.objects.filter(pk__in=pks, sync_status__in=CLAIMABLE).update(
-        sync_status=S.SKIPPED,
-        next_retry_at=None,
-        last_error_message="Sync of this record type is switched off in Finance settings.",
-    )
-
-
-def push_record(*, sync_type: str, pk: int, trigger: str = "sweep") -> str:
-    """Push one record now (push on change, re-sync, a due retry)."""
-    mapper = MAPPERS[sync_type]
-    record = load_records(sync_type, [pk]).first()
-    if record is None:
-        return "missing"
-    ctx = SyncContext.for_company(record.company_id)
-    if trigger == "change" and not ctx.settings.push_on_change:
-        return "scheduled"
-    if not _type_allowed(ctx, mapper):
-        skip_disabled(sync_type=sync_type, pks=[pk])
-        return "skipped"
-    if not ctx.usable:
-        return "waiting"
-    return _push_claimed(ctx, mapper, record)
-
-
-def push_batch(*, sync_type: str, pks: list[int]) -> dict[str, int]:
-    """Push many records of one type: lookups and dependencies singly, writes in batches of 30."""
-    from sync.services.batch import push_many
-
-    return push_many(sync_type=sync_type, pks=pks)
-
-
-def push_all_now(*, sync_type: str | None = None, progress=None) -> dict[str, int]:
-    """Push everything due, in this process (management command `sync_now`)."""
-    totals: dict[str, int] = {}
-    reclaim_expired_leases()
-    types = [sync_type] if sync_type else SYNC_ORDER
-    for name in types:
-        mapper = MAPPERS[name]
-        pks = list(due_queryset(mapper.model).order_by("pk").values_list("pk", flat=True))
-        for start in range(0, len(pks), settings.SYNC_BATCH_SIZE):
-            chunk = pks[start : start + settings.SYNC_BATCH_SIZE]
-            for outcome, count in push_batch(sync_type=name, pks=chunk).items():
-                totals[outcome] = totals.get(outcome, 0) + count
-            if progress:
-                progress(name, min(start + len(chunk), len(pks)), len(pks))
-    return totals
-
-
-def due_queryset(model, *, now=None):
-    now = now or timezone.now()
-    return model.objects.filter(
-        Q(sync_status=S.PENDING, next_retry_at__isnull=True)
-        | Q(sync_status=S.PENDING, next_retry_at__lte=now)
-        | Q(sync_status=S.RETRY_WAIT, next_retry_at__lte=now)
-    )
-
-
-def reclaim_expired_leases() -> int:
-    """A worker died mid-push: its records go back to PENDING, marked for a look-up first."""
-    now = timezone.now()
-    total = 0
-    for mapper in MAPPERS.values():
-        total += mapper.model.objects.filter(
-            sync_status=S.IN_FLIGHT, lease_expires_at__lt=now
-        ).update(
-            sync_status=S.PENDING,
-            lease_expires_at=None,
-            next_retry_at=None,
-            create_uncertain=Case(When(qb_id="", then=Value(True)), default=F("create_uncertain")),
-            last_error_message="The worker stopped mid-push; checked and retried.",
-        )
-    if total:
-        logger.warning("returned %s expired in-flight records to pending", total)
-    return total
+def record_attempt(claim, write, outcome, error, session, operation=None) -> None:
+    attempt_row(claim, write, outcome, error, session, operation).save()
 
 
 def classify_fault(fault: dict) -> QboError:
@@ -743,13 +643,67 @@ def classify_fault(fault: dict) -> QboError:
     return classify(exc, status, None, write=True)
 
 
-__all__ = [
-    "SyncContext",
-    "push_record",
-    "push_batch",
-    "push_all_now",
-    "reclaim_expired_leases",
-    "due_queryset",
-    "request_id",
-    "quote",
-]
+# --- services ------------------------------------------------------------------------------
+
+
+def push_claimed(ctx: SyncContext, mapper: Mapper, record) -> str:
+    claimed = claim(mapper, record)
+    if claimed is None:
+        return "not-claimed"
+    return execute(ctx, claimed)
+
+
+def skip_disabled(*, sync_type: str, pks) -> int:
+    return move(
+        MAPPERS[sync_type].model.objects.filter(pk__in=pks),
+        S.SKIPPED,
+        how="type_off",
+        sources=CLAIMABLE,
+        next_retry_at=None,
+        last_error_message="Sync of this record type is switched off in Finance settings.",
+    )
+
+
+def push_record(*, sync_type: str, pk: int, trigger: str = "sweep") -> str:
+    """Push one record now (push on change, re-sync, a due retry)."""
+    mapper = MAPPERS[sync_type]
+    record = mapper.load([pk]).first()
+    if record is None:
+        return "missing"
+    ctx = SyncContext.for_company(record.company_id)
+    if trigger == "change" and not ctx.settings.push_on_change:
+        return "scheduled"
+    if not ctx.type_allowed(mapper):
+        skip_disabled(sync_type=sync_type, pks=[pk])
+        return "skipped"
+    if not ctx.usable:
+        return "waiting"
+    return push_claimed(ctx, mapper, record)
+
+
+def due_queryset(model, *, now=None) -> QuerySet:
+    now = now or timezone.now()
+    return model.objects.filter(
+        Q(sync_status=S.PENDING, next_retry_at__isnull=True)
+        | Q(sync_status=S.PENDING, next_retry_at__lte=now)
+        | Q(sync_status=S.RETRY_WAIT, next_retry_at__lte=now)
+    )
+
+
+def reclaim_expired_leases() -> int:
+    """A worker died mid-push: its records go back to PENDING, marked for a look-up first."""
+    total = 0
+    for mapper in MAPPERS.values():
+        total += move(
+            mapper.model.objects.filter(lease_expires_at__lt=timezone.now()),
+            S.PENDING,
+            how="lease_expired",
+            sources=[S.IN_FLIGHT],
+            lease_expires_at=None,
+            next_retry_at=None,
+            create_uncertain=Case(When(qb_id="", then=Value(True)), default=F("create_uncertain")),
+            last_error_message="The worker stopped mid-push; checked and retried.",
+        )
+    if total:
+        logger.warning("returned %s expired in-flight records to pending", total)
+    return total

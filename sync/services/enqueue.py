@@ -1,15 +1,97 @@
-"""Push on change: called after commit with the records finance marked as owed."""
+"""Every hand-off to a Celery worker, in one place: after commit, and never fatal.
+
+A task that cannot be enqueued (broker down) loses nothing: the records it was for stay owed
+in the database and the beat sweep dispatches them; stored webhook events are processed by
+the beat job; a bulk job can be started again. So enqueueing logs and moves on — except in
+DEBUG for a push on change, where a developer wants to see the broker is down.
+
+There are no countdown tasks: later retries come back through the beat sweep (it claims
+RETRY_WAIT records once next_retry_at passes). Countdown tasks would sit in worker memory and,
+with acks_late and a small prefetch, starve the consumer (measured, sync/tasks.py).
+"""
+
+from __future__ import annotations
 
 import logging
 
 from django.conf import settings
+from django.db import transaction
+
+from sync.services.locks import get_redis
 
 logger = logging.getLogger(__name__)
 
 
+def _send(task_name: str, *args, what: str) -> bool:
+    from sync import tasks
+
+    try:
+        getattr(tasks, task_name).delay(*args)
+    except Exception:  # noqa: BLE001 - see the module docstring
+        logger.warning("could not enqueue %s; it is picked up later", what)
+        return False
+    return True
+
+
+def after_commit(task_name: str, *args, what: str) -> None:
+    """Enqueue once the current transaction commits (at once when none is open): a worker
+    must never look for a row that is not committed yet."""
+    transaction.on_commit(lambda: _send(task_name, *args, what=what))
+
+
+def push_soon(sync_type: str, pk: int, delay: float) -> None:
+    """A record the engine just gave back: due now → straight to the queue; due later → the
+    beat sweep brings it back when next_retry_at passes."""
+    if delay <= 0:
+        after_commit("push_record", sync_type, pk, "retry", what=f"{sync_type} {pk}")
+
+
+def push_now(sync_type: str, pk: int) -> None:
+    """A person asked for it (re-sync)."""
+    after_commit("push_record", sync_type, pk, what=f"{sync_type} {pk}")
+
+
+def push_dispatched(sync_type: str, pks: list[int]) -> None:
+    """The sweep's batches (one record → a single push, more → a batch push)."""
+    if len(pks) == 1:
+        _send("push_record", sync_type, pks[0], what=f"{sync_type} {pks[0]}")
+    else:
+        _send("push_batch", sync_type, pks, what=f"{len(pks)} {sync_type} records")
+
+
+def sweep_soon() -> None:
+    """Dependencies just landed: records waiting for them can go now, not next minute (at most
+    one such extra sweep every 2 s across workers)."""
+    client = get_redis()
+    if client is not None and not client.set("portpro-qb:sweep-soon", "1", nx=True, ex=2):
+        return
+    _send("sweep_due", what="an extra sweep")
+
+
+def sweep_now() -> None:
+    _send("sweep_due", what="a sweep")
+
+
+def webhook_events(pks: list[int]) -> None:
+    for pk in pks:
+        after_commit("process_webhook_event", pk, what=f"webhook event {pk}")
+
+
+def bulk_job(job_id: int) -> None:
+    """A person is watching its progress bar: without a broker it runs here rather than never."""
+
+    def send():
+        if not _send("run_bulk_job", job_id, what=f"bulk job {job_id}"):
+            from sync.services.actions import bulk_run
+
+            bulk_run(job_id=job_id)
+
+    transaction.on_commit(send)
+
+
 def on_records_changed(sender, *, records, **kwargs) -> None:
+    """Push on change: finance announced, after commit, the records it marked as owed."""
     from sync.models import QuickBooksConnection
-    from sync.tasks import push_record
 
     # Not connected: nothing to push now; the sweep picks everything up after connecting.
     if not QuickBooksConnection.objects.filter(
@@ -17,9 +99,6 @@ def on_records_changed(sender, *, records, **kwargs) -> None:
     ).exists():
         return
     for sync_type, pk in records:
-        try:
-            push_record.delay(sync_type, pk, "change")
-        except Exception:  # noqa: BLE001 - the beat sweep picks the record up; never lose the save
-            logger.warning("could not enqueue %s %s; the sweep will push it", sync_type, pk)
+        if not _send("push_record", sync_type, pk, "change", what=f"{sync_type} {pk}"):
             if settings.DEBUG:
-                raise
+                raise RuntimeError(f"could not enqueue {sync_type} {pk}: is the broker up?")

@@ -4,9 +4,10 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from finance.models import ChargeCode, ManualAction
-from finance.syncstate import SyncStatus
+from finance.syncstate import SyncStatus, move, transition
 from finance.validators import validate_qb_id
-from sync.services.engine import SyncContext, push_batch
+from sync.services.batch import push_batch
+from sync.services.engine import SyncContext
 from sync.services.verify import qb_object_exists
 
 
@@ -35,25 +36,25 @@ def item_map(*, charge_code: ChargeCode, item_id: str, user) -> ChargeCode:
             raise ValidationError(message)
     with transaction.atomic():
         code = ChargeCode.objects.select_for_update().get(pk=charge_code.pk)
-        before = {"qb_id": code.qb_id, "sync_status": code.sync_status}
         if item_id:
             _refuse_taken(code, item_id)  # again, under the lock
-            code.qb_id, code.qb_sync_token = item_id, ""
-            code.sync_status, code.synced_version = SyncStatus.SYNCED, code.version
+            target, fields = SyncStatus.SYNCED, {"synced_version": code.version}
         else:
-            code.qb_id, code.qb_sync_token, code.sync_status = "", "", SyncStatus.SKIPPED
-        code.problem_reason = ""
-        code.save()
-        ManualAction.objects.create(
-            kind=ManualAction.Kind.LINK,
-            record_type="item",
-            record_id=code.pk,
+            if not code.qb_id and code.sync_status == SyncStatus.SKIPPED:
+                return code  # not mapped: nothing to undo
+            target, fields = SyncStatus.SKIPPED, {}
+        return transition(
+            code,
+            target,
+            how="mapped",
             user=user,
-            before=before,
-            after={"qb_id": code.qb_id, "sync_status": code.sync_status},
+            audit=ManualAction.Kind.LINK,
             note=f"Charge code {code.code} mapped to item {item_id or '(none)'}",
+            qb_id=item_id,
+            qb_sync_token="",
+            problem_reason="",
+            **fields,
         )
-    return code
 
 
 def _refuse_taken(code: ChargeCode, item_id: str) -> None:
@@ -68,13 +69,18 @@ def _refuse_taken(code: ChargeCode, item_id: str) -> None:
 
 def items_create_missing(*, company, user) -> dict[str, int]:
     """Create a QuickBooks service item for every unmapped charge code (linking same names)."""
-    unmapped = ChargeCode.objects.filter(company=company, qb_id="", is_active=True)
-    pks = list(unmapped.values_list("pk", flat=True))
-    unmapped.update(sync_status=SyncStatus.PENDING, next_retry_at=None, attempts=0)
     ManualAction.objects.create(
         kind=ManualAction.Kind.LINK,
         record_type="item",
         user=user,
-        note=f"Create missing items for {len(pks)} charge codes",
+        note="Create missing items for the unmapped charge codes",
     )
+    return items_send(codes=ChargeCode.objects.filter(company=company, is_active=True))
+
+
+def items_send(*, codes) -> dict[str, int]:
+    """Send these charge codes (those without an item yet) to QuickBooks as items, now."""
+    unmapped = codes.filter(qb_id="")
+    pks = list(unmapped.values_list("pk", flat=True))
+    move(unmapped, SyncStatus.PENDING, how="send_items", next_retry_at=None, attempts=0)
     return push_batch(sync_type="item", pks=pks) if pks else {}

@@ -14,28 +14,19 @@ import random
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from finance.models import Customer, Invoice, Payment, PaymentApplication
-from finance.services import (
-    invoice_open_balance,
-    invoice_record_quickbooks_balance,
-    invoice_refresh_paid_status,
-    payment_create,
-)
-from finance.syncstate import SyncStatus
-from finance.validators import printable
-from sync.models import ProblemEvent, QuickBooksConnection, WebhookEvent
+from sync.mappers import MAPPERS, PULLED
+from sync.models import QuickBooksConnection, WebhookEvent
+from sync.services import enqueue
 from sync.services.client import NeedsReconnect, QboError, session_for
 
 logger = logging.getLogger(__name__)
 MAX_WEBHOOK_BYTES = 1_000_000  # Intuit: about 1 MB per CloudEvents request
-PULLED_ENTITIES = {"Invoice", "Payment", "Customer"}
 
 
 class BadWebhook(ValueError):
@@ -108,52 +99,56 @@ def _parse_webhook(body: bytes) -> list[ChangeEvent]:
         raise BadWebhook("body is not JSON") from exc
     except RecursionError as exc:
         raise BadWebhook("body is nested too deeply") from exc
-    events: list[ChangeEvent] = []
     if isinstance(data, dict) and "specversion" in data:
         data = [data]
     if isinstance(data, list):
-        for item in data:
-            if not isinstance(item, dict) or "type" not in item:
-                raise BadWebhook("CloudEvent without a type")
-            parts = str(item["type"]).split(".")  # qbo.payment.created.v1
-            if len(parts) < 3:
-                raise BadWebhook(f"unknown event type {item['type']!r}")
-            verb = parts[2].lower()
-            operation = {"created": "create", "updated": "update", "deleted": "delete",
-                         "voided": "void", "merged": "merge"}.get(verb, verb)  # fmt: skip
-            events.append(
-                ChangeEvent(
-                    key=_cloud_event_key(item),
-                    realm_id=str(item.get("intuitaccountid", "")),
-                    entity=parts[1].capitalize() if parts[1] != "creditmemo" else "CreditMemo",
-                    entity_id=str(item.get("intuitentityid", "")),
-                    operation=operation,
-                    occurred_at=str(item.get("time", "")),
-                )
-            )
-        return events
+        return [_cloud_event(item) for item in data]
     if isinstance(data, dict) and isinstance(data.get("eventNotifications"), list):
-        for notification in data["eventNotifications"]:
-            realm = str(notification.get("realmId", ""))
-            entities = (notification.get("dataChangeEvent") or {}).get("entities") or []
-            for entity in entities:
-                operation = str(entity.get("operation", "")).lower()
-                key = ":".join(
-                    ["legacy", realm, str(entity.get("name")), str(entity.get("id")), operation,
-                     str(entity.get("lastUpdated", ""))]
-                )  # fmt: skip
-                events.append(
-                    ChangeEvent(
-                        key=key[:200],
-                        realm_id=realm,
-                        entity=str(entity.get("name", "")),
-                        entity_id=str(entity.get("id", "")),
-                        operation=operation,
-                        occurred_at=str(entity.get("lastUpdated", "")),
-                    )
-                )
-        return events
+        return [
+            _legacy_event(str(notification.get("realmId", "")), entity)
+            for notification in data["eventNotifications"]
+            for entity in (notification.get("dataChangeEvent") or {}).get("entities") or []
+        ]
     raise BadWebhook("neither CloudEvents nor eventNotifications")
+
+
+_VERBS = {"created": "create", "updated": "update", "deleted": "delete", "voided": "void",
+          "merged": "merge"}  # fmt: skip
+# "creditmemo" in an event type is QuickBooks' "CreditMemo".
+_ENTITY_NAMES = {mapper.entity.lower(): mapper.entity for mapper in MAPPERS.values()}
+
+
+def _cloud_event(item) -> ChangeEvent:
+    if not isinstance(item, dict) or "type" not in item:
+        raise BadWebhook("CloudEvent without a type")
+    parts = str(item["type"]).split(".")  # qbo.payment.created.v1
+    if len(parts) < 3:
+        raise BadWebhook(f"unknown event type {item['type']!r}")
+    verb = parts[2].lower()
+    return ChangeEvent(
+        key=_cloud_event_key(item),
+        realm_id=str(item.get("intuitaccountid", "")),
+        entity=_ENTITY_NAMES.get(parts[1].lower(), parts[1].capitalize()),
+        entity_id=str(item.get("intuitentityid", "")),
+        operation=_VERBS.get(verb, verb),
+        occurred_at=str(item.get("time", "")),
+    )
+
+
+def _legacy_event(realm: str, entity: dict) -> ChangeEvent:
+    operation = str(entity.get("operation", "")).lower()
+    key = ":".join(
+        ["legacy", realm, str(entity.get("name")), str(entity.get("id")), operation,
+         str(entity.get("lastUpdated", ""))]
+    )  # fmt: skip
+    return ChangeEvent(
+        key=key[:200],
+        realm_id=realm,
+        entity=str(entity.get("name", "")),
+        entity_id=str(entity.get("id", "")),
+        operation=operation,
+        occurred_at=str(entity.get("lastUpdated", "")),
+    )
 
 
 def webhook_receive(*, body: bytes, signature: str) -> list[int]:
@@ -179,16 +174,7 @@ def webhook_receive(*, body: bytes, signature: str) -> list[int]:
         except IntegrityError:
             WebhookEvent.objects.filter(event_key=event.key).update(deliveries=F("deliveries") + 1)
 
-    def enqueue():
-        from sync.tasks import process_webhook_event
-
-        for pk in new_ids:
-            try:
-                process_webhook_event.delay(pk)
-            except Exception:  # noqa: BLE001 - the beat job processes stored events
-                logger.warning("could not enqueue webhook event %s", pk)
-
-    transaction.on_commit(enqueue)
+    enqueue.webhook_events(new_ids)
     return new_ids
 
 
@@ -230,7 +216,7 @@ def webhook_event_process(*, event_id: int) -> str:
     if event is None:
         return "done"
     connection = QuickBooksConnection.objects.filter(realm_id=event.realm_id).first()
-    if connection is None or event.entity_name not in PULLED_ENTITIES:
+    if connection is None or event.entity_name not in PULLED:
         return _event_done(event, WebhookEvent.Outcome.IGNORED, "not for us")
     if _needs_no_read(connection, event):
         return _event_done(event, WebhookEvent.Outcome.SKIPPED)
@@ -258,13 +244,16 @@ def webhook_event_process(*, event_id: int) -> str:
 
 
 def _needs_no_read(connection, event) -> bool:
-    """Echoes of our own creates, and new customers/invoices made in QuickBooks (we import
-    neither), need no API read: reads share the realm's request budget with pushes."""
+    """Echoes of our own creates, and new objects of types we never import from QuickBooks,
+    need no API read: reads are metered and share the realm's budget with pushes."""
     if event.operation != "create":
         return False
-    if event.entity_name in {"Customer", "Invoice"}:
+    mapper = PULLED[event.entity_name]
+    if not mapper.pull_creates:
         return True
-    return Payment.objects.filter(company_id=connection.company_id, qb_id=event.entity_id).exists()
+    return mapper.model.objects.filter(
+        company_id=connection.company_id, qb_id=event.entity_id
+    ).exists()
 
 
 def webhook_events_process_pending(*, limit: int = 200) -> int:
@@ -283,165 +272,12 @@ def webhook_events_process_pending(*, limit: int = 200) -> int:
 # --- applying what changed --------------------------------------------------------------
 
 
-def _deleted(obj: dict) -> bool:
-    return obj.get("status") == "Deleted"
-
-
-def _voided(obj: dict) -> bool:
-    return obj.get("PrivateNote") == "Voided" and Decimal(str(obj.get("TotalAmt") or 0)) == 0
-
-
-def _flag(record, reason: str, message: str) -> None:
-    model = type(record)
-    updated = (
-        model.objects.filter(pk=record.pk)
-        .exclude(sync_status__in=[SyncStatus.PROBLEM, SyncStatus.CLEARED])
-        .update(
-            sync_status=SyncStatus.PROBLEM,
-            problem_reason=reason,
-            problem_since=timezone.now(),
-            last_error_code="",
-            last_error_message=message,
-        )
-    )
-    if updated:
-        ProblemEvent.objects.create(
-            record_type=record.sync_type, record_id=record.pk, kind="opened", reason=reason
-        )
-
-
 def apply_change(*, connection, entity: str, obj: dict, session=None) -> str:
-    company_id = connection.company_id
-    qb_id = str(obj.get("Id", ""))
-    if entity == "Invoice":
-        invoice = Invoice.objects.filter(company_id=company_id, qb_id=qb_id).first()
-        if invoice is None:
-            return "unknown"
-        if _deleted(obj):
-            _flag(invoice, "deleted_in_quickbooks", f"Invoice {qb_id} was deleted in QuickBooks.")
-            return "flagged"
-        if _voided(obj) and invoice.status != Invoice.Status.VOID:
-            _flag(invoice, "voided_in_quickbooks", f"Invoice {qb_id} was voided in QuickBooks.")
-            return "flagged"
-        balance = obj.get("Balance")
-        if balance not in (None, "") and invoice_record_quickbooks_balance(
-            invoice=invoice, balance=balance, sync_token=obj.get("SyncToken", "")
-        ):
-            invoice_refresh_paid_status(invoice=invoice)
-        return "updated"
-    if entity == "Customer":
-        customer = Customer.objects.filter(company_id=company_id, qb_id=qb_id).first()
-        if customer is None:
-            return "unknown"
-        if _deleted(obj) or obj.get("Active") is False:
-            _flag(
-                customer,
-                "deleted_in_quickbooks",
-                f"Customer {customer.display_name} was deleted or made inactive in QuickBooks.",
-            )
-            return "flagged"
-        return "seen"
-    if entity == "Payment":
-        return _apply_payment(company_id=company_id, obj=obj, session=session)
-    return "ignored"
-
-
-def _linked_invoices(obj: dict) -> list[tuple[str, Decimal]]:
-    """(invoice Id, amount) for each payment line applied to an invoice."""
-    return [
-        (str(txn.get("TxnId")), Decimal(str(line.get("Amount") or 0)))
-        for line in obj.get("Line") or []
-        for txn in line.get("LinkedTxn") or []
-        if txn.get("TxnType") == "Invoice"
-    ]
-
-
-def _record_quickbooks_payment(*, company_id, qb_id: str, obj: dict, linked) -> bool:
-    """Record a payment received in QuickBooks, once however often and however concurrently it
-    is delivered (webhooks repeat, CDC windows overlap): its invoices are locked, then we look
-    whether it is already recorded; the unique (company, qb_id) constraint backs that up."""
-    try:
-        with transaction.atomic():
-            invoices = {
-                invoice.qb_id: invoice
-                for invoice in Invoice.objects.select_for_update()
-                .filter(company_id=company_id, qb_id__in=[txn_id for txn_id, _ in linked])
-                .select_related("customer", "company")
-                .order_by("pk")  # one lock order: concurrent payments never deadlock
-            }
-            if not invoices:
-                return False
-            if Payment.objects.filter(company_id=company_id, qb_id=qb_id).exists():
-                return False
-            first = next(iter(invoices.values()))
-            applications = []
-            for txn_id, amount in linked:
-                invoice = invoices.get(txn_id)
-                if invoice is None or invoice.customer_id != first.customer_id or amount <= 0:
-                    continue
-                open_balance = invoice_open_balance(invoice)
-                if open_balance > 0:
-                    applications.append((invoice, min(amount, open_balance)))
-            if not applications:
-                return False
-            payment_create(
-                company=first.company,
-                customer=first.customer,
-                amount=sum((a for _, a in applications), Decimal("0")),
-                payment_date=(obj.get("TxnDate") or str(timezone.now().date()))[:10],
-                applications=applications,
-                reference_number=printable(str(obj.get("PaymentRefNum") or ""))[:40],
-                origin=Payment.Origin.QUICKBOOKS,
-                sync_status=SyncStatus.SYNCED,
-                qb_id=qb_id,
-            )
-            return True
-    except IntegrityError:
-        return False  # recorded by a concurrent delivery a moment earlier
-
-
-def _forget_quickbooks_payment(existing: Payment, qb_id: str) -> None:
-    """Removed (deleted or voided) in QuickBooks: take its money off our invoices, or flag a
-    TMS payment that someone removed there."""
-    if existing.origin != Payment.Origin.QUICKBOOKS:
-        _flag(existing, "deleted_in_quickbooks", f"Payment {qb_id} was removed in QuickBooks.")
-        return
-    touched = list(existing.applications.values_list("invoice_id", flat=True))
-    PaymentApplication.objects.filter(payment=existing).delete()
-    for invoice in Invoice.objects.filter(pk__in=touched):
-        invoice_refresh_paid_status(invoice=invoice)
-
-
-def _refresh_balances(*, company_id, linked, session) -> None:
-    """QuickBooks' own balance is the truth for "paid": read it for every invoice touched."""
-    if session is None:
-        return
-    for invoice in Invoice.objects.filter(
-        company_id=company_id, qb_id__in=[txn_id for txn_id, _ in linked]
-    ).select_related("company__quickbooks_connection"):
-        try:
-            apply_change(
-                connection=invoice.company.quickbooks_connection,
-                entity="Invoice",
-                obj=session.read("Invoice", invoice.qb_id),
-            )
-        except QboError:
-            logger.info("could not refresh invoice %s balance", invoice.qb_id)
-
-
-def _apply_payment(*, company_id, obj: dict, session) -> str:
-    qb_id = str(obj.get("Id", ""))
-    linked = _linked_invoices(obj)
-    removed = _deleted(obj) or _voided(obj)
-    ours = str(obj.get("PrivateNote") or "").startswith("TMS payment ")
-    if removed:
-        existing = Payment.objects.filter(company_id=company_id, qb_id=qb_id).first()
-        if existing is not None:
-            _forget_quickbooks_payment(existing, qb_id)
-    elif not ours and linked:
-        _record_quickbooks_payment(company_id=company_id, qb_id=qb_id, obj=obj, linked=linked)
-    _refresh_balances(company_id=company_id, linked=linked, session=session)
-    return "payment"
+    """Hand a changed QuickBooks object to its type's pull hook (sync/services/pull_apply.py)."""
+    mapper = PULLED.get(entity)
+    if mapper is None:
+        return "ignored"
+    return mapper.pull(connection=connection, obj=obj, session=session)
 
 
 CDC_CAP = 1000  # QuickBooks silently stops at 1,000 objects per CDC answer
@@ -454,11 +290,11 @@ def _cdc_time(value: datetime) -> str:
 def _changes_since(session, since: datetime) -> dict[str, list[dict]]:
     """All changes since `since`. One call when under the cap; otherwise entity by entity,
     moving the window to the newest change seen until an answer comes back under the cap."""
-    changes = session.cdc(sorted(PULLED_ENTITIES), _cdc_time(since))
+    changes = session.cdc(sorted(PULLED), _cdc_time(since))
     if sum(len(objs) for objs in changes.values()) < CDC_CAP:
         return changes
     complete: dict[str, list[dict]] = {}
-    for entity in sorted(PULLED_ENTITIES):
+    for entity in sorted(PULLED):
         window, objs = since, []
         for _ in range(100):
             batch = session.cdc([entity], _cdc_time(window)).get(entity, [])
@@ -485,9 +321,9 @@ def pull_changes(*, connection: QuickBooksConnection) -> dict[str, int]:
     session = session_for(connection)
     changes = _changes_since(session, since)
     counts: dict[str, int] = {}
-    # Invoices first, so payments applied to them see their latest state.
-    for entity in ("Customer", "Invoice", "Payment"):
-        if entity == "Payment" and not fs.pull_payments:
+    # In dependency order, so payments applied to invoices see the invoices' latest state.
+    for entity, mapper in PULLED.items():
+        if mapper.pull_toggle and not getattr(fs, mapper.pull_toggle):
             continue
         for obj in changes.get(entity, []):
             outcome = apply_change(connection=connection, entity=entity, obj=obj, session=session)

@@ -15,10 +15,6 @@ def current_company(request):
     return company_get_default()
 
 
-def can_resolve(user) -> bool:
-    return user.is_authenticated and user.has_perm(RESOLVE_PERM)
-
-
 def check_viewer(request) -> bool:
     """Pages: Finance (resolve_problems) or support staff may look. Returns the write flag."""
     user = request.user

@@ -6,24 +6,12 @@ from urllib.parse import urlencode
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
+from finance.registry import RECORD_TYPES, record_type, record_type_of
 from sync.problems import Reason, reason_for
 from sync.selectors import PROBLEM_TABS
 
 TYPE_LABELS = dict(PROBLEM_TABS)
-TYPE_SINGULAR = {
-    "invoice": "Invoice",
-    "payment": "Payment",
-    "customer": "Customer",
-    "creditmemo": "Credit memo",
-    "item": "Item",
-}
-_ADMIN_NAMES = {
-    "invoice": "invoice",
-    "payment": "payment",
-    "customer": "customer",
-    "creditmemo": "creditmemo",
-    "item": "chargecode",
-}
+TYPE_SINGULAR = {name: rt.singular for name, rt in RECORD_TYPES.items()}
 
 
 def url_or_none(name, *args, **kwargs):
@@ -34,7 +22,7 @@ def url_or_none(name, *args, **kwargs):
 
 
 def admin_url(sync_type, pk):
-    return url_or_none(f"admin:finance_{_ADMIN_NAMES[sync_type]}_change", pk)
+    return url_or_none(f"admin:finance_{record_type(sync_type).admin_name}_change", pk)
 
 
 def connection_url():
@@ -42,16 +30,7 @@ def connection_url():
 
 
 def record_label(record) -> str:
-    sync_type = record.sync_type
-    if sync_type == "invoice":
-        return record.doc_number
-    if sync_type == "creditmemo":
-        return record.number
-    if sync_type == "payment":
-        return record.reference_number or f"#{record.pk}"
-    if sync_type == "customer":
-        return record.display_name
-    return f"{record.code} · {record.name}"
+    return record_type_of(record).label(record)
 
 
 def fix_link(record, reason: Reason, code: str) -> tuple[str | None, str]:
@@ -63,8 +42,9 @@ def fix_link(record, reason: Reason, code: str) -> tuple[str | None, str]:
         return settings_url + anchor, "Open Finance settings"
     if reason.fix == "connection":
         return connection_url(), "Open QuickBooks connection"
-    if reason.fix == "customer" and getattr(record, "customer", None) is not None:
-        query = urlencode({"type": "customer", "q": record.customer.display_name})
+    party = record_type_of(record).party(record)
+    if reason.fix == "customer" and party is not None:
+        query = urlencode({"type": party.sync_type, "q": record_type_of(party).label(party)})
         return reverse("sync:problems") + "?" + query, "See the customer's problem"
     return admin_url(record.sync_type, record.pk), "Open in admin"
 
@@ -82,6 +62,7 @@ class Row:
     fix_url: str | None
     fix_label: str
     error_title: str
+    payable_outside: bool = False
 
     @property
     def dom_id(self):
@@ -109,13 +90,14 @@ def present(record) -> Row:
         sync_type=record.sync_type,
         label=record_label(record),
         admin_url=admin_url(record.sync_type, record.pk),
-        customer=getattr(record, "customer", None),
-        amount=getattr(record, "total", getattr(record, "amount", None)),
+        customer=record_type_of(record).party(record),
+        amount=record_type_of(record).amount(record),
         reason_code=code,
         reason=reason,
         fix_url=fix_url,
         fix_label=fix_label,
         error_title=_error_title(record),
+        payable_outside=record_type_of(record).payable_outside,
     )
 
 

@@ -7,14 +7,13 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from finance.registry import model_for
+from finance.registry import default_tab, model_for, record_type
 from sync import selectors
 from sync.forms import BulkForm, ProblemFilterForm
 from sync.models import BulkJob
@@ -47,9 +46,9 @@ def _is_htmx(request) -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
-def _tab(request, default="invoice") -> str:
-    sync_type = request.GET.get("type", default)
-    return sync_type if sync_type in TYPE_LABELS else default
+def _tab(request) -> str:
+    sync_type = request.GET.get("type", "")
+    return sync_type if sync_type in TYPE_LABELS else default_tab()
 
 
 def _sort_links(request, sort: str) -> list[dict]:
@@ -104,6 +103,13 @@ HOW_LABELS = {
     "mark_paid": "Marked paid without sync",
     "synced": "Synced",
     "linked": "Linked",
+    "changed": "Changed in the TMS",
+    "qb_id_override": "Linked to an existing QuickBooks object",
+    "qb_id_remove": "QuickBooks ID removed",
+    "mapped": "Charge code mapped",
+    "send_items": "Sent as an item",
+    "new_company": "Reset for a new QuickBooks company",
+    "type_off": "Sync of its type switched off",
 }
 
 
@@ -147,7 +153,7 @@ def record_action(request, sync_type, pk, action):
     error = None
     try:
         if action == "mark-paid":
-            if sync_type != "invoice":
+            if not record_type(sync_type).payable_outside:
                 raise Http404("Only invoices can be marked paid.")
             record = actions.invoice_mark_paid_outside(invoice=record, user=request.user)
         else:
@@ -210,7 +216,7 @@ def bulk(request):
     if not check_viewer(request):
         raise PermissionDenied("You need the Finance role to change sync state.")
     form = BulkForm(request.POST)
-    sync_type = request.POST.get("type", "invoice")
+    sync_type = request.POST.get("type", default_tab())
     if not form.is_valid():
         message = "; ".join(e for errs in form.errors.values() for e in errs)
         if _is_htmx(request):
@@ -231,21 +237,10 @@ def bulk(request):
         ids=[i for i in data["ids"] if i in model_ids],
         user=request.user,
     )
-    transaction.on_commit(lambda: _enqueue_bulk(job.pk))
     if _is_htmx(request):
         return render(request, "sync/_bulk_progress.html", _progress_context(job))
     messages.info(request, f"{actions.BULK_ACTIONS[job.action]} started for {job.total} records.")
     return _back(request, sync_type)
-
-
-def _enqueue_bulk(job_id: int) -> None:
-    try:
-        from sync.tasks import run_bulk_job
-
-        run_bulk_job.delay(job_id)
-    except Exception:  # noqa: BLE001 - no task or no broker: do it here rather than never
-        logger.warning("could not enqueue bulk job %s; running it in the web process", job_id)
-        actions.bulk_run(job_id=job_id)
 
 
 def _progress_context(job):

@@ -93,3 +93,25 @@ def test_it_refuses_control_characters_in_memos_but_keeps_line_breaks(company):
 
     updated = invoice_update(invoice=invoice, memo="line one\nline two\tend")
     assert updated.memo == "line one\nline two\tend"
+
+
+def test_a_status_change_is_guarded_like_a_void_when_quickbooks_holds_a_payment(company):
+    # invoice_update took confirm_conflict but never asked for it.
+    from finance.services import QuickBooksConflict
+
+    invoice = InvoiceFactory()
+    payment_create(
+        company=company,
+        customer=invoice.customer,
+        amount=Decimal("50.00"),
+        payment_date=date(2026, 10, 25),
+        applications=[(invoice, Decimal("50.00"))],
+        origin=Payment.Origin.QUICKBOOKS,
+        qb_id="901",
+    )
+
+    with pytest.raises(QuickBooksConflict):
+        invoice_update(invoice=invoice, status=Invoice.Status.DRAFT)
+    updated = invoice_update(invoice=invoice, status=Invoice.Status.DRAFT, confirm_conflict=True)
+
+    assert updated.status == Invoice.Status.DRAFT

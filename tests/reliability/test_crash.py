@@ -102,7 +102,7 @@ def test_it_links_after_a_lost_answer_even_when_someone_else_touched_the_object(
         request_id="rel-linked-race",
     )  # fmt: skip
     Customer.objects.filter(pk=customer).update(create_uncertain=True)
-    real_lookup = engine._lookup
+    real_lookup = engine.lookup
 
     def lookup_then_someone_writes(ctx, claim):
         found = real_lookup(ctx, claim)
@@ -113,7 +113,7 @@ def test_it_links_after_a_lost_answer_even_when_someone_else_touched_the_object(
         )
         return found  # now one SyncToken behind
 
-    monkeypatch.setattr(engine, "_lookup", lookup_then_someone_writes)
+    monkeypatch.setattr(engine, "lookup", lookup_then_someone_writes)
 
     outcome = engine.push_record(sync_type="customer", pk=customer)
 

@@ -9,7 +9,7 @@ from finance.models import ChargeCode, Customer, Invoice
 from finance.services import customer_create, finance_settings_get
 from finance.syncstate import SyncStatus
 from sync.models import QuickBooksConnection, SyncAttempt
-from sync.services import engine
+from sync.services import batch, engine
 from sync.tasks import push_record, sweep_due
 from tests.finance.factories import ChargeCodeFactory, CustomerFactory
 from tests.sync.conftest import wait_for
@@ -25,7 +25,7 @@ def all_synced(model, n):
 def mapped_codes(n):
     codes = [ChargeCodeFactory() for _ in range(n)]
     ChargeCode.objects.update(sync_status=SyncStatus.PENDING)
-    engine.push_batch(sync_type="item", pks=[c.pk for c in codes])
+    batch.push_batch(sync_type="item", pks=[c.pk for c in codes])
     return list(ChargeCode.objects.all())
 
 

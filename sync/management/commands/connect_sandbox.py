@@ -4,11 +4,11 @@ from django.core.management.base import BaseCommand, CommandError
 
 from finance.models import ChargeCode
 from finance.services import company_get_default
-from finance.syncstate import SyncStatus
 from sync.selectors import connection_for_company
 from sync.services.client import QboError
 from sync.services.connection import connect_with_tokens
-from sync.services.engine import SyncContext, push_batch
+from sync.services.engine import SyncContext
+from sync.services.items import items_send
 
 # The QuickBooks user who signs in to the emulator's consent page and UI in the demo (README).
 DEMO_USER_EMAIL = "books@portpro.example"
@@ -100,8 +100,5 @@ class Command(BaseCommand):
             )
         except QboError as error:
             self.stdout.write(f"(Harbor Logistics already in QuickBooks: {error.code})")
-        codes = ChargeCode.objects.filter(company=company, qb_id="").exclude(code="HAZ")
-        pks = list(codes.values_list("pk", flat=True))
-        codes.update(sync_status=SyncStatus.PENDING)
-        outcome = push_batch(sync_type="item", pks=pks) if pks else {}
+        outcome = items_send(codes=ChargeCode.objects.filter(company=company).exclude(code="HAZ"))
         self.stdout.write(f"Mapped charge codes to QuickBooks items (HAZ left unmapped): {outcome}")

@@ -3,7 +3,7 @@ import sys
 from django.core.management.base import BaseCommand
 
 from finance.registry import SYNC_ORDER
-from sync.services.engine import push_all_now
+from sync.services.batch import push_all_now
 
 
 class Command(BaseCommand):
@@ -17,9 +17,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         if options["via_celery"]:
-            from sync.tasks import sweep_due
+            from sync.services import enqueue
 
-            sweep_due.delay()
+            enqueue.sweep_now()
             self.stdout.write("Sweep queued for the Celery workers.")
             return
 

@@ -1,0 +1,202 @@
+"""What a change read from QuickBooks does to our records: the mappers' `pull` hooks.
+
+Payments applied in QuickBooks mark invoices paid or partly paid here (stored as
+QuickBooks-origin payments, never pushed back, recorded once however often they are
+delivered); invoices or customers deleted or voided in QuickBooks become problems. Every
+handler is idempotent: deliveries repeat, CDC windows overlap, answers arrive out of order.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from finance.models import Customer, Invoice, Payment, PaymentApplication
+from finance.services import (
+    invoice_open_balance,
+    invoice_record_quickbooks_balance,
+    invoice_refresh_paid_status,
+    payment_create,
+)
+from finance.syncstate import SyncStatus, move, sources_for
+from finance.validators import printable
+from sync.services.client import QboError
+
+logger = logging.getLogger(__name__)
+# The PrivateNote of the payments we push: a payment pulled back with it is our own echo.
+TMS_PAYMENT_NOTE = "TMS payment "
+
+
+def deleted(obj: dict) -> bool:
+    return obj.get("status") == "Deleted"
+
+
+def voided(obj: dict) -> bool:
+    return obj.get("PrivateNote") == "Voided" and Decimal(str(obj.get("TotalAmt") or 0)) == 0
+
+
+def flag(record, reason: str, message: str) -> None:
+    """QuickBooks removed or voided it: a problem for a person (once: not again while it is
+    already a problem or was cleared)."""
+    move(
+        type(record).objects.filter(pk=record.pk),
+        SyncStatus.PROBLEM,
+        how="quickbooks",
+        sources=[s for s in sources_for(SyncStatus.PROBLEM) if s != SyncStatus.CLEARED],
+        problem_reason=reason,
+        problem_since=timezone.now(),
+        last_error_code="",
+        last_error_message=message,
+    )
+
+
+def invoice_balance_learnt(*, invoice: Invoice, obj: dict) -> None:
+    """QuickBooks told us an invoice's Balance (a push's answer or a read): keep it unless a
+    newer one arrived meanwhile, and refresh the paid status only when it can change: not when
+    nothing is paid there and nothing was before (TMS payments set the status when entered)."""
+    balance = Decimal(str(obj["Balance"]))
+    previous = invoice.qb_balance
+    if not invoice_record_quickbooks_balance(
+        invoice=invoice, balance=balance, sync_token=obj.get("SyncToken", "")
+    ):
+        return
+    if balance >= invoice.total and previous in (None, invoice.total):
+        return
+    invoice_refresh_paid_status(invoice=Invoice.objects.get(pk=invoice.pk))
+
+
+def invoice_changed(*, connection, obj: dict, session=None) -> str:
+    qb_id = str(obj.get("Id", ""))
+    invoice = Invoice.objects.filter(company_id=connection.company_id, qb_id=qb_id).first()
+    if invoice is None:
+        return "unknown"
+    if deleted(obj):
+        flag(invoice, "deleted_in_quickbooks", f"Invoice {qb_id} was deleted in QuickBooks.")
+        return "flagged"
+    if voided(obj) and invoice.status != Invoice.Status.VOID:
+        flag(invoice, "voided_in_quickbooks", f"Invoice {qb_id} was voided in QuickBooks.")
+        return "flagged"
+    balance = obj.get("Balance")
+    if balance not in (None, "") and invoice_record_quickbooks_balance(
+        invoice=invoice, balance=balance, sync_token=obj.get("SyncToken", "")
+    ):
+        invoice_refresh_paid_status(invoice=invoice)
+    return "updated"
+
+
+def customer_changed(*, connection, obj: dict, session=None) -> str:
+    qb_id = str(obj.get("Id", ""))
+    customer = Customer.objects.filter(company_id=connection.company_id, qb_id=qb_id).first()
+    if customer is None:
+        return "unknown"
+    if deleted(obj) or obj.get("Active") is False:
+        flag(
+            customer,
+            "deleted_in_quickbooks",
+            f"Customer {customer.display_name} was deleted or made inactive in QuickBooks.",
+        )
+        return "flagged"
+    return "seen"
+
+
+def payment_changed(*, connection, obj: dict, session=None) -> str:
+    company_id = connection.company_id
+    qb_id = str(obj.get("Id", ""))
+    linked = _linked_invoices(obj)
+    ours = str(obj.get("PrivateNote") or "").startswith(TMS_PAYMENT_NOTE)
+    if deleted(obj) or voided(obj):
+        existing = Payment.objects.filter(company_id=company_id, qb_id=qb_id).first()
+        if existing is not None:
+            _forget_quickbooks_payment(existing, qb_id)
+    elif not ours and linked:
+        _record_quickbooks_payment(company_id=company_id, qb_id=qb_id, obj=obj, linked=linked)
+    _refresh_balances(connection=connection, linked=linked, session=session)
+    return "payment"
+
+
+def _linked_invoices(obj: dict) -> list[tuple[str, Decimal]]:
+    """(invoice Id, amount) for each payment line applied to an invoice."""
+    return [
+        (str(txn.get("TxnId")), Decimal(str(line.get("Amount") or 0)))
+        for line in obj.get("Line") or []
+        for txn in line.get("LinkedTxn") or []
+        if txn.get("TxnType") == "Invoice"
+    ]
+
+
+def _applications(invoices: dict, linked) -> list[tuple[Invoice, Decimal]]:
+    """What we can apply in the TMS: lines on this customer's invoices, within what is open."""
+    first = next(iter(invoices.values()))
+    applications = []
+    for txn_id, amount in linked:
+        invoice = invoices.get(txn_id)
+        if invoice is None or invoice.customer_id != first.customer_id or amount <= 0:
+            continue
+        open_balance = invoice_open_balance(invoice)
+        if open_balance > 0:
+            applications.append((invoice, min(amount, open_balance)))
+    return applications
+
+
+def _record_quickbooks_payment(*, company_id, qb_id: str, obj: dict, linked) -> bool:
+    """Record a payment received in QuickBooks, once however often and however concurrently it
+    is delivered: its invoices are locked, then we look whether it is already recorded; the
+    unique (company, qb_id) constraint backs that up."""
+    try:
+        with transaction.atomic():
+            invoices = {
+                invoice.qb_id: invoice
+                for invoice in Invoice.objects.select_for_update()
+                .filter(company_id=company_id, qb_id__in=[txn_id for txn_id, _ in linked])
+                .select_related("customer", "company")
+                .order_by("pk")  # one lock order: concurrent payments never deadlock
+            }
+            if not invoices:
+                return False
+            if Payment.objects.filter(company_id=company_id, qb_id=qb_id).exists():
+                return False
+            applications = _applications(invoices, linked)
+            if not applications:
+                return False
+            first = applications[0][0]
+            payment_create(
+                company=first.company,
+                customer=first.customer,
+                amount=sum((a for _, a in applications), Decimal("0")),
+                payment_date=(obj.get("TxnDate") or str(timezone.now().date()))[:10],
+                applications=applications,
+                reference_number=printable(str(obj.get("PaymentRefNum") or ""))[:40],
+                origin=Payment.Origin.QUICKBOOKS,
+                qb_id=qb_id,
+            )
+            return True
+    except IntegrityError:
+        return False  # recorded by a concurrent delivery a moment earlier
+
+
+def _forget_quickbooks_payment(existing: Payment, qb_id: str) -> None:
+    """Removed (deleted or voided) in QuickBooks: take its money off our invoices, or flag a
+    TMS payment that someone removed there."""
+    if existing.origin != Payment.Origin.QUICKBOOKS:
+        flag(existing, "deleted_in_quickbooks", f"Payment {qb_id} was removed in QuickBooks.")
+        return
+    touched = list(existing.applications.values_list("invoice_id", flat=True))
+    PaymentApplication.objects.filter(payment=existing).delete()
+    for invoice in Invoice.objects.filter(pk__in=touched):
+        invoice_refresh_paid_status(invoice=invoice)
+
+
+def _refresh_balances(*, connection, linked, session) -> None:
+    """QuickBooks' own balance is the truth for "paid": read it for every invoice touched."""
+    if session is None:
+        return
+    for invoice in Invoice.objects.filter(
+        company_id=connection.company_id, qb_id__in=[txn_id for txn_id, _ in linked]
+    ):
+        try:
+            invoice_changed(connection=connection, obj=session.read("Invoice", invoice.qb_id))
+        except QboError:
+            logger.info("could not refresh invoice %s balance", invoice.qb_id)
