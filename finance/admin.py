@@ -6,20 +6,27 @@ and writes an audit row. Money (charges, applications, credit lines) is shown, n
 it changes in the TMS, through finance services.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Q
-from django.http import Http404, HttpResponseRedirect
+from django.db.models import Model, Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from finance import services
 from finance.descriptions import describe_invoice, validate_mapping
 from finance.forms import DESCRIPTION_FORM_FIELDS, OPTION_FIELDS
+from finance.http import staff_user
 from finance.models import (
     ChargeCode,
     ChargeLine,
@@ -34,10 +41,15 @@ from finance.models import (
     ManualAction,
     Payment,
     PaymentApplication,
+    SyncedRecord,
 )
 from finance.qb_ids import qb_id_override, qb_id_remove, record_label, user_can_change_qb_ids
 from finance.services import record_delete
 from finance.validators import validate_qb_id
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldsetSpec
+    from django.contrib.auth.models import User
 
 SYNC_FIELDS = (
     "qb_id",
@@ -69,13 +81,13 @@ class ReadOnlyInline(admin.TabularInline):
     can_delete = False
     show_change_link = False
 
-    def has_add_permission(self, request, obj=None):
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 
@@ -109,8 +121,9 @@ class QuickBooksIdForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
     )
 
-    def clean(self):
+    def clean(self) -> dict[str, Any]:
         data = super().clean()
+        assert data is not None, "Form.clean returns cleaned_data"
         if data.get("action") == "override":
             value = (data.get("new_qb_id") or "").strip()
             if not value:
@@ -123,7 +136,9 @@ class QuickBooksIdForm(forms.Form):
         return data
 
 
-def _delete_selected_not_in_quickbooks(modeladmin, request, queryset):
+def _delete_selected_not_in_quickbooks(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[SyncedRecord]
+) -> TemplateResponse | None:
     """Django's "Delete selected", minus the records that live in QuickBooks (named)."""
     kept = list(queryset.filter(Q(create_uncertain=True) | ~Q(qb_id="")))
     if kept:
@@ -146,10 +161,12 @@ class SyncedRecordAdmin(admin.ModelAdmin):
     change_form_template = "admin/finance/synced_change_form.html"
     sync_list_display = ("sync_status", "qb_id")
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: SyncedRecord | None = None
+    ) -> tuple[str, ...]:
         return tuple(super().get_readonly_fields(request, obj)) + SYNC_FIELDS
 
-    def get_fieldsets(self, request, obj=None):
+    def get_fieldsets(self, request: HttpRequest, obj: SyncedRecord | None = None) -> _FieldsetSpec:
         fields = [f for f in self.get_fields(request, obj) if f not in SYNC_FIELDS]
         return [
             (None, {"fields": fields}),
@@ -157,19 +174,26 @@ class SyncedRecordAdmin(admin.ModelAdmin):
         ]
 
     # Edits go through the finance service of the type, with its guards (set per model).
-    update_service = None
-    create_service = None
+    update_service: Callable[[Any, dict[str, Any], User], SyncedRecord] | None = None
+    create_service: Callable[..., SyncedRecord] | None = None
     delete_refusal = (
         "This record is in QuickBooks (ID {qb_id}), so it cannot be deleted here: deleting it "
         "would leave QuickBooks' copy behind. {instead}"
     )
 
-    def get_form(self, request, obj=None, change=False, **kwargs):
+    def get_form(
+        self,
+        request: HttpRequest,
+        obj: SyncedRecord | None = None,
+        change: bool = False,
+        **kwargs: Any,
+    ) -> type[forms.ModelForm[Any]]:
         form_class = super().get_form(request, obj, change, **kwargs)
         check = self.check_change
 
-        class ServiceCheckedForm(form_class):
-            def clean(self):
+        # mypy cannot take a base class known only at run time (the form ModelAdmin built).
+        class ServiceCheckedForm(form_class):  # type: ignore[misc, valid-type]
+            def clean(self) -> dict[str, Any]:
                 data = super().clean()
                 if self.instance.pk and self.changed_data:
                     try:
@@ -180,10 +204,12 @@ class SyncedRecordAdmin(admin.ModelAdmin):
 
         return ServiceCheckedForm
 
-    def check_change(self, record, fields: dict) -> None:
+    def check_change(self, record: Any, fields: dict[str, Any]) -> None:
         """Refusals a service would raise, shown as form errors before anything is saved."""
 
-    def save_model(self, request, obj, form, change):
+    def save_model(
+        self, request: HttpRequest, obj: SyncedRecord, form: forms.ModelForm[Any], change: bool
+    ) -> None:
         if not change:
             if self.create_service is None:
                 raise PermissionDenied
@@ -192,33 +218,38 @@ class SyncedRecordAdmin(admin.ModelAdmin):
             obj.pk, obj._state.adding = created.pk, False
             return
         if form.changed_data:
+            assert self.update_service is not None, "each synced type's admin names its service"
             original = type(obj).objects.get(pk=obj.pk)
             changes = {name: getattr(obj, name) for name in form.changed_data}
-            self.update_service(original, changes, request.user)
+            self.update_service(original, changes, staff_user(request))
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: SyncedRecord | None = None) -> bool:
         if obj is not None and (obj.qb_id or obj.create_uncertain):
             return False  # see delete_refusal, shown on the change page
         return super().has_delete_permission(request, obj)
 
-    def delete_model(self, request, obj):
-        record_delete(record=obj, user=request.user)
+    def delete_model(self, request: HttpRequest, obj: SyncedRecord) -> None:
+        record_delete(record=obj, user=staff_user(request))
 
-    def delete_queryset(self, request, queryset):
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[SyncedRecord]) -> None:
         for record in queryset:
-            record_delete(record=record, user=request.user)
+            record_delete(record=record, user=staff_user(request))
 
-    def get_actions(self, request):
+    def get_actions(
+        self, request: HttpRequest
+    ) -> dict[str, tuple[Callable[..., str], str, str] | None]:
         actions = super().get_actions(request)
-        if "delete_selected" in actions:
+        delete = actions.get("delete_selected")
+        if delete is not None:
             actions["delete_selected"] = (
-                _delete_selected_not_in_quickbooks,
+                # django-stubs types an action as returning str; it returns a response or None.
+                _delete_selected_not_in_quickbooks,  # type: ignore[assignment]
                 "delete_selected",
-                actions["delete_selected"][2],
+                delete[2],
             )
         return actions
 
-    def delete_instead(self, obj) -> str:
+    def delete_instead(self, obj: Any) -> str:
         return (
             "Make it inactive in QuickBooks, or remove its QuickBooks ID first with "
             "“QuickBooks ID…” (QuickBooks then keeps its copy)."
@@ -226,10 +257,10 @@ class SyncedRecordAdmin(admin.ModelAdmin):
 
     # The QuickBooks ID page ------------------------------------------------------------
 
-    def _qb_id_url_name(self):
+    def _qb_id_url_name(self) -> str:
         return f"{self.opts.app_label}_{self.opts.model_name}_qb_id"
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         custom = [
             path(
                 "<path:object_id>/quickbooks-id/",
@@ -239,7 +270,13 @@ class SyncedRecordAdmin(admin.ModelAdmin):
         ]
         return custom + super().get_urls()
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
         extra_context = extra_context or {}
         if user_can_change_qb_ids(request.user):
             extra_context["qb_id_url"] = reverse(
@@ -252,7 +289,7 @@ class SyncedRecordAdmin(admin.ModelAdmin):
             )
         return super().change_view(request, object_id, form_url, extra_context)
 
-    def qb_id_view(self, request, object_id):
+    def qb_id_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         if not user_can_change_qb_ids(request.user):
             raise PermissionDenied
         record = self.get_object(request, unquote(object_id))
@@ -263,14 +300,16 @@ class SyncedRecordAdmin(admin.ModelAdmin):
             data = form.cleaned_data
             try:
                 if data["action"] == "remove":
-                    record = qb_id_remove(record=record, user=request.user, note=data["note"])
+                    record = qb_id_remove(
+                        record=record, user=staff_user(request), note=data["note"]
+                    )
                     done = f"QuickBooks ID removed from {record_label(record)}: it will be "
                     done += "created again in QuickBooks on the next sync."
                 else:
                     record = qb_id_override(
                         record=record,
                         new_qb_id=data["new_qb_id"],
-                        user=request.user,
+                        user=staff_user(request),
                         note=data["note"],
                     )
                     done = f"{record_label(record)} now points at QuickBooks ID {record.qb_id}."
@@ -330,10 +369,10 @@ class CustomerAdmin(SyncedRecordAdmin):
     search_fields = ("display_name", "company_name", "billing_email", "city", "qb_id")
     list_select_related = ("company",)
 
-    def update_service(self, customer, changes, user):
+    def update_service(self, customer: Customer, changes: dict[str, Any], user: User) -> Customer:
         return services.customer_update(customer=customer, **changes)
 
-    def create_service(self, *, company, display_name, **fields):
+    def create_service(self, *, company: Company, display_name: str, **fields: Any) -> Customer:
         return services.customer_create(company=company, display_name=display_name, **fields)
 
 
@@ -344,10 +383,14 @@ class ChargeCodeAdmin(SyncedRecordAdmin):
     search_fields = ("code", "name", "description", "qb_id")
     list_select_related = ("company",)
 
-    def update_service(self, charge_code, changes, user):
+    def update_service(
+        self, charge_code: ChargeCode, changes: dict[str, Any], user: User
+    ) -> ChargeCode:
         return services.charge_code_update(charge_code=charge_code, **changes)
 
-    def create_service(self, *, company, code, name, **fields):
+    def create_service(
+        self, *, company: Company, code: str, name: str, **fields: Any
+    ) -> ChargeCode:
         return services.charge_code_create(company=company, code=code, name=name, **fields)
 
 
@@ -377,7 +420,7 @@ class LoadAdmin(admin.ModelAdmin):
     date_hierarchy = "pickup_date"
 
 
-def _lines_table(lines):
+def _lines_table(lines: Iterable[ChargeLine]) -> SafeString:
     rows = format_html_join(
         "",
         "<tr><td>{}</td><td>{}</td><td style='text-align:right'>{}</td>"
@@ -400,11 +443,11 @@ class ChargeSetInline(ReadOnlyInline):
     readonly_fields = fields
     verbose_name = "charge set (one per load)"
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ChargeSet]:
         return super().get_queryset(request).select_related("load")
 
     @admin.display(description="Charge lines")
-    def charge_lines(self, obj):
+    def charge_lines(self, obj: ChargeSet) -> SafeString:
         return _lines_table(obj.lines.select_related("charge_code"))
 
 
@@ -437,27 +480,27 @@ class InvoiceAdmin(SyncedRecordAdmin):
 
     actions = ["void_selected"]
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # invoices are built in the TMS (finance.services.invoice_create)
 
-    def check_change(self, invoice, fields):
+    def check_change(self, invoice: Invoice, fields: dict[str, Any]) -> None:
         services.invoice_update_check(invoice=invoice, fields=fields)
 
-    def update_service(self, invoice, changes, user):
+    def update_service(self, invoice: Invoice, changes: dict[str, Any], user: User) -> Invoice:
         return services.invoice_update(invoice=invoice, user=user, **changes)
 
-    def delete_instead(self, invoice) -> str:
+    def delete_instead(self, invoice: Invoice) -> str:
         return (
             "Void it instead (the “Void” action: here and in QuickBooks), or remove its "
             "QuickBooks ID first with “QuickBooks ID…” (QuickBooks then keeps its copy)."
         )
 
     @admin.action(description="Void selected invoices (here and in QuickBooks)")
-    def void_selected(self, request, queryset):
+    def void_selected(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
         voided = 0
         for invoice in queryset:
             try:
-                services.invoice_void(invoice=invoice, user=request.user)
+                services.invoice_void(invoice=invoice, user=staff_user(request))
                 voided += 1
             except ValidationError as exc:
                 self.message_user(request, " ".join(exc.messages), messages.ERROR)
@@ -465,7 +508,7 @@ class InvoiceAdmin(SyncedRecordAdmin):
             self.message_user(request, f"Voided {voided} invoice(s).", messages.SUCCESS)
 
     @admin.display(description="QuickBooks line descriptions")
-    def quickbooks_descriptions(self, obj):
+    def quickbooks_descriptions(self, obj: Invoice | None) -> str:
         if obj is None or obj.pk is None:
             return "—"
         settings_row = FinanceSettings.objects.filter(company_id=obj.company_id).first()
@@ -498,7 +541,7 @@ class ChargeSetAdmin(admin.ModelAdmin):
     readonly_fields = ("invoice", "load", "position")
     inlines = [ChargeLineInline]
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
 
@@ -532,10 +575,10 @@ class PaymentAdmin(SyncedRecordAdmin):
     readonly_fields = ("company", "customer", "amount", "origin")
     inlines = [PaymentApplicationInline]
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # applications are validated by finance.services.payment_create
 
-    def update_service(self, payment, changes, user):
+    def update_service(self, payment: Payment, changes: dict[str, Any], user: User) -> Payment:
         return services.payment_update(payment=payment, **changes)
 
 
@@ -563,10 +606,12 @@ class CreditMemoAdmin(SyncedRecordAdmin):
     readonly_fields = ("company", "customer", "invoice", "total")
     inlines = [CreditMemoLineInline]
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def update_service(self, credit_memo, changes, user):
+    def update_service(
+        self, credit_memo: CreditMemo, changes: dict[str, Any], user: User
+    ) -> CreditMemo:
         return services.credit_memo_update(credit_memo=credit_memo, **changes)
 
 
@@ -575,8 +620,9 @@ class FinanceSettingsForm(forms.ModelForm):
         model = FinanceSettings
         fields = ["company", *OPTION_FIELDS, *DESCRIPTION_FORM_FIELDS]
 
-    def clean(self):
+    def clean(self) -> dict[str, Any]:
         data = super().clean()
+        assert data is not None, "ModelForm.clean returns cleaned_data"
         try:
             validate_mapping(
                 fields=data.get("description_fields") or [],
@@ -605,8 +651,10 @@ class FinanceSettingsAdmin(admin.ModelAdmin):
     search_fields = ("company__name",)
     readonly_fields = ("updated_at", "updated_by")
 
-    def save_model(self, request, obj, form, change):
-        obj.updated_by = request.user
+    def save_model(
+        self, request: HttpRequest, obj: FinanceSettings, form: forms.ModelForm[Any], change: bool
+    ) -> None:
+        obj.updated_by = staff_user(request)
         super().save_model(request, obj, form, change)
 
 
@@ -618,11 +666,11 @@ class ManualActionAdmin(admin.ModelAdmin):
     list_select_related = ("user",)
     date_hierarchy = "created_at"
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: ManualAction | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: ManualAction | None = None) -> bool:
         return False

@@ -1,7 +1,14 @@
 """The audit row every human action on sync state or QuickBooks IDs writes (who, when, before,
 after). One place, so admin, Problem Sync and scripts record the same facts."""
 
-from finance.models import ManualAction
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from finance.models import ManualAction, SyncedRecord
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 SNAPSHOT_FIELDS = (
     "qb_id",
@@ -14,13 +21,15 @@ SNAPSHOT_FIELDS = (
 )
 
 
-def sync_snapshot(record) -> dict:
+def sync_snapshot(record: SyncedRecord) -> dict[str, Any]:
     return {name: getattr(record, name) for name in SNAPSHOT_FIELDS}
 
 
-def manual_action_record(*, kind, record, user, before: dict, note: str = "") -> ManualAction:
+def manual_action_record(
+    *, kind: str, record: SyncedRecord, user: User | None, before: dict[str, Any], note: str = ""
+) -> ManualAction:
     after = sync_snapshot(record)
-    if "status" in before:
+    if "status" in before and hasattr(record, "status"):  # a type with a status (invoices)
         after["status"] = record.status
     return ManualAction.objects.create(
         kind=kind,

@@ -17,13 +17,22 @@ Rules, in order:
 """
 
 import re
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from datetime import date
 from string import Formatter
 
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch
 
-from finance.models import DESCRIPTION_FIELDS, ChargeLine, ChargeSet, FinanceSettings, Invoice
+from finance.models import (
+    DESCRIPTION_FIELDS,
+    ChargeLine,
+    ChargeSet,
+    FinanceSettings,
+    Invoice,
+    Load,
+)
 
 MAX_LENGTH = 4000  # QuickBooks' limit for Line.Description
 TRUNCATION_MARKER = " …[truncated]"
@@ -52,6 +61,9 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1 controls
 _SPACES = re.compile(r"\s+")
 _EMPTY_BRACKETS = re.compile(r"\(\s*\)|\[\s*\]")
 
+# A parsed template or prefix: (literal text, placeholder name or None) pairs.
+Parsed = list[tuple[str, str | None]]
+
 
 @dataclass(frozen=True)
 class LineDescription:
@@ -63,7 +75,7 @@ class LineDescription:
 # --- parsing and validation -------------------------------------------------------------
 
 
-def _parse(text: str, *, what: str) -> list[tuple[str, str | None]]:
+def _parse(text: str, *, what: str) -> Parsed:
     """[(literal, placeholder or None)], refusing unbalanced braces and fancy formatting."""
     try:
         parts = list(Formatter().parse(text))
@@ -72,7 +84,7 @@ def _parse(text: str, *, what: str) -> list[tuple[str, str | None]]:
             f"The {what} has unbalanced braces: write placeholders as {{container}}, "
             "and a literal brace as {{ or }}."
         )
-    parsed = []
+    parsed: Parsed = []
     for literal, name, spec, conversion in parts:
         if name is not None and (spec or conversion):
             raise ValidationError(
@@ -82,11 +94,11 @@ def _parse(text: str, *, what: str) -> list[tuple[str, str | None]]:
     return parsed
 
 
-def _unknown(names, allowed) -> list[str]:
+def _unknown(names: Iterable[str], allowed: Collection[str]) -> list[str]:
     return sorted({n for n in names if n not in allowed})
 
 
-def validate_mapping(*, fields, template: str = "", prefix: str = "") -> None:
+def validate_mapping(*, fields: Iterable[str] | None, template: str = "", prefix: str = "") -> None:
     """Raise ValidationError naming every unknown field key or placeholder."""
     fields = list(fields or [])
     unknown = _unknown(fields, DESCRIPTION_FIELDS)
@@ -120,11 +132,11 @@ def validate_mapping(*, fields, template: str = "", prefix: str = "") -> None:
 # --- rendering ---------------------------------------------------------------------------
 
 
-def _date(value) -> str:
+def _date(value: date | None) -> str:
     return value.strftime("%m/%d/%Y") if value else ""
 
 
-def _load_values(load) -> dict[str, str]:
+def _load_values(load: Load) -> dict[str, str]:
     return {
         "container": load.container_number,
         "load": load.load_number,
@@ -142,14 +154,14 @@ def _clean(text: str) -> str:
     return _SPACES.sub(" ", _CONTROL.sub(" ", text or "")).strip()
 
 
-def _substitute(parsed, values: dict[str, str]) -> str:
+def _substitute(parsed: Parsed, values: dict[str, str]) -> str:
     return "".join(literal + (values.get(name, "") if name else "") for literal, name in parsed)
 
 
-def _segments(parsed, sep: str) -> list[list[tuple[str, str | None]]]:
+def _segments(parsed: Parsed, sep: str) -> list[Parsed]:
     """Split a parsed template at the separator, in literal text only: a separator that also
     occurs inside a placeholder or a brace ("{", "o") must not cut the placeholder in two."""
-    segments: list[list[tuple[str, str | None]]] = [[]]
+    segments: list[Parsed] = [[]]
     for literal, name in parsed:
         for i, piece in enumerate(literal.split(sep) if sep else [literal]):
             if i:
@@ -163,7 +175,7 @@ def _segments(parsed, sep: str) -> list[list[tuple[str, str | None]]]:
 
 def _render_template(template: str, separator: str, values: dict[str, str]) -> str:
     sep = separator.strip()
-    kept = []
+    kept: list[str] = []
     for parsed in _segments(_parse(template, what="template"), sep):
         names = [name for _, name in parsed if name is not None]
         if names and not any(values.get(name) for name in names):
@@ -174,8 +186,8 @@ def _render_template(template: str, separator: str, values: dict[str, str]) -> s
     return separator.join(kept) if sep else " ".join(kept)
 
 
-def _render_fields(fields, separator: str, values: dict[str, str]) -> str:
-    pairs = []
+def _render_fields(fields: Iterable[str], separator: str, values: dict[str, str]) -> str:
+    pairs: list[str] = []
     for key in fields:
         value = values.get(key, "")
         if value:
@@ -197,7 +209,7 @@ def _finish(text: str) -> tuple[str, bool]:
     return text[: MAX_LENGTH - len(TRUNCATION_MARKER)].rstrip() + TRUNCATION_MARKER, True
 
 
-def _charge_sets(invoice: Invoice):
+def _charge_sets(invoice: Invoice) -> list[ChargeSet]:
     """Sets with their loads, lines and charge codes. The sync engine loads a whole batch of
     invoices with these prefetched (sync.mappers.PREFETCH): use them rather than two more
     queries per invoice. Both relations are ordered by (position, id) in their Meta."""
@@ -215,14 +227,16 @@ def _charge_sets(invoice: Invoice):
     )
 
 
-def _describe(*, invoice, fields, separator, prefix, template) -> list[LineDescription]:
+def _describe(
+    *, invoice: Invoice, fields: Iterable[str], separator: str, prefix: str, template: str
+) -> list[LineDescription]:
     charge_sets = _charge_sets(invoice)
     combined = len(charge_sets) > 1
     if not prefix and combined:
         one_load = len({cs.load_id for cs in charge_sets}) == 1
         prefix = DEFAULT_SPLIT_PREFIX if one_load else DEFAULT_COMBINED_PREFIX
     separator = separator if separator else " "
-    result = []
+    result: list[LineDescription] = []
     for number, charge_set in enumerate(charge_sets, start=1):
         load_values = {k: _clean(v) for k, v in _load_values(charge_set.load).items()}
         label = _clean(charge_set.label) or f"Part {number}"
@@ -260,7 +274,7 @@ def describe_invoice(*, invoice: Invoice, settings: FinanceSettings) -> list[Lin
 
 
 def preview_descriptions(
-    *, invoice: Invoice, fields, separator: str, prefix: str, template: str
+    *, invoice: Invoice, fields: Iterable[str] | None, separator: str, prefix: str, template: str
 ) -> list[LineDescription]:
     """Same as `describe_invoice` for values not saved yet (the settings page's live preview).
 

@@ -1,12 +1,14 @@
 """Finance → QuickBooks forms: sync options and the custom description mapping."""
 
+from typing import Any
+
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.module_loading import import_string
 
 from finance.descriptions import validate_mapping
-from finance.models import DESCRIPTION_FIELDS, FinanceSettings, Invoice
+from finance.models import DESCRIPTION_FIELDS, Company, FinanceSettings, Invoice
 
 OPTION_FIELDS = [
     "sync_customers",
@@ -47,19 +49,19 @@ class SyncOptionsForm(forms.ModelForm):
             "income_account_ref": "Income account for new items (QuickBooks account Id)",
         }
 
-    def clean_payment_pull_days(self):
+    def clean_payment_pull_days(self) -> int | None:
         days = self.cleaned_data["payment_pull_days"]
         if days is not None and days > 30:
             raise ValidationError("QuickBooks keeps changes for 30 days: choose 30 or fewer.")
         return days
 
-    def clean_schedule_minutes(self):
+    def clean_schedule_minutes(self) -> int | None:
         minutes = self.cleaned_data["schedule_minutes"]
         if minutes is not None and minutes > 1440:
             raise ValidationError("Sync at least once a day (1440 minutes or fewer).")
         return minutes
 
-    def clean_income_account_ref(self):
+    def clean_income_account_ref(self) -> str:
         ref = self.cleaned_data["income_account_ref"].strip()
         if ref and not ref.isdigit():
             raise ValidationError("A QuickBooks account Id is a whole number, like 79.")
@@ -95,8 +97,9 @@ class DescriptionMappingForm(forms.ModelForm):
         model = FinanceSettings
         fields = DESCRIPTION_FORM_FIELDS
 
-    def clean(self):
+    def clean(self) -> dict[str, Any]:
         data = super().clean()
+        assert data is not None, "ModelForm.clean returns cleaned_data"
         if self.errors:
             return data
         try:
@@ -116,7 +119,7 @@ class DescriptionMappingForm(forms.ModelForm):
         return data
 
 
-def sample_invoices(company, limit=12) -> list[tuple[int, str]]:
+def sample_invoices(company: Company, limit: int = 12) -> list[tuple[int, str]]:
     """Invoices to preview on: combined ones first (several loads), then the newest."""
     from django.db.models import Count
 

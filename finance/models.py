@@ -4,7 +4,9 @@ Models hold data and small invariants; operations live in finance/services.py.
 """
 
 import datetime
+from collections.abc import Collection
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -21,7 +23,13 @@ from finance.validators import (
     validate_doc_number,
 )
 
-MONEY = {"max_digits": 12, "decimal_places": 2}
+
+class _DecimalSize(TypedDict):
+    max_digits: int
+    decimal_places: int
+
+
+MONEY: _DecimalSize = {"max_digits": 12, "decimal_places": 2}
 
 
 class CheckedFields(models.Model):
@@ -32,8 +40,8 @@ class CheckedFields(models.Model):
     class Meta:
         abstract = True
 
-    def clean_fields(self, exclude=None):
-        errors: dict = {}
+    def clean_fields(self, exclude: Collection[str] | None = None) -> None:
+        errors: dict[str, Any] = {}
         try:
             super().clean_fields(exclude=exclude)
         except ValidationError as exc:
@@ -61,7 +69,7 @@ class Company(CheckedFields):
     class Meta:
         verbose_name_plural = "companies"
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.name
 
 
@@ -96,6 +104,14 @@ class SyncedRecord(CheckedFields):
     # Name used in the sync registry, problem tabs and requestids.
     sync_type: str = ""
 
+    if TYPE_CHECKING:
+        # What every concrete synced model has, for code that handles any of them
+        # (type[SyncedRecord]): the default manager, and the company foreign key each declares
+        # itself (for its own related_name). The manager's rows are Any: django-stubs checks
+        # lookups against this abstract model's fields, where `company` is missing.
+        objects: ClassVar[models.Manager[Any]]
+        company_id: int
+
     @property
     def is_owed(self) -> bool:
         return self.sync_status in {
@@ -105,7 +121,7 @@ class SyncedRecord(CheckedFields):
         }
 
 
-def sync_indexes(prefix):
+def sync_indexes(prefix: str) -> list[models.Index]:
     # The sweep asks "what is due?" per status; the problem page asks "what failed, newest first".
     return [
         models.Index(fields=["sync_status", "next_retry_at"], name=f"{prefix}_due_idx"),
@@ -128,7 +144,7 @@ def sync_indexes(prefix):
     ]
 
 
-def sync_constraints(prefix):
+def sync_constraints(prefix: str) -> list[models.BaseConstraint]:
     return [
         models.CheckConstraint(
             condition=~Q(sync_status=SyncStatus.PROBLEM) | Q(problem_since__isnull=False),
@@ -158,7 +174,7 @@ class Customer(SyncedRecord):
         indexes = sync_indexes("customer")
         constraints = sync_constraints("customer")
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.display_name
 
 
@@ -174,6 +190,9 @@ class ChargeCode(SyncedRecord):
     default_rate = models.DecimalField(**MONEY, default=Decimal("0.00"))
     is_active = models.BooleanField(default=True)
 
+    # Not a column: the mapped QuickBooks item's name, set by the item mapping card (sync).
+    item_name: str
+
     class Meta:
         ordering = ["code"]
         indexes = sync_indexes("chargecode")
@@ -181,7 +200,7 @@ class ChargeCode(SyncedRecord):
             models.UniqueConstraint(fields=["company", "code"], name="chargecode_unique_code")
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.code} · {self.name}"
 
 
@@ -205,7 +224,7 @@ class Load(CheckedFields):
             models.UniqueConstraint(fields=["company", "load_number"], name="load_unique_number")
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.load_number
 
 
@@ -244,10 +263,10 @@ class Invoice(SyncedRecord):
             models.UniqueConstraint(fields=["company", "doc_number"], name="invoice_unique_doc")
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"Invoice {self.doc_number}"
 
-    def clean(self):
+    def clean(self) -> None:
         if self.due_date and self.invoice_date and self.due_date < self.invoice_date:
             raise ValidationError({"due_date": "The due date cannot be before the invoice date."})
 
@@ -267,7 +286,7 @@ class ChargeSet(CheckedFields):
     class Meta:
         ordering = ["position", "id"]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.invoice} · {self.load}"
 
 
@@ -283,7 +302,7 @@ class ChargeLine(CheckedFields):
     class Meta:
         ordering = ["position", "id"]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.charge_code.code} {self.amount}"
 
 
@@ -320,7 +339,7 @@ class Payment(SyncedRecord):
             )
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         ref = self.reference_number or f"#{self.pk}"
         return f"Payment {ref} · {self.amount}"
 
@@ -330,7 +349,7 @@ class PaymentApplication(CheckedFields):
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="applications")
     amount = models.DecimalField(**MONEY, validators=[MinValueValidator(Decimal("0.01"))])
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.amount} → {self.invoice}"
 
 
@@ -354,7 +373,7 @@ class CreditMemo(SyncedRecord):
             models.UniqueConstraint(fields=["company", "number"], name="creditmemo_unique_number")
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"Credit memo {self.number}"
 
 
@@ -364,7 +383,7 @@ class CreditMemoLine(CheckedFields):
     description = models.CharField(max_length=500, blank=True, default="")
     amount = models.DecimalField(**MONEY, validators=[MinValueValidator(Decimal("0.01"))])
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.charge_code.code} {self.amount}"
 
 
@@ -446,7 +465,7 @@ class FinanceSettings(CheckedFields):
     class Meta:
         verbose_name_plural = "finance settings"
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"Finance settings · {self.company}"
 
 
@@ -484,5 +503,5 @@ class ManualAction(models.Model):
             ("override_qb_id", "Can remove or override QuickBooks IDs"),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.get_kind_display()} · {self.record_type} {self.record_id}"

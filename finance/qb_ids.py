@@ -9,7 +9,10 @@ loaded by dotted path from `settings.QB_ID_VERIFIER`, a callable
 held during a network call; the lock then re-checks everything that could have changed.
 """
 
+from __future__ import annotations
+
 import logging
+from typing import TYPE_CHECKING, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -17,31 +20,35 @@ from django.db import transaction
 from django.utils.module_loading import import_string
 
 from finance.audit import manual_action_record, sync_snapshot
-from finance.models import ManualAction
+from finance.models import ManualAction, SyncedRecord
 from finance.registry import record_type_of
 from finance.services import record_mark_changed
 from finance.syncstate import SyncStatus, transition
 from finance.validators import validate_qb_id
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
+
+RecordT = TypeVar("RecordT", bound=SyncedRecord)
 logger = logging.getLogger(__name__)
 PERMISSION = "finance.override_qb_id"
 
 
-def user_can_change_qb_ids(user) -> bool:
+def user_can_change_qb_ids(user: User | AnonymousUser | None) -> bool:
     return bool(user and user.is_active and user.has_perm(PERMISSION))
 
 
-def record_label(record) -> str:
+def record_label(record: SyncedRecord) -> str:
     """'Invoice INV-10001', 'Customer Pacific Freight Co', 'Charge code DRAY · Drayage'…"""
     return record_type_of(record).titled_label(record)
 
 
-def _require_permission(user) -> None:
+def _require_permission(user: User | None) -> None:
     if not user_can_change_qb_ids(user):
         raise PermissionDenied("Only support can remove or override QuickBooks IDs.")
 
 
-def _lock(record):
+def _lock(record: RecordT) -> RecordT:
     locked = type(record).objects.select_for_update().get(pk=record.pk)
     if locked.sync_status == SyncStatus.IN_FLIGHT:
         raise ValidationError(
@@ -52,7 +59,7 @@ def _lock(record):
 
 
 @transaction.atomic
-def qb_id_remove(*, record, user, note: str = ""):
+def qb_id_remove(*, record: RecordT, user: User | None, note: str = "") -> RecordT:
     """Forget the QuickBooks ID: the record becomes PENDING and is created again on next sync."""
     _require_permission(user)
     record = _lock(record)
@@ -68,7 +75,7 @@ def qb_id_remove(*, record, user, note: str = ""):
     return record
 
 
-def _verify(*, record, qb_id: str) -> str:
+def _verify(*, record: SyncedRecord, qb_id: str) -> str:
     """Ask QuickBooks (through sync/) whether the object exists; returns a note for the audit."""
     path = getattr(settings, "QB_ID_VERIFIER", "")
     if not path:
@@ -89,7 +96,7 @@ def _verify(*, record, qb_id: str) -> str:
     return f"Checked in QuickBooks: {message}" if message else "Checked in QuickBooks."
 
 
-def _refuse_taken(*, record, qb_id: str) -> None:
+def _refuse_taken(*, record: SyncedRecord, qb_id: str) -> None:
     other = (
         type(record)
         .objects.filter(company_id=record.company_id, qb_id=qb_id)
@@ -100,7 +107,14 @@ def _refuse_taken(*, record, qb_id: str) -> None:
         raise ValidationError(f"QuickBooks ID {qb_id} already belongs to {record_label(other)}.")
 
 
-def qb_id_override(*, record, new_qb_id, user, note: str = "", verify: bool = True):
+def qb_id_override(
+    *,
+    record: RecordT,
+    new_qb_id: object,
+    user: User | None,
+    note: str = "",
+    verify: bool = True,
+) -> RecordT:
     """Point the record at an existing QuickBooks object: SYNCED at its current version."""
     _require_permission(user)
     try:
@@ -127,7 +141,9 @@ def qb_id_override(*, record, new_qb_id, user, note: str = "", verify: bool = Tr
 
 
 @transaction.atomic
-def _apply_override(*, record, qb_id: str, user, note: str, checked: str):
+def _apply_override(
+    *, record: RecordT, qb_id: str, user: User | None, note: str, checked: str
+) -> RecordT:
     record = _lock(record)
     _refuse_taken(record=record, qb_id=qb_id)  # again, under the lock
     # A manual move: the record now mirrors an existing object, whatever state it was in.

@@ -11,16 +11,23 @@ branching on type names.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
-from django.db import models
-
-from finance.models import ChargeCode, CreditMemo, Customer, FinanceSettings, Invoice, Payment
+from finance.models import (
+    ChargeCode,
+    CreditMemo,
+    Customer,
+    FinanceSettings,
+    Invoice,
+    Payment,
+    SyncedRecord,
+)
 
 
 @dataclass(frozen=True)
 class RecordType:
     name: str  # the sync type: problem tabs, requestids, SyncAttempt.record_type
-    model: type[models.Model]
+    model: type[SyncedRecord]
     singular: str  # "Credit memo"
     tab_title: str  # "Credit memos"
     label_fields: tuple[str, ...]  # what names one record, joined with " · "
@@ -40,15 +47,17 @@ class RecordType:
 
     @property
     def admin_name(self) -> str:
-        return self.model._meta.model_name
+        name = self.model._meta.model_name
+        assert name is not None, "Django names every installed model"
+        return name
 
-    def label(self, record) -> str:
+    def label(self, record: SyncedRecord) -> str:
         """How a person names the record: 'INV-10001', 'DRAY · Drayage', a payment's reference
         (or '#12' when it has none)."""
         parts = [str(getattr(record, name) or "") for name in self.label_fields]
         return " · ".join(p for p in parts if p) or f"#{record.pk}"
 
-    def titled_label(self, record) -> str:
+    def titled_label(self, record: SyncedRecord) -> str:
         """'Invoice INV-10001', 'Charge code DRAY · Drayage' (messages and audit notes)."""
         name = str(self.model._meta.verbose_name)
         return f"{name[:1].upper()}{name[1:]} {self.label(record)}"
@@ -56,10 +65,10 @@ class RecordType:
     def enabled(self, finance_settings: FinanceSettings) -> bool:
         return not self.settings_toggle or bool(getattr(finance_settings, self.settings_toggle))
 
-    def party(self, record):
+    def party(self, record: SyncedRecord) -> SyncedRecord | None:
         return getattr(record, self.party_field, None) if self.party_field else None
 
-    def amount(self, record):
+    def amount(self, record: SyncedRecord) -> Decimal | None:
         return getattr(record, self.amount_field, None) if self.amount_field else None
 
 
@@ -143,7 +152,7 @@ RECORD_TYPES: dict[str, RecordType] = {
 }
 # Dependency order: customers → items → invoices and credit memos → payments.
 SYNC_ORDER: list[str] = list(RECORD_TYPES)
-SYNCED_MODELS: dict[str, type[models.Model]] = {n: rt.model for n, rt in RECORD_TYPES.items()}
+SYNCED_MODELS: dict[str, type[SyncedRecord]] = {n: rt.model for n, rt in RECORD_TYPES.items()}
 
 
 def default_tab() -> str:
@@ -157,9 +166,9 @@ def record_type(name: str) -> RecordType:
         raise ValueError(f"unknown record type {name!r}") from None
 
 
-def record_type_of(record) -> RecordType:
+def record_type_of(record: SyncedRecord) -> RecordType:
     return record_type(record.sync_type)
 
 
-def model_for(sync_type: str) -> type[models.Model]:
+def model_for(sync_type: str) -> type[SyncedRecord]:
     return record_type(sync_type).model

@@ -1,18 +1,32 @@
 """Business operations on finance records. Every change that must reach QuickBooks goes
 through `record_mark_changed`, which bumps `version` and makes the record PENDING."""
 
+from __future__ import annotations
+
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
-from django.db.models import F, Q, Sum
+from django.db import models, transaction
+from django.db.models import (
+    Case,
+    DecimalField,
+    F,
+    PositiveIntegerField,
+    Q,
+    Sum,
+    Value,
+    When,
+)
 from django.forms.models import model_to_dict
 
 from finance.models import (
+    MONEY,
     ChargeCode,
     ChargeLine,
     ChargeSet,
@@ -26,12 +40,18 @@ from finance.models import (
     ManualAction,
     Payment,
     PaymentApplication,
+    SyncedRecord,
 )
 from finance.signals import records_changed
 from finance.syncstate import SyncStatus, move, sources_for, transition
 from finance.validators import money, validate_business_date
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 CENT = Decimal("0.01")
+ModelT = TypeVar("ModelT", bound=models.Model)
+RecordT = TypeVar("RecordT", bound=SyncedRecord)
 
 
 class QuickBooksConflict(ValidationError):
@@ -58,7 +78,7 @@ SWEEP_TASK = "sync.tasks.sweep_due"  # by name: finance does not import sync
 
 @transaction.atomic
 def finance_settings_update(
-    *, settings_row: FinanceSettings, fields: dict, user
+    *, settings_row: FinanceSettings, fields: dict[str, Any], user: User | None
 ) -> FinanceSettings:
     """Save a settings section, all or nothing, with a ManualAction holding what changed."""
     row = FinanceSettings.objects.select_for_update().get(pk=settings_row.pk)
@@ -104,12 +124,12 @@ def _schedule_update(minutes: int) -> None:
         task.save(update_fields=["interval"])
 
 
-def _announce(records) -> None:
+def _announce(records: Iterable[SyncedRecord]) -> None:
     keys = [(r.sync_type, r.pk) for r in records]
     transaction.on_commit(lambda: records_changed.send(sender=Company, records=keys))
 
 
-def record_mark_changed(*, record) -> None:
+def record_mark_changed(*, record: SyncedRecord) -> None:
     """Something QuickBooks must learn: new version, back to PENDING (unless in flight, where
     the engine sees the newer version when it settles and queues the record again)."""
     model = type(record)
@@ -128,7 +148,7 @@ def record_mark_changed(*, record) -> None:
     _announce([record])
 
 
-def _clean_save(obj, **kwargs):
+def _clean_save(obj: ModelT, **kwargs: Any) -> ModelT:
     obj.full_clean(**kwargs)
     obj.save()
     return obj
@@ -138,21 +158,21 @@ def _clean_save(obj, **kwargs):
 
 
 @transaction.atomic
-def customer_create(*, company: Company, display_name: str, **fields) -> Customer:
+def customer_create(*, company: Company, display_name: str, **fields: Any) -> Customer:
     customer = _clean_save(Customer(company=company, display_name=display_name.strip(), **fields))
     _announce([customer])
     return customer
 
 
 @transaction.atomic
-def customer_update(*, customer: Customer, **fields) -> Customer:
+def customer_update(*, customer: Customer, **fields: Any) -> Customer:
     # Re-read under lock: the caller's copy may predate a sync that stored the QuickBooks ID.
     customer = Customer.objects.select_for_update().get(pk=customer.pk)
     return _update_synced(customer, fields)
 
 
 @transaction.atomic
-def charge_code_create(*, company: Company, code: str, name: str, **fields) -> ChargeCode:
+def charge_code_create(*, company: Company, code: str, name: str, **fields: Any) -> ChargeCode:
     # A new charge code is unmapped: finance maps it to a QuickBooks item (or asks us to create
     # the item) on the settings page; until then invoices using it are "missing item mapping".
     charge_code = _clean_save(ChargeCode(company=company, code=code, name=name, **fields))
@@ -160,7 +180,7 @@ def charge_code_create(*, company: Company, code: str, name: str, **fields) -> C
 
 
 @transaction.atomic
-def charge_code_update(*, charge_code: ChargeCode, **fields) -> ChargeCode:
+def charge_code_update(*, charge_code: ChargeCode, **fields: Any) -> ChargeCode:
     charge_code = ChargeCode.objects.select_for_update().get(pk=charge_code.pk)
     changed = [name for name, value in fields.items() if getattr(charge_code, name) != value]
     for name in changed:
@@ -174,19 +194,19 @@ def charge_code_update(*, charge_code: ChargeCode, **fields) -> ChargeCode:
 
 
 @transaction.atomic
-def payment_update(*, payment: Payment, **fields) -> Payment:
+def payment_update(*, payment: Payment, **fields: Any) -> Payment:
     """Date, reference and method; amounts and applications are fixed once entered."""
     payment = Payment.objects.select_for_update().get(pk=payment.pk)
     return _update_synced(payment, fields)
 
 
 @transaction.atomic
-def credit_memo_update(*, credit_memo: CreditMemo, **fields) -> CreditMemo:
+def credit_memo_update(*, credit_memo: CreditMemo, **fields: Any) -> CreditMemo:
     credit_memo = CreditMemo.objects.select_for_update().get(pk=credit_memo.pk)
     return _update_synced(credit_memo, fields)
 
 
-def _update_synced(record, fields: dict):
+def _update_synced(record: RecordT, fields: dict[str, Any]) -> RecordT:
     changed = [name for name, value in fields.items() if getattr(record, name) != value]
     for name in changed:
         setattr(record, name, fields[name])
@@ -197,12 +217,12 @@ def _update_synced(record, fields: dict):
     return record
 
 
-def _json_ready(record) -> dict:
+def _json_ready(record: models.Model) -> dict[str, Any]:
     return json.loads(json.dumps(model_to_dict(record), cls=DjangoJSONEncoder))
 
 
 @transaction.atomic
-def record_delete(*, record, user) -> None:
+def record_delete(*, record: SyncedRecord, user: User | None) -> None:
     """Delete a synced-type record that QuickBooks does not have, with an audit row. One that
     QuickBooks has (or may have) is refused: deleting it here would leave QuickBooks' copy
     behind, and reusing its number later would collide with it."""
@@ -222,7 +242,7 @@ def record_delete(*, record, user) -> None:
             f"{record} may already be in QuickBooks (it is being sent, or its last send got no "
             "answer). Let it sync first, then void or unlink it."
         )
-    touched = []
+    touched: list[int] = []
     if isinstance(record, Payment):
         touched = list(record.applications.values_list("invoice_id", flat=True))
     ManualAction.objects.create(
@@ -238,7 +258,7 @@ def record_delete(*, record, user) -> None:
         invoice_refresh_paid_status(invoice=invoice)
 
 
-def load_create(*, company: Company, load_number: str, **fields) -> Load:
+def load_create(*, company: Company, load_number: str, **fields: Any) -> Load:
     return _clean_save(Load(company=company, load_number=load_number, **fields))
 
 
@@ -331,7 +351,9 @@ def invoice_paid_in_quickbooks(invoice: Invoice) -> Decimal:
     return paid or Decimal("0")
 
 
-def _guard_quickbooks_payments(invoice: Invoice, *, confirm_conflict: bool, user, what: str):
+def _guard_quickbooks_payments(
+    invoice: Invoice, *, confirm_conflict: bool, user: User | None, what: str
+) -> None:
     applied = invoice_paid_in_quickbooks(invoice)
     if not applied:
         return
@@ -350,7 +372,7 @@ def _guard_quickbooks_payments(invoice: Invoice, *, confirm_conflict: bool, user
     )
 
 
-def invoice_update_check(*, invoice: Invoice, fields: dict) -> None:
+def invoice_update_check(*, invoice: Invoice, fields: dict[str, Any]) -> None:
     """What invoice_update refuses, for a form to show before saving (admin)."""
     if "customer" in fields and fields["customer"] != invoice.customer:
         _guard_customer_change(invoice)
@@ -372,7 +394,7 @@ def _guard_customer_change(invoice: Invoice) -> None:
 
 @transaction.atomic
 def invoice_update(
-    *, invoice: Invoice, user=None, confirm_conflict: bool = False, **fields
+    *, invoice: Invoice, user: User | None = None, confirm_conflict: bool = False, **fields: Any
 ) -> Invoice:
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
     changed = [name for name, value in fields.items() if getattr(invoice, name) != value]
@@ -398,7 +420,7 @@ def invoice_replace_charges(
     *,
     invoice: Invoice,
     charge_sets: list[ChargeSetSpec],
-    user=None,
+    user: User | None = None,
     confirm_conflict: bool = False,
 ) -> Invoice:
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
@@ -416,7 +438,9 @@ def invoice_replace_charges(
 
 
 @transaction.atomic
-def invoice_void(*, invoice: Invoice, user=None, confirm_conflict: bool = False) -> Invoice:
+def invoice_void(
+    *, invoice: Invoice, user: User | None = None, confirm_conflict: bool = False
+) -> Invoice:
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
     if invoice.status == Invoice.Status.VOID:
         return invoice
@@ -435,21 +459,53 @@ def invoice_open_balance(invoice: Invoice) -> Decimal:
     return invoice.total - applied - credited
 
 
-def invoice_record_quickbooks_balance(*, invoice: Invoice, balance, sync_token) -> bool:
-    """Keep QuickBooks' open balance unless we already hold a newer one. QuickBooks bumps an
-    invoice's SyncToken on every change, a payment applied to it included, so the token orders
-    the answers; an older one is ignored (False). The paid status follows."""
-    token = int(sync_token) if str(sync_token).isdigit() else None
+def _balance_token(sync_token: int | str | None) -> int | None:
+    text = str(sync_token)
+    return int(text) if text.isdigit() else None
+
+
+def _newer_balance(token: int | None) -> Q:
     newer = Q(qb_balance_token__isnull=True)
     if token is not None:
         newer |= Q(qb_balance_token__lte=token)
+    return newer
+
+
+def invoice_record_quickbooks_balance(
+    *, invoice: Invoice, balance: Decimal | float | str, sync_token: int | str | None
+) -> bool:
+    """Keep QuickBooks' open balance unless we already hold a newer one. QuickBooks bumps an
+    invoice's SyncToken on every change, a payment applied to it included, so the token orders
+    the answers; an older one is ignored (False)."""
+    token = _balance_token(sync_token)
     amount = Decimal(str(balance))
-    if not Invoice.objects.filter(newer, pk=invoice.pk).update(
+    if not Invoice.objects.filter(_newer_balance(token), pk=invoice.pk).update(
         qb_balance=amount, qb_balance_token=token
     ):
         return False
     invoice.qb_balance, invoice.qb_balance_token = amount, token
     return True
+
+
+def quickbooks_balance_fields(
+    *, balance: Decimal | float | str, sync_token: int | str | None
+) -> dict[str, Any]:
+    """The same rule as an UPDATE's fields, for a caller that updates the invoice anyway (the
+    engine settling a push): the balance is taken only when not older than the one stored."""
+    token = _balance_token(sync_token)
+    newer = _newer_balance(token)
+    return {
+        "qb_balance": Case(
+            When(newer, then=Value(Decimal(str(balance)))),
+            default=F("qb_balance"),
+            output_field=DecimalField(**MONEY),
+        ),
+        "qb_balance_token": Case(
+            When(newer, then=Value(token)),
+            default=F("qb_balance_token"),
+            output_field=PositiveIntegerField(),
+        ),
+    }
 
 
 def invoice_refresh_paid_status(*, invoice: Invoice) -> Invoice:
@@ -459,6 +515,7 @@ def invoice_refresh_paid_status(*, invoice: Invoice) -> Invoice:
     open_balance = invoice_open_balance(invoice)
     if invoice.qb_balance is not None:
         open_balance = min(open_balance, invoice.qb_balance)
+    status: str
     if open_balance <= 0:
         status = Invoice.Status.PAID
     elif open_balance < invoice.total:
@@ -483,7 +540,7 @@ def payment_create(
     company: Company,
     customer: Customer,
     amount: Decimal,
-    payment_date: date,
+    payment_date: date | str,  # or an ISO date (from QuickBooks): full_clean parses it
     applications: list[tuple[Invoice, Decimal]],
     reference_number: str = "",
     method: str = Payment.Method.CHECK,

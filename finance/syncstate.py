@@ -13,8 +13,19 @@ tests/finance/test_syncstate.py fails when code anywhere writes `sync_status` ar
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from typing import TYPE_CHECKING, Any, TypeVar
+
 from django.db import models, transaction
 from django.dispatch import Signal
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+    from django.db.models import QuerySet
+
+    from finance.models import SyncedRecord
+
+RecordT = TypeVar("RecordT", bound="SyncedRecord")
 
 
 class SyncStatus(models.TextChoices):
@@ -93,12 +104,20 @@ def check_transition(current: str, target: str) -> None:
         raise InvalidTransition(f"sync status cannot go from {current} to {target}")
 
 
-def sources_for(target: str, among=None) -> list[str]:
+def sources_for(target: str, among: Collection[str] | None = None) -> list[str]:
     """The states a record may leave for `target` (optionally only those in `among`)."""
     return [s for (s, t) in MOVES if t == target and (among is None or s in among)]
 
 
-def move(queryset, target: str, *, how: str, sources=None, user=None, **fields) -> int:
+def move(
+    queryset: QuerySet[SyncedRecord],
+    target: str,
+    *,
+    how: str,
+    sources: Collection[str] | None = None,
+    user: User | None = None,
+    **fields: Any,
+) -> int:
     """Conditional UPDATE: the rows of `queryset` whose state may move to `target` (and is in
     `sources`, when given) take it, with `fields`. Returns how many moved.
 
@@ -122,14 +141,23 @@ def move(queryset, target: str, *, how: str, sources=None, user=None, **fields) 
     return moved
 
 
-def transition(record, target: str, *, how: str, user=None, audit=None, note: str = "", **fields):
+def transition(
+    record: RecordT,
+    target: str,
+    *,
+    how: str,
+    user: User | None = None,
+    audit: str | None = None,
+    note: str = "",
+    **fields: Any,
+) -> RecordT:
     """Move one record (its caller holds its row lock) from the state it was read in: refused
     with InvalidTransition when the table has no such move, or when it changed meanwhile.
     With `audit` (a ManualAction kind) the person's move is written to the audit log."""
     current, reason = record.sync_status, record.problem_reason
     check_transition(current, target)
     model = type(record)
-    before = _snapshot(record) if audit else None
+    before = _snapshot(record) if audit else {}
     with transaction.atomic():
         moved = model.objects.filter(pk=record.pk, sync_status=current).update(
             sync_status=target, **fields
@@ -150,7 +178,7 @@ def transition(record, target: str, *, how: str, user=None, audit=None, note: st
     return record
 
 
-def _snapshot(record) -> dict:
+def _snapshot(record: SyncedRecord) -> dict[str, Any]:
     from finance.audit import sync_snapshot
 
     before = sync_snapshot(record)
@@ -159,7 +187,15 @@ def _snapshot(record) -> dict:
     return before
 
 
-def _announce(model, rows, target, *, how, user, fields) -> None:
+def _announce(
+    model: type[SyncedRecord],
+    rows: list[tuple[int, str, str]],
+    target: str,
+    *,
+    how: str,
+    user: User | None,
+    fields: dict[str, Any],
+) -> None:
     """rows: (pk, state before, problem reason before) of the records that moved."""
     if target == S.PROBLEM:
         opened = [(pk, fields.get("problem_reason") or reason) for pk, _, reason in rows]

@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 
 _ISO6346 = re.compile(r"^[A-Z]{3}[UJZR]\d{7}$")
 # Letter values of ISO 6346: multiples of 11 are skipped.
-_LETTER_VALUES = {}
+_LETTER_VALUES: dict[str, int] = {}
 _value = 10
 for _letter in "ABCDEFGHIJKLMNOPQRSTUVWXYZ":
     if _value % 11 == 0:
@@ -82,7 +82,7 @@ def validate_business_date(value: date, what: str = "The date") -> None:
         )
 
 
-def money(value, what: str) -> Decimal:
+def money(value: object, what: str) -> Decimal:
     """A positive amount in cents, as QuickBooks holds it; anything else is refused, not rounded."""
     try:
         amount = Decimal(str(value))

@@ -5,30 +5,40 @@ this page with htmx, so finance keeps not importing sync.
 """
 
 import logging
+from collections.abc import Iterable
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from finance.descriptions import preview_descriptions
 from finance.forms import DescriptionMappingForm, SyncOptionsForm, sample_invoices
+from finance.http import AuthenticatedHttpRequest
 from finance.models import DESCRIPTION_FIELDS, FinanceSettings, Invoice
 from finance.services import company_get_default, finance_settings_get, finance_settings_update
 
 logger = logging.getLogger(__name__)
 SETTINGS_PERM = "finance.change_financesettings"
+SettingsForm = SyncOptionsForm | DescriptionMappingForm
+# The page's two forms (class, prefix), by the `section` a POST names.
+SECTION_FORMS: dict[str, tuple[type[SettingsForm], str]] = {
+    "options": (SyncOptionsForm, "opt"),
+    "descriptions": (DescriptionMappingForm, "desc"),
+}
 
 
-def _settings_for(request) -> FinanceSettings:
+def _settings_for(request: AuthenticatedHttpRequest) -> FinanceSettings:
     if not request.user.has_perm(SETTINGS_PERM):
         raise PermissionDenied("You need the Finance role to change QuickBooks settings.")
     return finance_settings_get(company=company_get_default())
 
 
-def _ordered_fields(selected) -> list[tuple[str, str, bool]]:
+def _ordered_fields(selected: Iterable[str] | None) -> list[tuple[str, str, bool]]:
     """Every optional field, ticked ones first in their chosen order."""
     selected = [f for f in selected or [] if f in DESCRIPTION_FIELDS]
     rest = [f for f in DESCRIPTION_FIELDS if f not in selected]
@@ -37,19 +47,16 @@ def _ordered_fields(selected) -> list[tuple[str, str, bool]]:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def quickbooks(request):
+def quickbooks(request: AuthenticatedHttpRequest) -> HttpResponse:
     settings_row = _settings_for(request)
-    options = SyncOptionsForm(instance=settings_row, prefix="opt")
-    mapping = DescriptionMappingForm(instance=settings_row, prefix="desc")
+    options: SettingsForm = SyncOptionsForm(instance=settings_row, prefix="opt")
+    mapping: SettingsForm = DescriptionMappingForm(instance=settings_row, prefix="desc")
     if request.method == "POST":
-        section = request.POST.get("section")
-        form_class, prefix = {
-            "options": (SyncOptionsForm, "opt"),
-            "descriptions": (DescriptionMappingForm, "desc"),
-        }.get(section, (None, None))
-        if form_class is None:
+        section = request.POST.get("section", "")
+        if section not in SECTION_FORMS:
             messages.error(request, "Unknown settings section.")
             return redirect("finance:quickbooks")
+        form_class, prefix = SECTION_FORMS[section]
         form = form_class(request.POST, instance=settings_row, prefix=prefix)
         if form.is_valid():
             try:
@@ -69,7 +76,7 @@ def quickbooks(request):
             "Finance settings refused (%s, by %s): %s",
             section,
             request.user.username,
-            "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()),
+            "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in form.errors.items()),
         )
         settings_row.refresh_from_db()
         if section == "options":
@@ -77,7 +84,8 @@ def quickbooks(request):
         else:
             mapping = form
     chosen = (
-        mapping.data.getlist("desc-description_fields")
+        # Bound only when it is this POST's refused descriptions form.
+        request.POST.getlist("desc-description_fields")
         if mapping.is_bound
         else settings_row.description_fields
     )
@@ -113,7 +121,7 @@ def quickbooks(request):
 
 @login_required
 @require_POST
-def description_preview(request):
+def description_preview(request: AuthenticatedHttpRequest) -> HttpResponse:
     settings_row = _settings_for(request)
     form = DescriptionMappingForm(request.POST, instance=settings_row, prefix="desc")
     invoice = (
@@ -121,7 +129,7 @@ def description_preview(request):
         .select_related("customer")
         .first()
     )
-    context = {"invoice": invoice, "lines": [], "errors": []}
+    context: dict[str, Any] = {"invoice": invoice, "lines": [], "errors": []}
     if invoice is None:
         context["errors"] = ["Choose an invoice to preview on."]
     elif not form.is_valid():

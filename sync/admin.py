@@ -5,6 +5,8 @@ SyncAttempt payloads are the bodies we sent to QuickBooks (no Authorization head
 """
 
 from django.contrib import admin
+from django.db.models import Model
+from django.http import HttpRequest
 
 from sync.models import BulkJob, ProblemEvent, QuickBooksConnection, SyncAttempt, WebhookEvent
 
@@ -14,13 +16,13 @@ TOKEN_FIELDS = ("access_token", "refresh_token", "oauth_state")
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Rows written by the engine are evidence: nobody adds, edits or deletes them here."""
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 

@@ -6,7 +6,7 @@ class SyncConfig(AppConfig):
     name = "sync"
     verbose_name = "QuickBooks sync"
 
-    def ready(self):
+    def ready(self) -> None:
         from finance.signals import records_changed
         from finance.syncstate import problem_changed
         from sync.services.enqueue import on_records_changed

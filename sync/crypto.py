@@ -3,6 +3,7 @@
 import base64
 import hashlib
 from functools import lru_cache
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
@@ -38,8 +39,8 @@ def decrypt(value: str) -> str:
 class EncryptedTextField(models.TextField):
     """Stores Fernet ciphertext; Python code only ever sees the plain value."""
 
-    def from_db_value(self, value, expression, connection):
+    def from_db_value(self, value: str | None, expression: Any, connection: Any) -> str:
         return decrypt(value) if value else ""
 
-    def get_prep_value(self, value):
+    def get_prep_value(self, value: Any) -> str:
         return encrypt(value) if value else ""

@@ -1,5 +1,7 @@
 """Small forms for the Problem Sync page: filters and bulk actions."""
 
+from typing import Any
+
 from django import forms
 
 from sync.problems import REASONS
@@ -34,8 +36,10 @@ class BulkForm(forms.Form):
         coerce=int, choices=(), error_messages={"required": "Select at least one record first."}
     )
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Any whole number is a candidate; the view keeps only this company's records.
         raw = self.data.getlist("ids") if hasattr(self.data, "getlist") else []
-        self.fields["ids"].choices = [(v, v) for v in raw if str(v).isdigit()]
+        ids = self.fields["ids"]
+        assert isinstance(ids, forms.TypedMultipleChoiceField), "declared above"
+        ids.choices = [(v, v) for v in raw if str(v).isdigit()]

@@ -14,25 +14,32 @@ module and finance/registry.py branches on a type's name.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from django.db.models import Q, QuerySet
 
 from finance.descriptions import describe_invoice
-from finance.models import CreditMemo, Customer, Invoice, Payment
+from finance.models import ChargeCode, CreditMemo, Customer, Invoice, Payment, SyncedRecord
 from finance.registry import RECORD_TYPES, RecordType, record_type
+from finance.services import quickbooks_balance_fields
 from finance.syncstate import OWED
 from sync.services import pull_apply
-from sync.services.client import quote
+from sync.services.client import QboObject, QuickBooksSession, quote
+
+if TYPE_CHECKING:
+    from sync.models import QuickBooksConnection
+    from sync.services.engine import SyncContext
+
+RecordT = TypeVar("RecordT", bound=SyncedRecord)
 
 
 class MappingProblem(Exception):
     """The record cannot be sent as it is; `reason` is a key of sync.problems.REASONS."""
 
-    def __init__(self, reason: str, message: str):
+    def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
@@ -42,22 +49,35 @@ class DependencyWait(Exception):
     """A record this one needs is still on its way to QuickBooks: try again shortly."""
 
 
+class PullHook(Protocol):
+    """Applies a change read from QuickBooks to our records (sync/services/pull_apply.py) and
+    says what it did ("updated", "flagged", "unknown"…)."""
+
+    def __call__(
+        self,
+        *,
+        connection: QuickBooksConnection,
+        obj: QboObject,
+        session: QuickBooksSession | None = ...,
+    ) -> str: ...
+
+
 @dataclass(frozen=True)
 class Need:
     """Something that must be in QuickBooks before this record: the engine checks it, pushes it
     first when `push_first`, waits while it is still owed, else parks the record as `reason`."""
 
-    record: Any
+    record: SyncedRecord
     reason: str
     label: str
     push_first: bool = False
 
 
-def money(value) -> float:
+def money(value: Decimal) -> float:
     return float(Decimal(value).quantize(Decimal("0.01")))
 
 
-def ref(record, name: str = "") -> dict:
+def ref(record: SyncedRecord, name: str = "") -> dict[str, str]:
     reference = {"value": record.qb_id}
     if name:
         reference["name"] = name
@@ -70,7 +90,7 @@ def owed(relation: str) -> Q:
 
 
 @dataclass(frozen=True)
-class Mapper:
+class Mapper(Generic[RecordT]):
     sync_type: str
     entity: str  # the QuickBooks entity name
     select_related: tuple[str, ...] = ()
@@ -82,7 +102,7 @@ class Mapper:
     duplicate_name: str = "problem"
     needs_income_account: bool = False  # the body names the income account new items post to
     unblocks_others: bool = False  # others wait for it: a landed batch asks for an early sweep
-    pull: Callable[..., str] | None = None  # applies a change read from QuickBooks
+    pull: PullHook | None = None  # applies a change read from QuickBooks
     pull_toggle: str = ""  # the FinanceSettings flag that switches pulling this type off
     pull_creates: bool = False  # objects created in QuickBooks concern us (a payment does)
 
@@ -91,10 +111,10 @@ class Mapper:
         return record_type(self.sync_type)
 
     @property
-    def model(self):
+    def model(self) -> type[SyncedRecord]:
         return self.record_type.model
 
-    def load(self, pks) -> QuerySet:
+    def load(self, pks: Iterable[int]) -> QuerySet[SyncedRecord]:
         """The records with everything body() and dependencies() read, in three queries."""
         return (
             self.model.objects.filter(pk__in=pks)
@@ -103,23 +123,23 @@ class Mapper:
         )
 
     # -- overridden per type --
-    def body(self, record, ctx) -> dict:
+    def body(self, record: RecordT, ctx: SyncContext) -> QboObject:
         raise NotImplementedError
 
-    def natural_key_query(self, record) -> str:
+    def natural_key_query(self, record: RecordT) -> str:
         raise NotImplementedError
 
-    def matches(self, record, obj: dict) -> bool:
+    def matches(self, record: RecordT, obj: QboObject) -> bool:
         return True
 
-    def skip_reason(self, record, ctx) -> str:
+    def skip_reason(self, record: RecordT, ctx: SyncContext) -> str:
         return ""
 
-    def dependencies(self, record, ctx) -> list[Need]:
+    def dependencies(self, record: RecordT, ctx: SyncContext) -> list[Need]:
         """What must be in QuickBooks first (the engine sees to it before check())."""
         return []
 
-    def check(self, record, ctx) -> None:
+    def check(self, record: RecordT, ctx: SyncContext) -> None:
         """Raise MappingProblem when the record itself cannot be sent (no lines, an unmapped
         charge code)."""
 
@@ -127,27 +147,27 @@ class Mapper:
         """Due records the sweep leaves for later: their dependencies are still on their way."""
         return None
 
-    def void_requested(self, record) -> bool:
+    def void_requested(self, record: RecordT) -> bool:
         return False
 
-    def link_allowed(self, record, found: dict) -> bool:
+    def link_allowed(self, record: RecordT, found: QboObject) -> bool:
         """On 6240, whether the same-named QuickBooks object is this record (see duplicate_name)."""
         return self.duplicate_name == "link"
 
-    def name_taken(self, record, found: dict | None) -> tuple[str, str]:
+    def name_taken(self, record: RecordT, found: QboObject | None) -> tuple[str, str]:
         """On 6240 when not linking: the problem reason and what to tell the clerk ("" = Intuit's
         own message)."""
         return "duplicate_name", ""
 
-    def apply(self, record, obj: dict) -> dict:
+    def apply(self, record: RecordT, obj: QboObject) -> dict[str, Any]:
         """Fields to store from QuickBooks' answer (besides Id and SyncToken)."""
         return {}
 
-    def after_settle(self, record, obj: dict) -> None:
+    def after_settle(self, record: RecordT, obj: QboObject) -> None:
         """After QuickBooks accepted the record (its answer is `obj`)."""
 
 
-def _customer_need(record, ctx) -> Need:
+def _customer_need(record: Invoice | CreditMemo | Payment, ctx: SyncContext) -> Need:
     customer = record.customer
     return Need(
         customer,
@@ -157,7 +177,7 @@ def _customer_need(record, ctx) -> Need:
     )
 
 
-def _require_items(codes) -> None:
+def _require_items(codes: Iterable[ChargeCode]) -> None:
     unmapped = sorted({c.code for c in codes if not c.qb_id})
     if unmapped:
         raise MappingProblem(
@@ -166,9 +186,9 @@ def _require_items(codes) -> None:
         )
 
 
-class CustomerMapper(Mapper):
-    def body(self, customer: Customer, ctx) -> dict:
-        body: dict = {
+class CustomerMapper(Mapper[Customer]):
+    def body(self, customer: Customer, ctx: SyncContext) -> QboObject:
+        body: QboObject = {
             "DisplayName": customer.display_name,
             "CompanyName": customer.company_name or customer.display_name,
             "Active": customer.is_active,
@@ -187,17 +207,17 @@ class CustomerMapper(Mapper):
             }
         return body
 
-    def natural_key_query(self, customer) -> str:
+    def natural_key_query(self, customer: Customer) -> str:
         return f"SELECT * FROM Customer WHERE DisplayName = {quote(customer.display_name)}"
 
-    def matches(self, customer, obj) -> bool:
+    def matches(self, customer: Customer, obj: QboObject) -> bool:
         return obj.get("DisplayName", "").casefold() == customer.display_name.casefold()
 
-    def link_allowed(self, customer, found) -> bool:
+    def link_allowed(self, customer: Customer, found: QboObject) -> bool:
         theirs = (found.get("PrimaryEmailAddr") or {}).get("Address", "")
         return bool(theirs) and theirs.strip().lower() == customer.billing_email.strip().lower()
 
-    def name_taken(self, customer, found) -> tuple[str, str]:
+    def name_taken(self, customer: Customer, found: QboObject | None) -> tuple[str, str]:
         if found is None:
             return "duplicate_name", (
                 f"{customer.display_name!r} is already used by a vendor or employee in "
@@ -210,8 +230,8 @@ class CustomerMapper(Mapper):
         )
 
 
-class ItemMapper(Mapper):
-    def body(self, code, ctx) -> dict:
+class ItemMapper(Mapper[ChargeCode]):
+    def body(self, code: ChargeCode, ctx: SyncContext) -> QboObject:
         return {
             "Name": code.name[:100],
             "Type": "Service",
@@ -221,15 +241,15 @@ class ItemMapper(Mapper):
             "Active": code.is_active,
         }
 
-    def natural_key_query(self, code) -> str:
+    def natural_key_query(self, code: ChargeCode) -> str:
         return f"SELECT * FROM Item WHERE Name = {quote(code.name[:100])}"
 
-    def matches(self, code, obj) -> bool:
+    def matches(self, code: ChargeCode, obj: QboObject) -> bool:
         return obj.get("Name", "").casefold() == code.name[:100].casefold()
 
 
-class InvoiceMapper(Mapper):
-    def skip_reason(self, invoice: Invoice, ctx) -> str:
+class InvoiceMapper(Mapper[Invoice]):
+    def skip_reason(self, invoice: Invoice, ctx: SyncContext) -> str:
         if invoice.status == Invoice.Status.DRAFT:
             return "Draft: syncs when approved."
         trigger = ctx.settings.invoice_sync_trigger
@@ -239,13 +259,13 @@ class InvoiceMapper(Mapper):
             return "Voided before it was synced: nothing to send."
         return ""
 
-    def void_requested(self, invoice) -> bool:
+    def void_requested(self, invoice: Invoice) -> bool:
         return invoice.status == Invoice.Status.VOID
 
-    def dependencies(self, invoice, ctx) -> list[Need]:
+    def dependencies(self, invoice: Invoice, ctx: SyncContext) -> list[Need]:
         return [_customer_need(invoice, ctx)]
 
-    def check(self, invoice, ctx) -> None:
+    def check(self, invoice: Invoice, ctx: SyncContext) -> None:
         if invoice.status != Invoice.Status.VOID:
             lines = [line for cs in invoice.charge_sets.all() for line in cs.lines.all()]
             if not lines:
@@ -257,7 +277,7 @@ class InvoiceMapper(Mapper):
         # missing_item_mapping if its batch ran before the item's (same sweep, parallel workers).
         return owed("customer") | owed("charge_sets__lines__charge_code")
 
-    def body(self, invoice: Invoice, ctx) -> dict:
+    def body(self, invoice: Invoice, ctx: SyncContext) -> QboObject:
         lines = []
         for number, described in enumerate(
             describe_invoice(invoice=invoice, settings=ctx.settings), 1
@@ -276,7 +296,7 @@ class InvoiceMapper(Mapper):
                     },
                 }
             )
-        body: dict = {
+        body: QboObject = {
             "DocNumber": invoice.doc_number,
             "TxnDate": invoice.invoice_date.isoformat(),
             "CustomerRef": ref(invoice.customer, invoice.customer.display_name),
@@ -290,31 +310,36 @@ class InvoiceMapper(Mapper):
             body["BillEmail"] = {"Address": invoice.customer.billing_email}
         return body
 
-    def natural_key_query(self, invoice) -> str:
+    def natural_key_query(self, invoice: Invoice) -> str:
         return f"SELECT * FROM Invoice WHERE DocNumber = {quote(invoice.doc_number)}"
 
-    def matches(self, invoice, obj) -> bool:
+    def matches(self, invoice: Invoice, obj: QboObject) -> bool:
         return (
             obj.get("DocNumber") == invoice.doc_number
             and (obj.get("CustomerRef") or {}).get("value") == invoice.customer.qb_id
         )
 
-    def after_settle(self, invoice, obj) -> None:
+    def apply(self, invoice: Invoice, obj: QboObject) -> dict[str, Any]:
+        if obj.get("Balance") in (None, ""):
+            return {}
+        return quickbooks_balance_fields(balance=obj["Balance"], sync_token=obj.get("SyncToken"))
+
+    def after_settle(self, invoice: Invoice, obj: QboObject) -> None:
         if obj.get("Balance") not in (None, ""):
-            pull_apply.invoice_balance_learnt(invoice=invoice, obj=obj)
+            pull_apply.paid_status_after_answer(invoice=invoice, obj=obj)
 
 
-class CreditMemoMapper(Mapper):
-    def dependencies(self, memo, ctx) -> list[Need]:
+class CreditMemoMapper(Mapper[CreditMemo]):
+    def dependencies(self, memo: CreditMemo, ctx: SyncContext) -> list[Need]:
         return [_customer_need(memo, ctx)]
 
-    def check(self, memo, ctx) -> None:
+    def check(self, memo: CreditMemo, ctx: SyncContext) -> None:
         _require_items(line.charge_code for line in memo.lines.all())
 
     def wait_for(self) -> Q:
         return owed("customer")
 
-    def body(self, memo: CreditMemo, ctx) -> dict:
+    def body(self, memo: CreditMemo, ctx: SyncContext) -> QboObject:
         lines = [
             {
                 "LineNum": number,
@@ -329,33 +354,33 @@ class CreditMemoMapper(Mapper):
             }
             for number, line in enumerate(memo.lines.all(), 1)
         ]
-        body: dict = {
+        body: QboObject = {
             "DocNumber": memo.number,
             "TxnDate": memo.memo_date.isoformat(),
             "CustomerRef": ref(memo.customer, memo.customer.display_name),
             "Line": lines,
         }
         note = memo.reason
-        if memo.invoice_id:
+        if memo.invoice is not None:  # no query when there is none (invoice_id is NULL)
             note = f"Credit for invoice {memo.invoice.doc_number}. {note}".strip()
         if note:
             body["PrivateNote"] = note[:4000]
         return body
 
-    def natural_key_query(self, memo) -> str:
+    def natural_key_query(self, memo: CreditMemo) -> str:
         return f"SELECT * FROM CreditMemo WHERE DocNumber = {quote(memo.number)}"
 
-    def matches(self, memo, obj) -> bool:
+    def matches(self, memo: CreditMemo, obj: QboObject) -> bool:
         return obj.get("DocNumber") == memo.number
 
 
-class PaymentMapper(Mapper):
-    def skip_reason(self, payment: Payment, ctx) -> str:
+class PaymentMapper(Mapper[Payment]):
+    def skip_reason(self, payment: Payment, ctx: SyncContext) -> str:
         if payment.origin == Payment.Origin.QUICKBOOKS:
             return "Applied in QuickBooks: nothing to send back."
         return ""
 
-    def dependencies(self, payment, ctx) -> list[Need]:
+    def dependencies(self, payment: Payment, ctx: SyncContext) -> list[Need]:
         needs = [_customer_need(payment, ctx)]
         for application in payment.applications.all():
             invoice = application.invoice
@@ -365,8 +390,8 @@ class PaymentMapper(Mapper):
     def wait_for(self) -> Q:
         return owed("customer") | owed("applications__invoice")
 
-    def body(self, payment: Payment, ctx) -> dict:
-        body: dict = {
+    def body(self, payment: Payment, ctx: SyncContext) -> QboObject:
+        body: QboObject = {
             "CustomerRef": ref(payment.customer, payment.customer.display_name),
             "TotalAmt": money(payment.amount),
             "TxnDate": payment.payment_date.isoformat(),
@@ -383,19 +408,19 @@ class PaymentMapper(Mapper):
             body["PaymentRefNum"] = payment.reference_number[:21]
         return body
 
-    def natural_key_query(self, payment) -> str:
+    def natural_key_query(self, payment: Payment) -> str:
         return (
             f"SELECT * FROM Payment WHERE TxnDate = {quote(payment.payment_date.isoformat())}"
             f" AND CustomerRef = {quote(payment.customer.qb_id)}"
         )
 
-    def matches(self, payment, obj) -> bool:
+    def matches(self, payment: Payment, obj: QboObject) -> bool:
         return obj.get("PrivateNote") == f"{pull_apply.TMS_PAYMENT_NOTE}{payment.pk}" and abs(
             Decimal(str(obj.get("TotalAmt") or 0)) - payment.amount
         ) < Decimal("0.005")
 
 
-MAPPERS: dict[str, Mapper] = {
+MAPPERS: dict[str, Mapper[Any]] = {
     "customer": CustomerMapper(
         "customer",
         "Customer",
@@ -437,15 +462,15 @@ MAPPERS: dict[str, Mapper] = {
     ),
 }
 assert list(MAPPERS) == list(RECORD_TYPES), "mappers and record types must list the same types"
-ORDERED: list[Mapper] = list(MAPPERS.values())  # dependency order (finance registry)
-PULLED: dict[str, Mapper] = {m.entity: m for m in ORDERED if m.pull is not None}
+ORDERED: list[Mapper[Any]] = list(MAPPERS.values())  # dependency order (finance registry)
+PULLED: dict[str, Mapper[Any]] = {m.entity: m for m in ORDERED if m.pull is not None}
 
 
-def mapper_of(record) -> Mapper:
+def mapper_of(record: SyncedRecord) -> Mapper[Any]:
     return MAPPERS[record.sync_type]
 
 
-def payload_preview(record) -> dict:
+def payload_preview(record: SyncedRecord) -> dict[str, Any]:
     """What would be sent to QuickBooks now (the Problem Sync drawer shows it)."""
     from sync.services.engine import SyncContext
 

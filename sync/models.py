@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from finance.models import Company
+from finance.models import Company, SyncedRecord
 from sync.crypto import EncryptedTextField
 
 
@@ -44,13 +44,17 @@ class QuickBooksConnection(models.Model):
     last_pull_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # Not a column: sync.services.connection.disconnect sets it on the connection it returns
+    # (whether Intuit confirmed the revoke).
+    revoke_confirmed: bool
+
     class Meta:
         permissions = [
             ("manage_connection", "Can connect and disconnect QuickBooks"),
             ("resolve_problems", "Can re-sync, clear and mark paid on Problem Sync"),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.company} → {self.company_name or self.realm_id or 'not connected'}"
 
     @property
@@ -87,7 +91,7 @@ class SyncAttempt(models.Model):
             models.Index(fields=["record_type", "record_id", "-started_at"], name="attempt_rec_idx")
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.record_type} {self.record_id} {self.operation} {self.outcome}"
 
 
@@ -130,7 +134,7 @@ class WebhookEvent(models.Model):
             )
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.entity_name} {self.entity_id} {self.operation}"
 
 
@@ -151,11 +155,18 @@ class ProblemEvent(models.Model):
     )
     at = models.DateTimeField(auto_now_add=True, db_index=True)
 
+    # Not columns: the "Recently resolved" list sets them on the events it shows (the record,
+    # by sync.selectors.recently_resolved; how to name it, by sync.views.problems).
+    record: SyncedRecord
+    label: str
+    type_label: str
+    how_label: str
+
     class Meta:
         ordering = ["-at", "-id"]
         indexes = [models.Index(fields=["kind", "record_type", "at"], name="problemevent_kind_idx")]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.record_type} {self.record_id} {self.kind}"
 
 
@@ -175,7 +186,7 @@ class BulkJob(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.action} {self.done}/{self.total}"
 
     @property

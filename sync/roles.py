@@ -4,6 +4,8 @@ Each synced record type (finance.registry) is readable by both roles and editabl
 in admin; Finance maps the types that start unmapped (charge codes → items).
 """
 
+from typing import Any
+
 from finance.registry import RECORD_TYPES
 
 _SYNCED = [rt.admin_name for rt in RECORD_TYPES.values()]
@@ -24,7 +26,7 @@ SUPPORT = {
 ROLES = {"Finance": FINANCE, "Support": SUPPORT}
 
 
-def ensure_roles(group_model, permission_model) -> None:
+def ensure_roles(group_model: Any, permission_model: Any) -> None:
     """Create or complete both groups (idempotent; models passed in so migrations can use it)."""
     for name, grants in ROLES.items():
         group, _ = group_model.objects.get_or_create(name=name)

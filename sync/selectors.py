@@ -1,18 +1,28 @@
 """Read queries for sync pages."""
 
-from django.core.paginator import Paginator
+from __future__ import annotations
+
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from django.core.paginator import Page, Paginator
+from django.db.models import QuerySet
 from django.utils import timezone
 
+from finance.models import Company, SyncedRecord
 from finance.registry import RECORD_TYPES, record_type
-from sync.models import QuickBooksConnection
+from sync.models import ProblemEvent, QuickBooksConnection, SyncAttempt
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
 
 
-def connection_for_company(*, company) -> QuickBooksConnection:
+def connection_for_company(*, company: Company) -> QuickBooksConnection:
     connection, _ = QuickBooksConnection.objects.get_or_create(company=company)
     return connection
 
 
-def connection_banner_for(*, user) -> dict | None:
+def connection_banner_for(*, user: User | AnonymousUser) -> dict[str, Any] | None:
     """The reconnect banner: shown to everyone signed in while QuickBooks needs attention."""
     connection = (
         QuickBooksConnection.objects.exclude(status=QuickBooksConnection.Status.CONNECTED)
@@ -45,13 +55,13 @@ SORTS = {
 }
 
 
-def _base(sync_type, company):
+def _base(sync_type: str, company: Company) -> QuerySet[Any]:
     rt = record_type(sync_type)
     qs = rt.model.objects.filter(company=company)
     return qs.select_related(rt.party_field) if rt.party_field else qs
 
 
-def problem_counts(*, company) -> dict[str, int]:
+def problem_counts(*, company: Company) -> dict[str, int]:
     """Problems per record type, for the tab labels."""
     from django.db.models import Count
 
@@ -63,7 +73,7 @@ def problem_counts(*, company) -> dict[str, int]:
     }
 
 
-def _search(qs, sync_type, search):
+def _search(qs: QuerySet[Any], sync_type: str, search: str) -> QuerySet[Any]:
     """Any of the type's search fields contains the text. A path through a to-many relation
     (an invoice's containers, a payment's invoices) is a subquery on the related table: no
     duplicated rows, and the same plan as a hand-written one."""
@@ -85,7 +95,7 @@ def _search(qs, sync_type, search):
     return qs.filter(condition)
 
 
-def _sort_field(sync_type, key):
+def _sort_field(sync_type: str, key: str) -> str | None:
     rt = record_type(sync_type)
     if key == "doc":
         return rt.label_fields[0]
@@ -96,7 +106,7 @@ def _sort_field(sync_type, key):
     return SORTS.get(key)
 
 
-def _order(qs, sync_type, sort, default):
+def _order(qs: QuerySet[Any], sync_type: str, sort: str, default: str) -> QuerySet[Any]:
     desc = sort.startswith("-")
     field = _sort_field(sync_type, sort.lstrip("-"))
     if not field:
@@ -116,17 +126,28 @@ class KeysFirstPaginator(Paginator):
     (offset 60,000) walks one index instead of joining every row before it. Same rows, same
     order, same number of queries."""
 
-    def page(self, number):
+    object_list: QuerySet[Any]  # it pages querysets only
+
+    def page(self, number: int | str) -> Page[Any]:
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page
         top = bottom + self.per_page
         if top + self.orphans >= self.count:
             top = self.count
         keys = self.object_list.values("pk")[bottom:top]
-        return self._get_page(self.object_list.filter(pk__in=keys), number, self)
+        # django-stubs lacks _get_page, the hook Django's own page() builds its Page with.
+        return self._get_page(self.object_list.filter(pk__in=keys), number, self)  # type: ignore[attr-defined]
 
 
-def problems_list(*, company, sync_type, search="", reason="", age="", sort="-since"):
+def problems_list(
+    *,
+    company: Company,
+    sync_type: str,
+    search: str = "",
+    reason: str = "",
+    age: str = "",
+    sort: str = "-since",
+) -> QuerySet[Any]:
     """PROBLEM records of one type, filtered and sorted as the page asks."""
     from datetime import timedelta
 
@@ -140,7 +161,7 @@ def problems_list(*, company, sync_type, search="", reason="", age="", sort="-si
     return _order(qs, sync_type, sort, "-problem_since")
 
 
-def waiting_counts(*, company) -> dict[str, int]:
+def waiting_counts(*, company: Company) -> dict[str, int]:
     from django.db.models import Count
 
     return {
@@ -151,27 +172,23 @@ def waiting_counts(*, company) -> dict[str, int]:
     }
 
 
-def waiting_list(*, company, sync_type, sort="age"):
+def waiting_list(*, company: Company, sync_type: str, sort: str = "age") -> QuerySet[Any]:
     """Everything still owed to QuickBooks: pending, waiting to retry, in flight."""
     qs = _base(sync_type, company).filter(sync_status__in=WAITING_STATUSES)
     return _order(qs, sync_type, sort, "created_at")
 
 
-def attempt_history(*, record, limit=20):
-    from sync.models import SyncAttempt
-
+def attempt_history(*, record: SyncedRecord, limit: int = 20) -> QuerySet[SyncAttempt]:
     return SyncAttempt.objects.filter(record_type=record.sync_type, record_id=record.pk).order_by(
         "-started_at", "-id"
     )[:limit]
 
 
-def recently_resolved(*, company, limit=10, days=7):
+def recently_resolved(*, company: Company, limit: int = 10, days: int = 7) -> list[ProblemEvent]:
     """Problems resolved lately, newest first, each with its record (bulk-loaded per type).
 
     ProblemEvent carries no company: records of other companies are dropped here."""
     from datetime import timedelta
-
-    from sync.models import ProblemEvent
 
     events = list(
         ProblemEvent.objects.filter(
@@ -183,11 +200,12 @@ def recently_resolved(*, company, limit=10, days=7):
     wanted: dict[str, set[int]] = {}
     for event in events:
         wanted.setdefault(event.record_type, set()).add(event.record_id)
-    records = {}
+    records: dict[tuple[str, int], SyncedRecord] = {}
     for sync_type, ids in wanted.items():
         for record in _base(sync_type, company).filter(pk__in=ids):
             records[(sync_type, record.pk)] = record
-    rows, seen = [], set()
+    rows: list[ProblemEvent] = []
+    seen: set[tuple[str, int]] = set()
     for event in events:
         key = (event.record_type, event.record_id)
         if key in seen or key not in records:
@@ -198,7 +216,7 @@ def recently_resolved(*, company, limit=10, days=7):
     return rows[:limit]
 
 
-def trend(*, company, days=14) -> list[dict]:
+def trend(*, company: Company, days: int = 14) -> list[dict[str, Any]]:
     """Problems opened and resolved per day (oldest first), with a per-type breakdown.
 
     ProblemEvent has no company column yet, so this counts every company's events."""
@@ -206,8 +224,6 @@ def trend(*, company, days=14) -> list[dict]:
 
     from django.db.models import Count
     from django.db.models.functions import TruncDate
-
-    from sync.models import ProblemEvent
 
     today = timezone.localdate()
     start = today - timedelta(days=days - 1)
@@ -218,7 +234,7 @@ def trend(*, company, days=14) -> list[dict]:
         .values("day", "kind", "record_type")
         .annotate(n=Count("id"))
     )
-    series = {
+    series: dict[date, dict[str, Any]] = {
         start + timedelta(days=i): {"opened": 0, "resolved": 0, "by_type": {}} for i in range(days)
     }
     for row in rows:

@@ -5,18 +5,26 @@ checks the one state machine, writes the audit row (ManualAction) and announces 
 leaving or entering PROBLEM (the trend chart's ProblemEvent).
 """
 
-import logging
+from __future__ import annotations
 
+import logging
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from finance.models import Invoice, ManualAction
+from finance.models import Invoice, ManualAction, SyncedRecord
 from finance.registry import model_for
 from finance.syncstate import InvalidTransition, SyncStatus, transition
 from sync.models import BulkJob
 from sync.services import enqueue
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+RecordT = TypeVar("RecordT", bound=SyncedRecord)
 logger = logging.getLogger(__name__)
 
 BULK_ACTIONS = {"resync": "Re-sync", "clear": "Clear without sync"}
@@ -26,11 +34,20 @@ class ActionRefused(InvalidTransition):
     """The record is in a state where this action makes no sense; the message says why."""
 
 
-def _lock(record):
+def _lock(record: RecordT) -> RecordT:
     return type(record).objects.select_for_update().get(pk=record.pk)
 
 
-def _move(record, target: str, what: str, *, how: str, user, audit, **fields):
+def _move(
+    record: RecordT,
+    target: str,
+    what: str,
+    *,
+    how: str,
+    user: User | None,
+    audit: str,
+    **fields: Any,
+) -> RecordT:
     """The person's move through the one state machine, refused in words they understand."""
     if record.sync_status == SyncStatus.IN_FLIGHT:
         raise ActionRefused(
@@ -45,7 +62,7 @@ def _move(record, target: str, what: str, *, how: str, user, audit, **fields):
 
 
 @transaction.atomic
-def record_resync(*, record, user):
+def record_resync(*, record: RecordT, user: User | None) -> RecordT:
     """Send the record again: back to PENDING with a fresh attempt budget."""
     record = _move(
         _lock(record),
@@ -66,7 +83,7 @@ def record_resync(*, record, user):
 
 
 @transaction.atomic
-def record_clear(*, record, user):
+def record_clear(*, record: RecordT, user: User | None) -> RecordT:
     """Take the record off the problem list without sending it (the reason is kept for undo)."""
     return _move(
         _lock(record),
@@ -80,7 +97,7 @@ def record_clear(*, record, user):
 
 
 @transaction.atomic
-def record_undo_clear(*, record, user):
+def record_undo_clear(*, record: RecordT, user: User | None) -> RecordT:
     """Put a cleared record back on the problem list with the reason it had."""
     record = _lock(record)
     if record.sync_status != SyncStatus.CLEARED:
@@ -97,7 +114,7 @@ def record_undo_clear(*, record, user):
 
 
 @transaction.atomic
-def invoice_mark_paid_outside(*, invoice: Invoice, user) -> Invoice:
+def invoice_mark_paid_outside(*, invoice: Invoice, user: User | None) -> Invoice:
     """The payment was applied directly in QuickBooks: paid here, never sent."""
     return _move(
         _lock(invoice),
@@ -115,7 +132,7 @@ def invoice_mark_paid_outside(*, invoice: Invoice, user) -> Invoice:
 
 
 @transaction.atomic
-def bulk_start(*, action: str, sync_type: str, ids: list[int], user) -> BulkJob:
+def bulk_start(*, action: str, sync_type: str, ids: list[int], user: User | None) -> BulkJob:
     if action not in BULK_ACTIONS:
         raise ValueError(f"unknown bulk action {action!r}")
     model_for(sync_type)  # refuses unknown types early
@@ -140,7 +157,7 @@ def bulk_run(*, job_id: int) -> BulkJob:
             service(record=model.objects.get(pk=pk), user=job.user)
         except Exception as exc:  # noqa: BLE001 - reported on the job, the batch goes on
             message = str(exc) if isinstance(exc, ActionRefused) else f"{pk}: {exc}"
-            if isinstance(exc, model.DoesNotExist):
+            if isinstance(exc, ObjectDoesNotExist):  # the get above: this type's DoesNotExist
                 message = f"{job.record_type} {pk} no longer exists."
             BulkJob.objects.filter(pk=job.pk).update(failed=F("failed") + 1)
             job.errors.append({"id": pk, "error": message})

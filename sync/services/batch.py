@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 
+from finance.models import SyncedRecord
 from sync.mappers import MAPPERS, ORDERED, Mapper
 from sync.models import SyncAttempt
 from sync.services import ratelimit
-from sync.services.client import BUDGET_MESSAGE, QboError
+from sync.services.client import BUDGET_MESSAGE, QboError, QboObject
 from sync.services.engine import (
     Claim,
     SyncContext,
@@ -40,8 +43,8 @@ BATCH_LIMIT = 30  # Intuit's maximum items per batch request
 def push_batch(*, sync_type: str, pks: list[int]) -> dict[str, int]:
     """Push many records of one type: look-ups and dependencies singly, writes in batches."""
     mapper = MAPPERS[sync_type]
-    outcomes: Counter = Counter()
-    by_company: dict[int, list] = {}
+    outcomes: Counter[str] = Counter()
+    by_company: dict[int, list[SyncedRecord]] = {}
     for record in mapper.load(pks):
         by_company.setdefault(record.company_id, []).append(record)
     for company_id, records in by_company.items():
@@ -49,8 +52,10 @@ def push_batch(*, sync_type: str, pks: list[int]) -> dict[str, int]:
     return dict(outcomes)
 
 
-def _push_company(ctx: SyncContext, mapper: Mapper, records: list) -> Counter:
-    outcomes: Counter = Counter()
+def _push_company(
+    ctx: SyncContext, mapper: Mapper[Any], records: list[SyncedRecord]
+) -> Counter[str]:
+    outcomes: Counter[str] = Counter()
     if not ctx.type_allowed(mapper):
         outcomes["skipped"] += skip_disabled(
             sync_type=mapper.sync_type, pks=[r.pk for r in records]
@@ -81,12 +86,14 @@ def _push_company(ctx: SyncContext, mapper: Mapper, records: list) -> Counter:
     return outcomes
 
 
-def _send_chunk(ctx: SyncContext, mapper: Mapper, chunk) -> Counter:
+def _send_chunk(
+    ctx: SyncContext, mapper: Mapper[Any], chunk: list[tuple[Claim, Write]]
+) -> Counter[str]:
     """As one batch request when the realm's batch budget allows; while it is spent (40 a
     minute), record by record on the requests batches cannot use (500 − 40 a minute), so the
     whole budget carries writes: ~1,660 a minute instead of 1,200 with batches alone. When
     both are spent, the rest is rescheduled, never slept on."""
-    outcomes: Counter = Counter()
+    outcomes: Counter[str] = Counter()
     pending = list(chunk)
     client = ctx.session.client
     while len(pending) > 1:
@@ -124,8 +131,10 @@ def _batch_item(bid: str, entity: str, write: Write) -> dict:
     return {"bId": bid, "operation": write.op, entity: write.body}
 
 
-def _send_batch(ctx: SyncContext, mapper: Mapper, chunk) -> Counter:
-    outcomes: Counter = Counter()
+def _send_batch(
+    ctx: SyncContext, mapper: Mapper[Any], chunk: list[tuple[Claim, Write]]
+) -> Counter[str]:
+    outcomes: Counter[str] = Counter()
     items = [_batch_item(f"b{i}", mapper.entity, w) for i, (_, w) in enumerate(chunk)]
     # Deterministic for this exact set of record versions; bId + requestid stay ≤ 50 chars.
     rid = "pqbB" + hashlib.sha1("|".join(w.rid for _, w in chunk).encode()).hexdigest()[:32]
@@ -136,7 +145,7 @@ def _send_batch(ctx: SyncContext, mapper: Mapper, chunk) -> Counter:
             outcomes[settle_failure(ctx, claimed, write, exc)] += 1
         return outcomes
     by_bid = {item.get("bId"): item for item in responses}
-    attempts = []  # the successful writes' SyncAttempt rows, inserted in one query
+    attempts: list[SyncAttempt] = []  # the successful writes' rows, inserted in one query
     try:
         for i, (claimed, write) in enumerate(chunk):
             outcomes[_settle_item(ctx, mapper, claimed, write, by_bid.get(f"b{i}"), attempts)] += 1
@@ -145,7 +154,14 @@ def _send_batch(ctx: SyncContext, mapper: Mapper, chunk) -> Counter:
     return outcomes
 
 
-def _settle_item(ctx, mapper, claimed, write, item, attempts) -> str:
+def _settle_item(
+    ctx: SyncContext,
+    mapper: Mapper[Any],
+    claimed: Claim,
+    write: Write,
+    item: QboObject | None,
+    attempts: list[SyncAttempt],
+) -> str:
     if item is None:
         error = QboError("transient", "QuickBooks answered the batch without this item")
         error.ambiguous = True
@@ -153,12 +169,14 @@ def _settle_item(ctx, mapper, claimed, write, item, attempts) -> str:
     if "Fault" in item:
         return settle_failure(ctx, claimed, write, classify_fault(item["Fault"]))
     attempts.append(attempt_row(claimed, write, SyncAttempt.Outcome.OK, None, ctx.session))
-    return settle_ok(claimed, item.get(mapper.entity))
+    return settle_ok(claimed, item[mapper.entity])  # an item without a Fault carries it
 
 
-def push_all_now(*, sync_type: str | None = None, progress=None) -> dict[str, int]:
+def push_all_now(
+    *, sync_type: str | None = None, progress: Callable[[str, int, int], None] | None = None
+) -> dict[str, int]:
     """Push everything due, in this process (management command `sync_now`)."""
-    totals: Counter = Counter()
+    totals: Counter[str] = Counter()
     reclaim_expired_leases()
     mappers = [MAPPERS[sync_type]] if sync_type else ORDERED
     for mapper in mappers:

@@ -9,8 +9,10 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import requests
 from django.conf import settings
@@ -26,6 +28,8 @@ from sync.services import ratelimit
 from sync.services.locks import single_flight
 
 logger = logging.getLogger(__name__)
+# A QuickBooks entity as JSON: a body we send, or an object QuickBooks answers with.
+QboObject = dict[str, Any]
 
 API_URLS = {
     "sandbox": "https://sandbox-quickbooks.api.intuit.com/v3",
@@ -54,7 +58,7 @@ class TimedAuthClient(AuthClient):
     requests.Session) with no timeout: a silent token endpoint would hold a worker, and the
     refresh lock, forever."""
 
-    def request(self, method, url, **kwargs):
+    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", settings.QBO_REQUEST_TIMEOUT)
         return super().request(method, url, **kwargs)
 
@@ -96,7 +100,7 @@ class QboError(Exception):
     ambiguous: bool = False  # the write may have happened
     retry_after: float | None = None
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.kind} {self.code} {self.message}".strip()
 
 
@@ -108,7 +112,7 @@ class NeedsReconnect(Exception):
 
 
 class TransportFailure(Exception):
-    def __init__(self, message, *, sent: bool):
+    def __init__(self, message: str, *, sent: bool) -> None:
         super().__init__(message)
         self.sent = sent
 
@@ -185,7 +189,9 @@ def _by_code(f: _Fault) -> QboError:
 _CLASSIFIERS = (_throttled, _refused_by_gateway, _server_trouble)
 
 
-def classify(exc: Exception, status: int | None, headers=None, *, write: bool) -> QboError:
+def classify(
+    exc: Exception, status: int | None, headers: Mapping[str, str] | None = None, *, write: bool
+) -> QboError:
     """Turn whatever the libraries raised into one QboError (by HTTP status, then code)."""
     if isinstance(exc, TransportFailure):
         return QboError(
@@ -217,15 +223,18 @@ class PortproQuickBooks(QuickBooks):
     """python-quickbooks pointed at our API base, paced, with a timeout and the HTTP status."""
 
     base_url = ""
-    last_response = None
+    last_response: requests.Response | None = None
     # Set by a caller that already took this request's rate-limit slot (batch.py overflow).
     prepaid = False
 
     @property
-    def api_url(self):
+    def api_url(self) -> str:
         return self.base_url
 
-    def process_request(self, request_type, url, headers="", params="", data=""):
+    # python-quickbooks' own signature: it always passes the headers as a dict.
+    def process_request(
+        self, request_type: str, url: str, headers: Any = "", params: Any = "", data: Any = ""
+    ) -> requests.Response:
         if self.prepaid:
             self.prepaid = False
         else:
@@ -270,7 +279,7 @@ def _build_client(connection: QuickBooksConnection) -> PortproQuickBooks:
 # --- tokens ------------------------------------------------------------------------------
 
 
-def token_fields(auth: AuthClient) -> dict:
+def token_fields(auth: AuthClient) -> dict[str, Any]:
     """The columns a token answer fills (tokens, their expiry)."""
     now = timezone.now()
     refresh_seconds = int(getattr(auth, "x_refresh_token_expires_in", None) or 8726400)
@@ -366,7 +375,7 @@ class QuickBooksSession:
     def realm(self) -> str:
         return self.connection.realm_id
 
-    def _refresh(self):
+    def _refresh(self) -> None:
         self.connection = refresh_tokens(
             connection_id=self.connection.pk, seen_generation=self.connection.token_generation
         )
@@ -376,7 +385,7 @@ class QuickBooksSession:
         expires = self.connection.access_token_expires_at
         return expires is not None and expires - timezone.now() < timedelta(seconds=60)
 
-    def call(self, method: str, *args, write: bool = False, **kwargs):
+    def call(self, method: str, *args: Any, write: bool = False, **kwargs: Any) -> QboObject:
         if self._expiring():
             self._refresh()
         for attempt in (1, 2):
@@ -408,44 +417,44 @@ class QuickBooksSession:
                 raise error from exc
         raise AssertionError("unreachable")
 
-    def _note(self, started):
+    def _note(self, started: float) -> None:
         response = self.client.last_response
         self.last_status = response.status_code if response is not None else None
         self.last_duration_ms = int((time.monotonic() - started) * 1000)
 
     # Thin names for the operations the engine uses.
-    def create(self, entity: str, body: dict, *, request_id: str) -> dict:
+    def create(self, entity: str, body: QboObject, *, request_id: str) -> QboObject:
         result = self.call(
             "create_object", entity, json.dumps(body), request_id=request_id, write=True
         )
         return result[entity]
 
-    def update(self, entity: str, body: dict, *, request_id: str) -> dict:
+    def update(self, entity: str, body: QboObject, *, request_id: str) -> QboObject:
         result = self.call(
             "update_object", entity, json.dumps(body), request_id=request_id, write=True
         )
         return result[entity]
 
-    def read(self, entity: str, qb_id: str) -> dict:
+    def read(self, entity: str, qb_id: str) -> QboObject:
         qb_id = str(qb_id)
         if not (qb_id.isascii() and qb_id.isdigit()):  # it becomes part of the URL path
             raise QboError("validation", f"{qb_id[:40]!r} is not a QuickBooks id", "2030")
         return self.call("get_single_object", entity, qb_id)[entity]
 
-    def query(self, sql: str) -> list[dict]:
+    def query(self, sql: str) -> list[QboObject]:
         result = self.call("query", sql)
         response = result.get("QueryResponse", {})
         return next((v for v in response.values() if isinstance(v, list)), [])
 
-    def batch(self, items: list[dict], *, request_id: str) -> list[dict]:
+    def batch(self, items: list[QboObject], *, request_id: str) -> list[QboObject]:
         url = f"{self.client.api_url}/company/{self.realm}/batch"
         body = json.dumps({"BatchItemRequest": items})
         result = self.call("post", url, body, request_id=request_id, write=True)
         return result.get("BatchItemResponse", [])
 
-    def cdc(self, entities: list[str], changed_since: str) -> dict[str, list[dict]]:
+    def cdc(self, entities: list[str], changed_since: str) -> dict[str, list[QboObject]]:
         result = self.call("change_data_capture", ",".join(entities), changed_since)
-        changes: dict[str, list[dict]] = {}
+        changes: dict[str, list[QboObject]] = {}
         for block in result.get("CDCResponse", [{}])[0].get("QueryResponse", []):
             for key, value in block.items():
                 if isinstance(value, list):

@@ -1,8 +1,11 @@
 """Connecting a TMS company to a QuickBooks company: OAuth, disconnect, reconnect."""
 
+from __future__ import annotations
+
 import logging
 import secrets
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -17,6 +20,10 @@ from sync.models import QuickBooksConnection
 from sync.services.client import auth_client, store_tokens
 from sync.services.locks import single_flight
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+    from intuitlib.client import AuthClient
+
 logger = logging.getLogger(__name__)
 RESET_SUFFIX = ".reset"
 
@@ -25,7 +32,13 @@ class ConnectError(ValidationError):
     pass
 
 
-def _audit(connection, user, note, before=None, after=None):
+def _audit(
+    connection: QuickBooksConnection,
+    user: User | None,
+    note: str,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> None:
     ManualAction.objects.create(
         kind=ManualAction.Kind.CONNECTION,
         record_type="connection",
@@ -37,7 +50,7 @@ def _audit(connection, user, note, before=None, after=None):
     )
 
 
-def _snapshot(connection) -> dict:
+def _snapshot(connection: QuickBooksConnection) -> dict[str, str]:
     return {
         "realm_id": connection.realm_id,
         "company_name": connection.company_name,
@@ -61,7 +74,7 @@ def mapped_record_count(connection: QuickBooksConnection) -> int:
 
 
 @transaction.atomic
-def reset_mappings(*, connection: QuickBooksConnection, user) -> int:
+def reset_mappings(*, connection: QuickBooksConnection, user: User | None) -> int:
     """A different QuickBooks company: every QB ID is meaningless there; sync all again (types
     that start unmapped, charge codes, wait for a person to map them again)."""
     total = 0
@@ -90,7 +103,7 @@ def reset_mappings(*, connection: QuickBooksConnection, user) -> int:
 def complete_callback(
     *,
     connection: QuickBooksConnection,
-    user,
+    user: User | None,
     code: str = "",
     state: str = "",
     realm_id: str = "",
@@ -158,7 +171,7 @@ def complete_callback(
     return connection
 
 
-def _company_name(auth, realm_id) -> str:
+def _company_name(auth: AuthClient, realm_id: str) -> str:
     """CompanyInfo's name, read through python-quickbooks (best effort)."""
     try:
         from sync.services.client import _build_client
@@ -181,7 +194,7 @@ def _revoke_quietly(token: str) -> bool:
     return True
 
 
-def disconnect(*, connection: QuickBooksConnection, user) -> QuickBooksConnection:
+def disconnect(*, connection: QuickBooksConnection, user: User | None) -> QuickBooksConnection:
     """Revoke access; keep the realm and every QB ID so a reconnect carries on.
 
     Holds the refresh lock (not a database transaction) while Intuit revokes, so no worker
@@ -219,7 +232,7 @@ def connect_with_tokens(
     expires_in: int = 3600,
     refresh_expires_in: int = 8726400,
     company_name: str = "",
-    user=None,
+    user: User | None = None,
     environment: str | None = None,
 ) -> QuickBooksConnection:
     """Store a token pair obtained outside the browser (connect_sandbox, tests, scripts)."""

@@ -18,15 +18,16 @@ import json
 import logging
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
-from finance.models import Company, FinanceSettings
+from finance.models import Company, FinanceSettings, SyncedRecord
 from finance.services import finance_settings_get
 from finance.syncstate import CLAIMABLE, OWED, SyncStatus, move
 from sync.mappers import MAPPERS, DependencyWait, Mapper, MappingProblem
@@ -35,6 +36,7 @@ from sync.services import enqueue
 from sync.services.client import (
     NeedsReconnect,
     QboError,
+    QboObject,
     QuickBooksSession,
     classify,
     session_for,
@@ -101,7 +103,7 @@ class SyncContext:
         self.settings.income_account_ref = account_id
         return account_id
 
-    def type_allowed(self, mapper: Mapper) -> bool:
+    def type_allowed(self, mapper: Mapper[Any]) -> bool:
         return mapper.record_type.enabled(self.settings)
 
 
@@ -116,14 +118,14 @@ def request_id(realm: str, sync_type: str, pk: int, version: int, op: str) -> st
 
 @dataclass
 class Claim:
-    record: object
-    mapper: Mapper
+    record: SyncedRecord
+    mapper: Mapper[Any]
     version: int
-    lease: object
+    lease: datetime
     lookup_first: bool
     attempts: int
 
-    def mine(self) -> QuerySet:
+    def mine(self) -> QuerySet[SyncedRecord]:
         """The record, while it is still ours: in flight under this claim's lease."""
         return self.mapper.model.objects.filter(
             pk=self.record.pk, sync_status=S.IN_FLIGHT, lease_expires_at=self.lease
@@ -133,11 +135,11 @@ class Claim:
 @dataclass
 class Write:
     op: str  # create | update | void
-    body: dict
+    body: QboObject
     rid: str
 
 
-def _lease():
+def _lease() -> datetime:
     # Microseconds of jitter: two claims never share a lease, so "mine" is exact.
     return timezone.now() + timedelta(
         seconds=settings.SYNC_LEASE_SECONDS, microseconds=random.randint(1, 999)
@@ -151,7 +153,7 @@ def _due_now() -> Q:
     )
 
 
-def _claimed(mapper: Mapper, record, lease) -> Claim:
+def _claimed(mapper: Mapper[Any], record: SyncedRecord, lease: datetime) -> Claim:
     return Claim(
         record=record,
         mapper=mapper,
@@ -162,12 +164,12 @@ def _claimed(mapper: Mapper, record, lease) -> Claim:
     )
 
 
-def claim(mapper: Mapper, record) -> Claim | None:
+def claim(mapper: Mapper[Any], record: SyncedRecord) -> Claim | None:
     """Conditional UPDATE: only one worker moves a record to IN_FLIGHT for a given version."""
     return claim_many(mapper, [record]).get(record.pk)
 
 
-def claim_many(mapper: Mapper, records: list) -> dict[int, Claim]:
+def claim_many(mapper: Mapper[Any], records: list[SyncedRecord]) -> dict[int, Claim]:
     """Claim records (each at the version we loaded) in two queries: one conditional UPDATE
     with one lease for all, then which rows carry that lease."""
     if not records:
@@ -245,7 +247,7 @@ def prepare(ctx: SyncContext, claim: Claim) -> Write:
     if mapper.needs_income_account:
         ctx.ensure_income_account()
     if mapper.voidable and mapper.void_requested(record):
-        body = {"Id": record.qb_id, "SyncToken": record.qb_sync_token or "0"}
+        body: QboObject = {"Id": record.qb_id, "SyncToken": record.qb_sync_token or "0"}
         return Write("void", body, _rid(ctx, claim, "void"))
     body = mapper.body(record, ctx)
     if not record.qb_id:
@@ -260,14 +262,14 @@ def _rid(ctx: SyncContext, claim: Claim, op: str) -> str:
     return request_id(ctx.realm, claim.mapper.sync_type, claim.record.pk, claim.version, op)
 
 
-def lookup(ctx: SyncContext, claim: Claim) -> dict | None:
+def lookup(ctx: SyncContext, claim: Claim) -> QboObject | None:
     """Natural-key look-up: the object a lost or replayed create may already have made."""
     rows = ctx.session.query(claim.mapper.natural_key_query(claim.record))
     matches = [row for row in rows if claim.mapper.matches(claim.record, row)]
     return matches[0] if matches else None
 
 
-def link_and_update(ctx: SyncContext, claim: Claim, found: dict) -> str:
+def link_and_update(ctx: SyncContext, claim: Claim, found: QboObject) -> str:
     """Adopt an existing QuickBooks object, then make it match the current TMS version."""
     claim.record.qb_id = str(found["Id"])
     claim.record.qb_sync_token = str(found.get("SyncToken", "0"))
@@ -283,7 +285,7 @@ def link_and_update(ctx: SyncContext, claim: Claim, found: dict) -> str:
     return settle_ok(claim, obj, linked=True)
 
 
-def _send_on_fresh_token(ctx: SyncContext, claim: Claim, write: Write) -> dict:
+def _send_on_fresh_token(ctx: SyncContext, claim: Claim, write: Write) -> QboObject:
     current = ctx.session.read(claim.mapper.entity, claim.record.qb_id)
     token = str(current.get("SyncToken", "0"))
     claim.record.qb_sync_token = write.body["SyncToken"] = token
@@ -294,7 +296,7 @@ def _send_on_fresh_token(ctx: SyncContext, claim: Claim, write: Write) -> dict:
 # --- send ----------------------------------------------------------------------------------
 
 
-def send(ctx: SyncContext, claim: Claim, write: Write) -> dict:
+def send(ctx: SyncContext, claim: Claim, write: Write) -> QboObject:
     session, entity = ctx.session, claim.mapper.entity
     if write.op == "create":
         return session.create(entity, write.body, request_id=write.rid)
@@ -335,7 +337,7 @@ def send_and_settle(ctx: SyncContext, claim: Claim, write: Write) -> str:
 # --- settle ----------------------------------------------------------------------------------
 
 
-def settle_ok(claim: Claim, obj: dict, *, linked: bool = False) -> str:
+def settle_ok(claim: Claim, obj: QboObject, *, linked: bool = False) -> str:
     fields = dict(
         qb_id=str(obj["Id"]),
         qb_sync_token=str(obj.get("SyncToken", "")),
@@ -368,7 +370,9 @@ def backoff(attempts: int) -> float:
     return capped * random.uniform(0.75, 1.25)  # jitter: workers don't come back in step
 
 
-def settle_retry(claim: Claim, error: QboError, *, counted: bool = True, delay=None) -> str:
+def settle_retry(
+    claim: Claim, error: QboError, *, counted: bool = True, delay: float | None = None
+) -> str:
     attempts = claim.attempts if counted else claim.attempts - 1
     if counted and attempts >= settings.SYNC_MAX_ATTEMPTS:
         return settle_problem(claim, "too_many_attempts", error)
@@ -541,23 +545,29 @@ def settle_failure(ctx: SyncContext, claim: Claim, write: Write | None, exc: Exc
     return settle_problem(claim, "internal", error)
 
 
-def _mapping_problem(ctx, claim, write, exc: MappingProblem) -> str:
+def _mapping_problem(
+    ctx: SyncContext, claim: Claim, write: Write | None, exc: MappingProblem
+) -> str:
     error = QboError("mapping", exc.message)
     record_attempt(claim, write, SyncAttempt.Outcome.PROBLEM, error, ctx._session)
     return settle_problem(claim, exc.reason, None, exc.message)
 
 
-def _dependency_wait(ctx, claim, write, exc: DependencyWait) -> str:
+def _dependency_wait(
+    ctx: SyncContext, claim: Claim, write: Write | None, exc: DependencyWait
+) -> str:
     return release(claim, str(exc), delay=15)
 
 
-def _not_connected(ctx, claim, write, exc: NeedsReconnect) -> str:
+def _not_connected(ctx: SyncContext, claim: Claim, write: Write | None, exc: NeedsReconnect) -> str:
     error = QboError("reconnect", str(exc))
     record_attempt(claim, write, SyncAttempt.Outcome.WAITING, error, ctx._session)
     return release(claim, "Waiting: QuickBooks needs reconnecting.")
 
 
-def _quickbooks_failure(ctx, claim, write, error: QboError) -> str:
+def _quickbooks_failure(
+    ctx: SyncContext, claim: Claim, write: Write | None, error: QboError
+) -> str:
     failure = FAILURES.get(error.kind, FAILURES["validation"])
     if failure.recoverable:
         return _retry(ctx, claim, write, error, failure)
@@ -571,7 +581,9 @@ def _quickbooks_failure(ctx, claim, write, error: QboError) -> str:
     return outcome or settle_problem(claim, failure.reason, error)
 
 
-def _retry(ctx, claim, write, error: QboError, failure: Failure) -> str:
+def _retry(
+    ctx: SyncContext, claim: Claim, write: Write | None, error: QboError, failure: Failure
+) -> str:
     if error.kind == "throttle":
         delay = error.retry_after or settings.QBO_THROTTLE_BACKOFF_SECONDS
         if error.code != "budget":  # our own limiter sent nothing: no attempt to record
@@ -583,7 +595,7 @@ def _retry(ctx, claim, write, error: QboError, failure: Failure) -> str:
     return settle_retry(claim, error, counted=failure.counted)
 
 
-def _fix_up_failed(ctx, claim, second: Exception) -> str:
+def _fix_up_failed(ctx: SyncContext, claim: Claim, second: Exception) -> str:
     if (
         isinstance(second, QboError)
         and FAILURES.get(second.kind, FAILURES["validation"]).recoverable
@@ -605,7 +617,14 @@ _BY_EXCEPTION: list[tuple[type[Exception], Callable[..., str]]] = [
 # --- attempts (the audit of every call) ------------------------------------------------------
 
 
-def attempt_row(claim, write, outcome, error, session, operation=None) -> SyncAttempt:
+def attempt_row(
+    claim: Claim,
+    write: Write | None,
+    outcome: str,
+    error: QboError | None,
+    session: QuickBooksSession | None,
+    operation: str | None = None,
+) -> SyncAttempt:
     message = ""
     if error:
         message = (error.message + (f" — {error.detail}" if error.detail else ""))[:2000]
@@ -625,11 +644,18 @@ def attempt_row(claim, write, outcome, error, session, operation=None) -> SyncAt
     )
 
 
-def record_attempt(claim, write, outcome, error, session, operation=None) -> None:
+def record_attempt(
+    claim: Claim,
+    write: Write | None,
+    outcome: str,
+    error: QboError | None,
+    session: QuickBooksSession | None,
+    operation: str | None = None,
+) -> None:
     attempt_row(claim, write, outcome, error, session, operation).save()
 
 
-def classify_fault(fault: dict) -> QboError:
+def classify_fault(fault: dict[str, Any]) -> QboError:
     """A per-item Fault of a batch response, classified like a whole-call fault."""
     from quickbooks.exceptions import QuickbooksException
 
@@ -646,14 +672,14 @@ def classify_fault(fault: dict) -> QboError:
 # --- services ------------------------------------------------------------------------------
 
 
-def push_claimed(ctx: SyncContext, mapper: Mapper, record) -> str:
+def push_claimed(ctx: SyncContext, mapper: Mapper[Any], record: SyncedRecord) -> str:
     claimed = claim(mapper, record)
     if claimed is None:
         return "not-claimed"
     return execute(ctx, claimed)
 
 
-def skip_disabled(*, sync_type: str, pks) -> int:
+def skip_disabled(*, sync_type: str, pks: Iterable[int]) -> int:
     return move(
         MAPPERS[sync_type].model.objects.filter(pk__in=pks),
         S.SKIPPED,
@@ -681,7 +707,8 @@ def push_record(*, sync_type: str, pk: int, trigger: str = "sweep") -> str:
     return push_claimed(ctx, mapper, record)
 
 
-def due_queryset(model, *, now=None) -> QuerySet:
+def due_queryset(model: type[SyncedRecord], *, now: datetime | None = None) -> QuerySet[Any]:
+    # Rows typed Any: callers filter on the concrete type's own fields (its company).
     now = now or timezone.now()
     return model.objects.filter(
         Q(sync_status=S.PENDING, next_retry_at__isnull=True)

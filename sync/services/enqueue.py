@@ -13,6 +13,7 @@ with acks_late and a small prefetch, starve the consumer (measured, sync/tasks.p
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -22,7 +23,7 @@ from sync.services.locks import get_redis
 logger = logging.getLogger(__name__)
 
 
-def _send(task_name: str, *args, what: str) -> bool:
+def _send(task_name: str, *args: object, what: str) -> bool:
     from sync import tasks
 
     try:
@@ -33,7 +34,7 @@ def _send(task_name: str, *args, what: str) -> bool:
     return True
 
 
-def after_commit(task_name: str, *args, what: str) -> None:
+def after_commit(task_name: str, *args: object, what: str) -> None:
     """Enqueue once the current transaction commits (at once when none is open): a worker
     must never look for a row that is not committed yet."""
     transaction.on_commit(lambda: _send(task_name, *args, what=what))
@@ -80,7 +81,7 @@ def webhook_events(pks: list[int]) -> None:
 def bulk_job(job_id: int) -> None:
     """A person is watching its progress bar: without a broker it runs here rather than never."""
 
-    def send():
+    def send() -> None:
         if not _send("run_bulk_job", job_id, what=f"bulk job {job_id}"):
             from sync.services.actions import bulk_run
 
@@ -89,7 +90,7 @@ def bulk_job(job_id: int) -> None:
     transaction.on_commit(send)
 
 
-def on_records_changed(sender, *, records, **kwargs) -> None:
+def on_records_changed(sender: object, *, records: list[tuple[str, int]], **kwargs: Any) -> None:
     """Push on change: finance announced, after commit, the records it marked as owed."""
     from sync.models import QuickBooksConnection
 

@@ -1,17 +1,25 @@
 """Charge code ↔ QuickBooks Item mapping (Finance → QuickBooks page)."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import QuerySet
 
-from finance.models import ChargeCode, ManualAction
+from finance.models import ChargeCode, Company, ManualAction
 from finance.syncstate import SyncStatus, move, transition
 from finance.validators import validate_qb_id
 from sync.services.batch import push_batch
 from sync.services.engine import SyncContext
 from sync.services.verify import qb_object_exists
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
-def items_list(*, company) -> list[dict]:
+
+def items_list(*, company: Company) -> list[dict[str, Any]]:
     """Active and inactive service items, read from QuickBooks."""
     ctx = SyncContext.for_company(company.pk)
     rows = ctx.session.query("SELECT * FROM Item ORDERBY Name MAXRESULTS 1000")
@@ -21,7 +29,7 @@ def items_list(*, company) -> list[dict]:
     ]
 
 
-def item_map(*, charge_code: ChargeCode, item_id: str, user) -> ChargeCode:
+def item_map(*, charge_code: ChargeCode, item_id: str, user: User | None) -> ChargeCode:
     """Point a charge code at an existing QuickBooks item ("" unmaps it).
 
     The item is checked in QuickBooks first (outside any transaction), like support's QB ID
@@ -67,7 +75,7 @@ def _refuse_taken(code: ChargeCode, item_id: str) -> None:
         raise ValidationError(f"Item {item_id} is already mapped to charge code {clash.code}.")
 
 
-def items_create_missing(*, company, user) -> dict[str, int]:
+def items_create_missing(*, company: Company, user: User | None) -> dict[str, int]:
     """Create a QuickBooks service item for every unmapped charge code (linking same names)."""
     ManualAction.objects.create(
         kind=ManualAction.Kind.LINK,
@@ -78,7 +86,7 @@ def items_create_missing(*, company, user) -> dict[str, int]:
     return items_send(codes=ChargeCode.objects.filter(company=company, is_active=True))
 
 
-def items_send(*, codes) -> dict[str, int]:
+def items_send(*, codes: QuerySet[ChargeCode]) -> dict[str, int]:
     """Send these charge codes (those without an item yet) to QuickBooks as items, now."""
     unmapped = codes.filter(qb_id="")
     pks = list(unmapped.values_list("pk", flat=True))

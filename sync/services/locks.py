@@ -2,6 +2,7 @@
 
 import fcntl
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
@@ -10,11 +11,11 @@ from django.conf import settings
 
 
 @lru_cache(maxsize=2)
-def _client(url: str):
+def _client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
 
 
-def get_redis():
+def get_redis() -> redis.Redis | None:
     """The shared Redis, or None in the demo when REDIS_URL is unset."""
     return _client(settings.REDIS_URL) if settings.REDIS_URL else None
 
@@ -24,7 +25,7 @@ class LockTimeout(Exception):
 
 
 @contextmanager
-def single_flight(name: str, *, timeout: float = 60, wait: float = 45):
+def single_flight(name: str, *, timeout: float = 60, wait: float = 45) -> Iterator[None]:
     """Only one holder across every worker process; others wait (up to `wait` seconds)."""
     client = get_redis()
     if client is not None:

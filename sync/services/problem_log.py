@@ -1,10 +1,26 @@
 """ProblemEvent rows (the trend chart, "recently resolved") for every record that enters or
 leaves PROBLEM: finance.syncstate announces each move in its transaction; this stores it."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from sync.models import ProblemEvent
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
-def on_problem_changed(sender, *, record_type, opened, resolved, how, user=None, **kwargs):
+
+def on_problem_changed(
+    sender: object,
+    *,
+    record_type: str,
+    opened: list[tuple[int, str]],
+    resolved: list[tuple[int, str]],
+    how: str,
+    user: User | None = None,
+    **kwargs: Any,
+) -> None:
     user = user if getattr(user, "pk", None) else None
     ProblemEvent.objects.bulk_create(
         [

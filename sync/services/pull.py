@@ -14,6 +14,7 @@ import random
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -23,7 +24,7 @@ from django.utils import timezone
 from sync.mappers import MAPPERS, PULLED
 from sync.models import QuickBooksConnection, WebhookEvent
 from sync.services import enqueue
-from sync.services.client import NeedsReconnect, QboError, session_for
+from sync.services.client import NeedsReconnect, QboError, QboObject, QuickBooksSession, session_for
 
 logger = logging.getLogger(__name__)
 MAX_WEBHOOK_BYTES = 1_000_000  # Intuit: about 1 MB per CloudEvents request
@@ -80,7 +81,7 @@ def parse_webhook(body: bytes) -> list[ChangeEvent]:
 _ENTITY_NAME = re.compile(r"[A-Za-z]{1,40}")
 
 
-def _cloud_event_key(item: dict) -> str:
+def _cloud_event_key(item: dict[str, Any]) -> str:
     """Intuit keeps an event's `id` across redeliveries. Without one, the event's own content
     identifies it: a repeat is still a repeat, a different event is not taken for one."""
     if item.get("id") not in (None, ""):
@@ -118,7 +119,7 @@ _VERBS = {"created": "create", "updated": "update", "deleted": "delete", "voided
 _ENTITY_NAMES = {mapper.entity.lower(): mapper.entity for mapper in MAPPERS.values()}
 
 
-def _cloud_event(item) -> ChangeEvent:
+def _cloud_event(item: object) -> ChangeEvent:
     if not isinstance(item, dict) or "type" not in item:
         raise BadWebhook("CloudEvent without a type")
     parts = str(item["type"]).split(".")  # qbo.payment.created.v1
@@ -135,7 +136,7 @@ def _cloud_event(item) -> ChangeEvent:
     )
 
 
-def _legacy_event(realm: str, entity: dict) -> ChangeEvent:
+def _legacy_event(realm: str, entity: dict[str, Any]) -> ChangeEvent:
     operation = str(entity.get("operation", "")).lower()
     key = ":".join(
         ["legacy", realm, str(entity.get("name")), str(entity.get("id")), operation,
@@ -240,10 +241,14 @@ def webhook_event_process(*, event_id: int) -> str:
             delay = exc.retry_after or settings.QBO_THROTTLE_BACKOFF_SECONDS
             return _event_later(event, str(exc), delay=delay, counted=False)
         return _event_later(event, str(exc), delay=_event_backoff(event.attempts), counted=True)
+    except Exception as exc:  # noqa: BLE001 - a bug must not make the event a poison pill
+        logger.exception("webhook event %s failed", event.pk)
+        error = f"{exc.__class__.__name__}: {exc}"
+        return _event_later(event, error, delay=_event_backoff(event.attempts), counted=True)
     return _event_done(event, WebhookEvent.Outcome.PROCESSED)
 
 
-def _needs_no_read(connection, event) -> bool:
+def _needs_no_read(connection: QuickBooksConnection, event: WebhookEvent) -> bool:
     """Echoes of our own creates, and new objects of types we never import from QuickBooks,
     need no API read: reads are metered and share the realm's budget with pushes."""
     if event.operation != "create":
@@ -272,11 +277,18 @@ def webhook_events_process_pending(*, limit: int = 200) -> int:
 # --- applying what changed --------------------------------------------------------------
 
 
-def apply_change(*, connection, entity: str, obj: dict, session=None) -> str:
+def apply_change(
+    *,
+    connection: QuickBooksConnection,
+    entity: str,
+    obj: QboObject,
+    session: QuickBooksSession | None = None,
+) -> str:
     """Hand a changed QuickBooks object to its type's pull hook (sync/services/pull_apply.py)."""
     mapper = PULLED.get(entity)
     if mapper is None:
         return "ignored"
+    assert mapper.pull is not None, "PULLED holds only the mappers with a pull hook"
     return mapper.pull(connection=connection, obj=obj, session=session)
 
 
@@ -287,13 +299,13 @@ def _cdc_time(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
-def _changes_since(session, since: datetime) -> dict[str, list[dict]]:
+def _changes_since(session: QuickBooksSession, since: datetime) -> dict[str, list[QboObject]]:
     """All changes since `since`. One call when under the cap; otherwise entity by entity,
     moving the window to the newest change seen until an answer comes back under the cap."""
     changes = session.cdc(sorted(PULLED), _cdc_time(since))
     if sum(len(objs) for objs in changes.values()) < CDC_CAP:
         return changes
-    complete: dict[str, list[dict]] = {}
+    complete: dict[str, list[QboObject]] = {}
     for entity in sorted(PULLED):
         window, objs = since, []
         for _ in range(100):

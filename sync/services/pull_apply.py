@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from finance.models import Customer, Invoice, Payment, PaymentApplication
+from finance.models import Customer, Invoice, Payment, PaymentApplication, SyncedRecord
 from finance.services import (
     invoice_open_balance,
     invoice_record_quickbooks_balance,
@@ -23,22 +24,25 @@ from finance.services import (
 )
 from finance.syncstate import SyncStatus, move, sources_for
 from finance.validators import printable
-from sync.services.client import QboError
+from sync.services.client import QboError, QboObject, QuickBooksSession
+
+if TYPE_CHECKING:
+    from sync.models import QuickBooksConnection
 
 logger = logging.getLogger(__name__)
 # The PrivateNote of the payments we push: a payment pulled back with it is our own echo.
 TMS_PAYMENT_NOTE = "TMS payment "
 
 
-def deleted(obj: dict) -> bool:
+def deleted(obj: QboObject) -> bool:
     return obj.get("status") == "Deleted"
 
 
-def voided(obj: dict) -> bool:
+def voided(obj: QboObject) -> bool:
     return obj.get("PrivateNote") == "Voided" and Decimal(str(obj.get("TotalAmt") or 0)) == 0
 
 
-def flag(record, reason: str, message: str) -> None:
+def flag(record: SyncedRecord, reason: str, message: str) -> None:
     """QuickBooks removed or voided it: a problem for a person (once: not again while it is
     already a problem or was cleared)."""
     move(
@@ -53,22 +57,22 @@ def flag(record, reason: str, message: str) -> None:
     )
 
 
-def invoice_balance_learnt(*, invoice: Invoice, obj: dict) -> None:
-    """QuickBooks told us an invoice's Balance (a push's answer or a read): keep it unless a
-    newer one arrived meanwhile, and refresh the paid status only when it can change: not when
-    nothing is paid there and nothing was before (TMS payments set the status when entered)."""
+def paid_status_after_answer(*, invoice: Invoice, obj: QboObject) -> None:
+    """A push's answer carried the invoice's Balance (stored with the settle, unless a newer one
+    was there). Refresh the paid status only when it can change: not when nothing is paid in
+    QuickBooks and nothing was before (TMS payments set the status when they were entered)."""
     balance = Decimal(str(obj["Balance"]))
-    previous = invoice.qb_balance
-    if not invoice_record_quickbooks_balance(
-        invoice=invoice, balance=balance, sync_token=obj.get("SyncToken", "")
-    ):
-        return
-    if balance >= invoice.total and previous in (None, invoice.total):
+    if balance >= invoice.total and invoice.qb_balance in (None, invoice.total):
         return
     invoice_refresh_paid_status(invoice=Invoice.objects.get(pk=invoice.pk))
 
 
-def invoice_changed(*, connection, obj: dict, session=None) -> str:
+def invoice_changed(
+    *,
+    connection: QuickBooksConnection,
+    obj: QboObject,
+    session: QuickBooksSession | None = None,
+) -> str:
     qb_id = str(obj.get("Id", ""))
     invoice = Invoice.objects.filter(company_id=connection.company_id, qb_id=qb_id).first()
     if invoice is None:
@@ -80,14 +84,21 @@ def invoice_changed(*, connection, obj: dict, session=None) -> str:
         flag(invoice, "voided_in_quickbooks", f"Invoice {qb_id} was voided in QuickBooks.")
         return "flagged"
     balance = obj.get("Balance")
-    if balance not in (None, "") and invoice_record_quickbooks_balance(
+    if balance is None or balance == "":
+        return "updated"  # an answer that says nothing about the balance
+    if invoice_record_quickbooks_balance(
         invoice=invoice, balance=balance, sync_token=obj.get("SyncToken", "")
     ):
         invoice_refresh_paid_status(invoice=invoice)
     return "updated"
 
 
-def customer_changed(*, connection, obj: dict, session=None) -> str:
+def customer_changed(
+    *,
+    connection: QuickBooksConnection,
+    obj: QboObject,
+    session: QuickBooksSession | None = None,
+) -> str:
     qb_id = str(obj.get("Id", ""))
     customer = Customer.objects.filter(company_id=connection.company_id, qb_id=qb_id).first()
     if customer is None:
@@ -102,7 +113,12 @@ def customer_changed(*, connection, obj: dict, session=None) -> str:
     return "seen"
 
 
-def payment_changed(*, connection, obj: dict, session=None) -> str:
+def payment_changed(
+    *,
+    connection: QuickBooksConnection,
+    obj: QboObject,
+    session: QuickBooksSession | None = None,
+) -> str:
     company_id = connection.company_id
     qb_id = str(obj.get("Id", ""))
     linked = _linked_invoices(obj)
@@ -117,7 +133,7 @@ def payment_changed(*, connection, obj: dict, session=None) -> str:
     return "payment"
 
 
-def _linked_invoices(obj: dict) -> list[tuple[str, Decimal]]:
+def _linked_invoices(obj: QboObject) -> list[tuple[str, Decimal]]:
     """(invoice Id, amount) for each payment line applied to an invoice."""
     return [
         (str(txn.get("TxnId")), Decimal(str(line.get("Amount") or 0)))
@@ -127,7 +143,9 @@ def _linked_invoices(obj: dict) -> list[tuple[str, Decimal]]:
     ]
 
 
-def _applications(invoices: dict, linked) -> list[tuple[Invoice, Decimal]]:
+def _applications(
+    invoices: dict[str, Invoice], linked: list[tuple[str, Decimal]]
+) -> list[tuple[Invoice, Decimal]]:
     """What we can apply in the TMS: lines on this customer's invoices, within what is open."""
     first = next(iter(invoices.values()))
     applications = []
@@ -141,7 +159,9 @@ def _applications(invoices: dict, linked) -> list[tuple[Invoice, Decimal]]:
     return applications
 
 
-def _record_quickbooks_payment(*, company_id, qb_id: str, obj: dict, linked) -> bool:
+def _record_quickbooks_payment(
+    *, company_id: int, qb_id: str, obj: QboObject, linked: list[tuple[str, Decimal]]
+) -> bool:
     """Record a payment received in QuickBooks, once however often and however concurrently it
     is delivered: its invoices are locked, then we look whether it is already recorded; the
     unique (company, qb_id) constraint backs that up."""
@@ -189,7 +209,12 @@ def _forget_quickbooks_payment(existing: Payment, qb_id: str) -> None:
         invoice_refresh_paid_status(invoice=invoice)
 
 
-def _refresh_balances(*, connection, linked, session) -> None:
+def _refresh_balances(
+    *,
+    connection: QuickBooksConnection,
+    linked: list[tuple[str, Decimal]],
+    session: QuickBooksSession | None,
+) -> None:
     """QuickBooks' own balance is the truth for "paid": read it for every invoice touched."""
     if session is None:
         return

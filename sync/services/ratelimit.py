@@ -14,8 +14,10 @@ import os
 import re
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, cast
 
 from django.conf import settings
 
@@ -75,7 +77,7 @@ class _SharedFileWindows:
         self.folder = folder
 
     @contextmanager
-    def _state(self, realm: str):
+    def _state(self, realm: str) -> Iterator[dict[str, Any]]:
         self.folder.mkdir(parents=True, exist_ok=True)
         name = re.sub(r"[^A-Za-z0-9_-]", "_", realm) or "_"
         path = self.folder / f"{name}.json"
@@ -152,7 +154,10 @@ def try_acquire(realm: str, kind: str = "request") -> float:
     client = get_redis()
     if client is not None:
         keys, args = _keys(realm, kind)
-        return client.eval(_ACQUIRE, len(keys), *keys, *args) / 1000
+        # redis-py types an answer as "awaitable or value" (one signature for its sync and
+        # asyncio clients); this sync client answers the script's integer. Same for pttl below.
+        wait_ms = cast(int, client.eval(_ACQUIRE, len(keys), *keys, *args))
+        return wait_ms / 1000
     return _shared_file().try_take(realm, kind)
 
 
@@ -168,7 +173,7 @@ def pause_realm(realm: str, seconds: float) -> None:
     client = get_redis()
     if client is not None:
         key = f"portpro-qb:rl:{realm}:pause"
-        current = client.pttl(key)
+        current = cast(int, client.pttl(key))
         if current < seconds * 1000:
             client.set(key, "1", px=int(seconds * 1000))
     else:
@@ -180,4 +185,4 @@ def paused_for(realm: str) -> float:
     client = get_redis()
     if client is None:
         return _shared_file().paused_for(realm)
-    return max(0, client.pttl(f"portpro-qb:rl:{realm}:pause")) / 1000
+    return max(0, cast(int, client.pttl(f"portpro-qb:rl:{realm}:pause"))) / 1000

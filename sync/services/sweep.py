@@ -2,6 +2,7 @@
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
@@ -49,7 +50,7 @@ def dispatch_due(*, limit: int | None = None) -> dict[str, int]:
     return dispatched
 
 
-def _dispatch_type(ctx: SyncContext, company, mapper: Mapper, budget: int) -> int:
+def _dispatch_type(ctx: SyncContext, company: Company, mapper: Mapper[Any], budget: int) -> int:
     due = due_queryset(mapper.model).filter(company=company)
     if not ctx.type_allowed(mapper):
         skip_disabled(sync_type=mapper.sync_type, pks=list(due.values_list("pk", flat=True)))
@@ -74,7 +75,7 @@ def _dispatch_type(ctx: SyncContext, company, mapper: Mapper, budget: int) -> in
     return len(pks)
 
 
-def after_batch(*, sync_type: str, outcomes: dict) -> None:
+def after_batch(*, sync_type: str, outcomes: dict[str, int]) -> None:
     """Records others wait for just landed: those can go now, not at the next sweep."""
     if MAPPERS[sync_type].unblocks_others and outcomes.get("synced"):
         enqueue.sweep_soon()

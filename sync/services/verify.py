@@ -1,48 +1,53 @@
-"""Check a QuickBooks ID before support points a record at it (finance.qb_ids uses this)."""
+"""Checks against QuickBooks before a person points the TMS at an existing object: support's
+QuickBooks ID override (finance.qb_ids), and the income account in Finance settings."""
 
+from typing import Any
+
+from finance.models import Company, SyncedRecord
 from sync.mappers import MAPPERS
 from sync.models import QuickBooksConnection
 from sync.services.client import NeedsReconnect, QboError, session_for
 
 
-def qb_object_exists(*, record, qb_id: str) -> tuple[bool, str]:
-    mapper = MAPPERS[record.sync_type]
-    connection = QuickBooksConnection.objects.filter(company_id=record.company_id).first()
+def _read_active(company_id: int, entity: str, qb_id: str) -> tuple[dict[str, Any] | None, str]:
+    """The active object, or None and why not, in words for the person who typed the Id."""
+    # "no Invoice with ID 7" / "no account with ID 7"; "the ID cannot be checked" / "the account".
+    label = entity if entity != "Account" else "account"
+    subject = "ID" if entity != "Account" else "account"
+    connection = QuickBooksConnection.objects.filter(company_id=company_id).first()
     if connection is None or not connection.is_usable:
-        return False, "QuickBooks is not connected, so the ID cannot be checked. Connect first."
+        return (
+            None,
+            f"QuickBooks is not connected, so the {subject} cannot be checked. Connect first.",
+        )
     try:
-        obj = session_for(connection).read(mapper.entity, qb_id)
+        obj = session_for(connection).read(entity, qb_id)
     except NeedsReconnect:
-        return False, "QuickBooks needs reconnecting, so the ID cannot be checked."
+        return None, f"QuickBooks needs reconnecting, so the {subject} cannot be checked."
     except QboError as error:
         if error.kind in {"not_found", "invalid_reference", "validation"}:
-            return False, f"QuickBooks has no {mapper.entity} with ID {qb_id}."
-        return False, f"QuickBooks could not be asked right now ({error.message}). Try again."
+            return None, f"QuickBooks has no {label} with ID {qb_id}."
+        return None, f"QuickBooks could not be asked right now ({error.message}). Try again."
     if obj.get("Active") is False:
-        return False, f"{mapper.entity} {qb_id} is inactive in QuickBooks."
-    return True, f"{mapper.entity} {qb_id} exists in QuickBooks."
+        return None, f"{entity} {qb_id} is inactive in QuickBooks."
+    return obj, ""
 
 
-def qb_income_account_exists(*, company, qb_id: str) -> tuple[bool, str]:
-    """The income account new items post to (Finance settings) must be an active Income
-    account in QuickBooks."""
-    connection = QuickBooksConnection.objects.filter(company_id=company.pk).first()
-    if connection is None or not connection.is_usable:
-        return False, "QuickBooks is not connected, so the account cannot be checked."
-    try:
-        account = session_for(connection).read("Account", qb_id)
-    except NeedsReconnect:
-        return False, "QuickBooks needs reconnecting, so the account cannot be checked."
-    except QboError as error:
-        if error.kind in {"not_found", "invalid_reference", "validation"}:
-            return False, f"QuickBooks has no account with ID {qb_id}."
-        return False, f"QuickBooks could not be asked right now ({error.message}). Try again."
-    if account.get("Active") is False:
-        return False, f"Account {qb_id} is inactive in QuickBooks."
+def qb_object_exists(*, record: SyncedRecord, qb_id: str) -> tuple[bool, str]:
+    entity = MAPPERS[record.sync_type].entity
+    obj, refusal = _read_active(record.company_id, entity, qb_id)
+    if obj is None:
+        return False, refusal
+    return True, f"{entity} {qb_id} exists in QuickBooks."
+
+
+def qb_income_account_exists(*, company: Company, qb_id: str) -> tuple[bool, str]:
+    """The income account new items post to must be an active Income account in QuickBooks."""
+    account, refusal = _read_active(company.pk, "Account", qb_id)
+    if account is None:
+        return False, refusal
+    name = account.get("Name", "")
     if account.get("AccountType") != "Income":
         kind = account.get("AccountType") or "another kind of"
-        return (
-            False,
-            f"Account {qb_id} ({account.get('Name', '')}) is a {kind} account, not Income.",
-        )
-    return True, f"Account {qb_id} ({account.get('Name', '')}) is an Income account."
+        return False, f"Account {qb_id} ({name}) is a {kind} account, not Income."
+    return True, f"Account {qb_id} ({name}) is an Income account."

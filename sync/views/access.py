@@ -1,8 +1,10 @@
 """One access helper per object kind (STYLE 10): every Problem Sync view starts with one."""
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.http import Http404
 
+from finance.http import AuthenticatedHttpRequest
+from finance.models import Company, SyncedRecord
 from finance.registry import SYNCED_MODELS
 from finance.services import company_get_default
 
@@ -10,12 +12,12 @@ RESOLVE_PERM = "sync.resolve_problems"
 SETTINGS_PERM = "finance.change_financesettings"
 
 
-def current_company(request):
+def current_company(request: AuthenticatedHttpRequest) -> Company:
     # One TMS company per deployment for now; a user → company link would go here.
     return company_get_default()
 
 
-def check_viewer(request) -> bool:
+def check_viewer(request: AuthenticatedHttpRequest) -> bool:
     """Pages: Finance (resolve_problems) or support staff may look. Returns the write flag."""
     user = request.user
     if not (user.has_perm(RESOLVE_PERM) or user.is_staff):
@@ -23,12 +25,14 @@ def check_viewer(request) -> bool:
     return user.has_perm(RESOLVE_PERM)
 
 
-def check_settings_editor(request) -> None:
+def check_settings_editor(request: AuthenticatedHttpRequest) -> None:
     if not request.user.has_perm(SETTINGS_PERM):
         raise PermissionDenied("You need the Finance role to change QuickBooks settings.")
 
 
-def get_record_for_user(request, sync_type: str, pk: int, *, write: bool = False):
+def get_record_for_user(
+    request: AuthenticatedHttpRequest, sync_type: str, pk: int, *, write: bool = False
+) -> tuple[SyncedRecord, bool]:
     """The record of this company, or 404; PermissionDenied when `write` and not allowed."""
     can_write = check_viewer(request)
     if write and not can_write:
@@ -38,6 +42,6 @@ def get_record_for_user(request, sync_type: str, pk: int, *, write: bool = False
         raise Http404("No such record type.")
     try:
         record = model.objects.get(pk=pk, company=current_company(request))
-    except model.DoesNotExist:
+    except ObjectDoesNotExist:  # the get above: this type's DoesNotExist
         raise Http404("No such record.") from None
     return record, can_write

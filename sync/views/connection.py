@@ -2,10 +2,12 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from finance.http import AuthenticatedHttpRequest
 from sync.selectors import connection_for_company
 from sync.services import connection as connection_services
 from sync.views.access import current_company
@@ -13,21 +15,21 @@ from sync.views.access import current_company
 MANAGE = "sync.manage_connection"
 
 
-def _settings_page():
+def _settings_page() -> str:
     return reverse("finance:quickbooks") + "#connection"
 
 
 @login_required
 @permission_required(MANAGE, raise_exception=True)
 @require_GET
-def page(request):
+def page(request: AuthenticatedHttpRequest) -> HttpResponse:
     return redirect(_settings_page())
 
 
 @login_required
 @permission_required(MANAGE, raise_exception=True)
 @require_POST
-def connect(request):
+def connect(request: AuthenticatedHttpRequest) -> HttpResponse:
     connection = connection_for_company(company=current_company(request))
     reset = request.POST.get("reset_mappings") == "1"
     return redirect(connection_services.authorize_url(connection=connection, reset_mappings=reset))
@@ -36,7 +38,7 @@ def connect(request):
 @login_required
 @permission_required(MANAGE, raise_exception=True)
 @require_GET
-def callback(request):
+def callback(request: AuthenticatedHttpRequest) -> HttpResponse:
     connection = connection_for_company(company=current_company(request))
     try:
         connection = connection_services.complete_callback(
@@ -60,7 +62,7 @@ def callback(request):
 @login_required
 @permission_required(MANAGE, raise_exception=True)
 @require_POST
-def disconnect(request):
+def disconnect(request: AuthenticatedHttpRequest) -> HttpResponse:
     connection = connection_for_company(company=current_company(request))
     connection = connection_services.disconnect(connection=connection, user=request.user)
     messages.success(

@@ -1,11 +1,15 @@
 """Turn records into what a row shows: label, amount, plain reason, the screen that fixes it."""
 
 from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
 from urllib.parse import urlencode
 
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
+from finance.models import SyncedRecord
 from finance.registry import RECORD_TYPES, record_type, record_type_of
 from sync.problems import Reason, reason_for
 from sync.selectors import PROBLEM_TABS
@@ -14,26 +18,26 @@ TYPE_LABELS = dict(PROBLEM_TABS)
 TYPE_SINGULAR = {name: rt.singular for name, rt in RECORD_TYPES.items()}
 
 
-def url_or_none(name, *args, **kwargs):
+def url_or_none(name: str, *args: Any, **kwargs: Any) -> str | None:
     try:
         return reverse(name, args=args or None, kwargs=kwargs or None)
     except NoReverseMatch:
         return None
 
 
-def admin_url(sync_type, pk):
+def admin_url(sync_type: str, pk: int) -> str | None:
     return url_or_none(f"admin:finance_{record_type(sync_type).admin_name}_change", pk)
 
 
-def connection_url():
+def connection_url() -> str:
     return url_or_none("sync:connection") or reverse("finance:quickbooks") + "#connection"
 
 
-def record_label(record) -> str:
+def record_label(record: SyncedRecord) -> str:
     return record_type_of(record).label(record)
 
 
-def fix_link(record, reason: Reason, code: str) -> tuple[str | None, str]:
+def fix_link(record: SyncedRecord, reason: Reason, code: str) -> tuple[str | None, str]:
     settings_url = reverse("finance:quickbooks")
     if reason.fix == "mapping":
         return settings_url + "#mapping", "Map charge codes"
@@ -51,12 +55,12 @@ def fix_link(record, reason: Reason, code: str) -> tuple[str | None, str]:
 
 @dataclass
 class Row:
-    record: object
+    record: SyncedRecord
     sync_type: str
     label: str
     admin_url: str | None
-    customer: object
-    amount: object
+    customer: SyncedRecord | None
+    amount: Decimal | None
     reason_code: str
     reason: Reason
     fix_url: str | None
@@ -65,23 +69,23 @@ class Row:
     payable_outside: bool = False
 
     @property
-    def dom_id(self):
+    def dom_id(self) -> str:
         return f"row-{self.sync_type}-{self.record.pk}"
 
     @property
-    def age(self):
+    def age(self) -> timedelta | None:
         since = self.record.problem_since or self.record.created_at
         return timezone.now() - since if since else None
 
 
-def _error_title(record) -> str:
+def _error_title(record: SyncedRecord) -> str:
     message = record.last_error_message or "no message recorded"
     if record.last_error_code:
         return f"Intuit code {record.last_error_code}: {message}"
     return message
 
 
-def present(record) -> Row:
+def present(record: SyncedRecord) -> Row:
     code = record.problem_reason
     reason = reason_for(code)
     fix_url, fix_label = fix_link(record, reason, code)
@@ -101,7 +105,9 @@ def present(record) -> Row:
     )
 
 
-def trend_chart(series: list[dict], *, width=280, height=48) -> dict:
+def trend_chart(
+    series: list[dict[str, Any]], *, width: int = 280, height: int = 48
+) -> dict[str, Any]:
     """Geometry for the inline SVG: two bars a day (opened, resolved), scaled to the max."""
     top = max([max(d["opened"], d["resolved"]) for d in series] + [1])
     slot = width / max(len(series), 1)

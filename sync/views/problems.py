@@ -2,21 +2,25 @@
 
 import json
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
+from finance.http import AuthenticatedHttpRequest
+from finance.models import Company, Invoice, SyncedRecord
 from finance.registry import default_tab, model_for, record_type
 from sync import selectors
 from sync.forms import BulkForm, ProblemFilterForm
-from sync.models import BulkJob
+from sync.models import BulkJob, ProblemEvent
 from sync.services import actions
 from sync.views.access import check_viewer, current_company, get_record_for_user
 from sync.views.present import TYPE_LABELS, TYPE_SINGULAR, present, record_label, trend_chart
@@ -24,7 +28,7 @@ from sync.views.present import TYPE_LABELS, TYPE_SINGULAR, present, record_label
 logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 50
-ACTIONS = {
+ACTIONS: dict[str, tuple[Callable[..., SyncedRecord] | None, str]] = {
     # url action → (service, past tense for the toast)
     "resync": (actions.record_resync, "queued for re-sync"),
     "clear": (actions.record_clear, "cleared without sync"),
@@ -42,16 +46,16 @@ SORT_COLUMNS = [
 ]
 
 
-def _is_htmx(request) -> bool:
+def _is_htmx(request: HttpRequest) -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
-def _tab(request) -> str:
+def _tab(request: HttpRequest) -> str:
     sync_type = request.GET.get("type", "")
     return sync_type if sync_type in TYPE_LABELS else default_tab()
 
 
-def _sort_links(request, sort: str) -> list[dict]:
+def _sort_links(request: HttpRequest, sort: str) -> list[dict[str, str]]:
     links = []
     for key, label in SORT_COLUMNS:
         params = request.GET.copy()
@@ -65,7 +69,7 @@ def _sort_links(request, sort: str) -> list[dict]:
 
 @login_required
 @require_GET
-def problems(request):
+def problems(request: AuthenticatedHttpRequest) -> HttpResponse:
     can_write = check_viewer(request)
     company = current_company(request)
     sync_type = _tab(request)
@@ -113,7 +117,7 @@ HOW_LABELS = {
 }
 
 
-def _resolved(company) -> list:
+def _resolved(company: Company) -> list[ProblemEvent]:
     events = selectors.recently_resolved(company=company)
     for event in events:
         event.label = record_label(event.record)
@@ -122,20 +126,20 @@ def _resolved(company) -> list:
     return events
 
 
-def _query_without_page(request) -> str:
+def _query_without_page(request: HttpRequest) -> str:
     params = request.GET.copy()
     params.pop("page", None)
     return params.urlencode()
 
 
-def _tabs(counts: dict, active: str) -> list[dict]:
+def _tabs(counts: dict[str, int], active: str | None) -> list[dict[str, Any]]:
     return [
         {"type": t, "label": label, "count": counts.get(t, 0), "active": t == active}
         for t, label in TYPE_LABELS.items()
     ]
 
 
-def _back(request, sync_type):
+def _back(request: HttpRequest, sync_type: str) -> HttpResponse:
     target = request.POST.get("next") or request.headers.get("Referer", "")
     if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         return redirect(target)
@@ -144,7 +148,9 @@ def _back(request, sync_type):
 
 @login_required
 @require_POST
-def record_action(request, sync_type, pk, action):
+def record_action(
+    request: AuthenticatedHttpRequest, sync_type: str, pk: int, action: str
+) -> HttpResponse:
     record, _ = get_record_for_user(request, sync_type, pk, write=True)
     if action not in ACTIONS:
         raise Http404("No such action.")
@@ -155,8 +161,10 @@ def record_action(request, sync_type, pk, action):
         if action == "mark-paid":
             if not record_type(sync_type).payable_outside:
                 raise Http404("Only invoices can be marked paid.")
+            assert isinstance(record, Invoice), "only invoices are payable outside (registry)"
             record = actions.invoice_mark_paid_outside(invoice=record, user=request.user)
         else:
+            assert service is not None, "only mark-paid has no service of its own"
             record = service(record=record, user=request.user)
     except actions.InvalidTransition as exc:
         error = str(exc)
@@ -187,7 +195,7 @@ def record_action(request, sync_type, pk, action):
 
 @login_required
 @require_GET
-def record_detail(request, sync_type, pk):
+def record_detail(request: AuthenticatedHttpRequest, sync_type: str, pk: int) -> HttpResponse:
     record, can_write = get_record_for_user(request, sync_type, pk)
     preview, preview_error = None, None
     try:
@@ -212,13 +220,13 @@ def record_detail(request, sync_type, pk):
 
 @login_required
 @require_POST
-def bulk(request):
+def bulk(request: AuthenticatedHttpRequest) -> HttpResponse:
     if not check_viewer(request):
         raise PermissionDenied("You need the Finance role to change sync state.")
     form = BulkForm(request.POST)
     sync_type = request.POST.get("type", default_tab())
     if not form.is_valid():
-        message = "; ".join(e for errs in form.errors.values() for e in errs)
+        message = "; ".join(str(e) for errs in form.errors.values() for e in errs)
         if _is_htmx(request):
             return render(request, "sync/_bulk_progress.html", {"error": message})
         messages.error(request, message)
@@ -243,7 +251,7 @@ def bulk(request):
     return _back(request, sync_type)
 
 
-def _progress_context(job):
+def _progress_context(job: BulkJob) -> dict[str, Any]:
     job.refresh_from_db()
     return {
         "job": job,
@@ -255,7 +263,7 @@ def _progress_context(job):
 
 @login_required
 @require_GET
-def bulk_progress(request, job_id):
+def bulk_progress(request: AuthenticatedHttpRequest, job_id: int) -> HttpResponse:
     check_viewer(request)
     job = get_object_or_404(BulkJob, pk=job_id)
     context = _progress_context(job)
@@ -266,7 +274,7 @@ def bulk_progress(request, job_id):
 
 @login_required
 @require_GET
-def waiting(request):
+def waiting(request: AuthenticatedHttpRequest) -> HttpResponse:
     can_write = check_viewer(request)
     company = current_company(request)
     sync_type = _tab(request)

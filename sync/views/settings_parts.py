@@ -4,16 +4,19 @@ They live here (loaded into the finance page with htmx) because finance never im
 """
 
 import logging
+from typing import Any
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from finance.models import ChargeCode
+from finance.http import AuthenticatedHttpRequest
+from finance.models import ChargeCode, Company
 from sync.selectors import connection_for_company
 from sync.views.access import check_settings_editor, current_company
 from sync.views.present import url_or_none
@@ -21,7 +24,7 @@ from sync.views.present import url_or_none
 logger = logging.getLogger(__name__)
 
 
-def _is_htmx(request) -> bool:
+def _is_htmx(request: HttpRequest) -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
@@ -31,7 +34,7 @@ def _settings_url(anchor: str) -> str:
 
 @login_required
 @require_GET
-def connection_card(request):
+def connection_card(request: AuthenticatedHttpRequest) -> HttpResponse:
     check_settings_editor(request)
     connection = connection_for_company(company=current_company(request))
     mapped = 0
@@ -50,7 +53,7 @@ def connection_card(request):
     return render(request, template, context)
 
 
-def _read_items(company):
+def _read_items(company: Company) -> tuple[list[dict[str, Any]] | None, str | None]:
     try:
         from sync.services.items import items_list
 
@@ -63,7 +66,7 @@ def _read_items(company):
 
 @login_required
 @require_GET
-def item_mapping(request):
+def item_mapping(request: AuthenticatedHttpRequest) -> HttpResponse:
     check_settings_editor(request)
     company = current_company(request)
     items, items_error = _read_items(company)
@@ -89,18 +92,20 @@ class ItemMapForm(forms.Form):
     item_id = forms.CharField(required=False, max_length=32)
     item_id_typed = forms.CharField(required=False, max_length=32)
 
-    def __init__(self, *args, company, **kwargs):
+    def __init__(self, *args: Any, company: Company, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["charge_code"].queryset = ChargeCode.objects.filter(company=company)
+        charge_code = self.fields["charge_code"]
+        assert isinstance(charge_code, forms.ModelChoiceField), "declared above"
+        charge_code.queryset = ChargeCode.objects.filter(company=company)
 
 
 @login_required
 @require_POST
-def item_map(request):
+def item_map(request: AuthenticatedHttpRequest) -> HttpResponse:
     check_settings_editor(request)
     form = ItemMapForm(request.POST, company=current_company(request))
     if not form.is_valid():
-        errors = "; ".join(e for field in form.errors.values() for e in field)
+        errors = "; ".join(str(e) for field in form.errors.values() for e in field)
         messages.error(request, f"Could not map the charge code: {errors}")
         return redirect(_settings_url("#mapping"))
     charge_code = form.cleaned_data["charge_code"]
@@ -124,7 +129,7 @@ def item_map(request):
 
 @login_required
 @require_POST
-def items_create_missing(request):
+def items_create_missing(request: AuthenticatedHttpRequest) -> HttpResponse:
     check_settings_editor(request)
     try:
         from sync.services.items import items_create_missing as create_missing

@@ -2,7 +2,7 @@
 
 import logging
 
-from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
@@ -13,7 +13,7 @@ logger = logging.getLogger(__name__)
 
 @csrf_exempt
 @require_POST
-def receive(request):
+def receive(request: HttpRequest) -> HttpResponse:
     length = int(request.headers.get("Content-Length") or 0)
     if length > MAX_WEBHOOK_BYTES:
         logger.warning("webhook refused: body of %s bytes", length)

@@ -10,13 +10,14 @@ import random
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from django.contrib.auth.models import Group, User
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 from finance import services
-from finance.models import ChargeCode, CreditMemo, Customer, Invoice, Load, Payment
+from finance.models import ChargeCode, Company, CreditMemo, Customer, Invoice, Load, Payment
 from finance.validators import iso6346_check_digit
 
 BASE_DATE = date(2026, 11, 1)
@@ -140,12 +141,12 @@ OWNER_CODES = ["MSCU", "MAEU", "CMAU", "HLXU", "OOLU", "TGHU", "MEDU", "CSNU", "
 ACCESSORIALS = ["CHAS", "PREPULL", "STOR", "WAIT", "PERDIEM", "OVWT", "HAZ", "TOLL"]
 
 
-def _money(value) -> Decimal:
+def _money(value: Decimal | int) -> Decimal:
     return Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 class Seeder:
-    def __init__(self, *, seed: int, invoices: int):
+    def __init__(self, *, seed: int, invoices: int) -> None:
         self.rng = random.Random(seed)
         self.invoice_count = invoices
         self.company = services.company_get_default()
@@ -214,7 +215,9 @@ class Seeder:
 
     # --- invoices ------------------------------------------------------------------------
 
-    def lines(self, codes, *, base: bool, accessorials: int) -> list[services.LineSpec]:
+    def lines(
+        self, codes: dict[str, ChargeCode], *, base: bool, accessorials: int
+    ) -> list[services.LineSpec]:
         specs = []
         if base:
             dray = _money(self.rng.choice([395, 425, 450, 475, 525, 575, 650, 725]))
@@ -250,7 +253,9 @@ class Seeder:
         }
         return services.LineSpec(charge_code=code, rate=code.default_rate, note=notes[code.code])
 
-    def invoice(self, number: int, customers, codes) -> Invoice:
+    def invoice(
+        self, number: int, customers: list[tuple[Customer, str]], codes: dict[str, ChargeCode]
+    ) -> Invoice:
         rng = self.rng
         customer, region = rng.choice(customers)
         invoice_date = BASE_DATE - timedelta(days=rng.randint(0, 60))
@@ -337,7 +342,7 @@ class Seeder:
                 )
         return count
 
-    def credit_memos(self, invoices: list[Invoice], codes) -> int:
+    def credit_memos(self, invoices: list[Invoice], codes: dict[str, ChargeCode]) -> int:
         rng = self.rng
         candidates = [
             i
@@ -368,7 +373,7 @@ class Seeder:
         return count
 
     @transaction.atomic
-    def run(self) -> dict:
+    def run(self) -> dict[str, int]:
         customers = self.customers()
         codes = self.charge_codes()
         invoices = [
@@ -417,7 +422,7 @@ def ensure_users() -> list[str]:
 class Command(BaseCommand):
     help = "Seed realistic drayage demo data (deterministic, idempotent)."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--seed", type=int, default=42, help="Random seed (default 42).")
         parser.add_argument(
             "--invoices", type=int, default=200, help="How many invoices (default 200)."
@@ -431,8 +436,16 @@ class Command(BaseCommand):
             "--json", action="store_true", dest="as_json", help="Print the summary as JSON."
         )
 
-    def handle(self, *args, seed, invoices, with_users, as_json=False, **options):
-        summary: dict = {}
+    def handle(
+        self,
+        *args: Any,
+        seed: int,
+        invoices: int,
+        with_users: bool,
+        as_json: bool = False,
+        **options: Any,
+    ) -> None:
+        summary: dict[str, Any] = {}
         if with_users:
             summary["users_created"] = ensure_users()
         company = services.company_get_default()
@@ -446,7 +459,7 @@ class Command(BaseCommand):
         self.report(summary, as_json=as_json)
 
     @staticmethod
-    def counts(company) -> dict:
+    def counts(company: Company) -> dict[str, int]:
         return {
             "customers": Customer.objects.filter(company=company).count(),
             "charge_codes": ChargeCode.objects.filter(company=company).count(),
@@ -455,7 +468,7 @@ class Command(BaseCommand):
             "credit_memos": CreditMemo.objects.filter(company=company).count(),
         }
 
-    def report(self, summary: dict, *, as_json: bool) -> None:
+    def report(self, summary: dict[str, Any], *, as_json: bool) -> None:
         if as_json:
             self.stdout.write(json.dumps(summary))
             return

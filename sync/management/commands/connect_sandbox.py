@@ -1,9 +1,12 @@
+from typing import Any
+
 from django.apps import apps
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from finance.models import ChargeCode
+from finance.models import ChargeCode, Company
 from finance.services import company_get_default
+from sync.models import QuickBooksConnection
 from sync.selectors import connection_for_company
 from sync.services.client import QboError
 from sync.services.connection import connect_with_tokens
@@ -21,7 +24,7 @@ class Command(BaseCommand):
         "browser (used by `make demo` and tests)."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--realm", help="use this existing emulator company")
         parser.add_argument("--name", default="PortPro Demo Books", help="name of a new company")
         parser.add_argument("--webhook-url", default="", help="where the emulator sends webhooks")
@@ -32,7 +35,7 @@ class Command(BaseCommand):
             "charge code except HAZ, so the Problem Sync page has real cases to fix",
         )
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         if settings.QBO_ENVIRONMENT != "local" or not apps.is_installed("qbo_sandbox"):
             raise CommandError(
                 "connect_sandbox needs QBO_ENVIRONMENT=local and QBO_SANDBOX_ENABLED=1."
@@ -87,7 +90,7 @@ class Command(BaseCommand):
         if options["demo_conflicts"]:
             self._demo_conflicts(company, connection)
 
-    def _demo_conflicts(self, company, connection):
+    def _demo_conflicts(self, company: Company, connection: QuickBooksConnection) -> None:
         ctx = SyncContext.for_company(company.pk)
         try:
             ctx.session.create(

@@ -1,6 +1,7 @@
 import sys
+from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
 from finance.registry import SYNC_ORDER
 from sync.services.batch import push_all_now
@@ -9,13 +10,13 @@ from sync.services.batch import push_all_now
 class Command(BaseCommand):
     help = "Push everything due to QuickBooks now (in this process by default), with progress."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--type", choices=SYNC_ORDER, help="only this record type")
         parser.add_argument(
             "--via-celery", action="store_true", help="hand the work to the Celery workers"
         )
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         if options["via_celery"]:
             from sync.services import enqueue
 
@@ -23,7 +24,7 @@ class Command(BaseCommand):
             self.stdout.write("Sweep queued for the Celery workers.")
             return
 
-        def progress(name, done, total):
+        def progress(name: str, done: int, total: int) -> None:
             width = 30
             filled = int(width * done / total) if total else width
             bar = "#" * filled + "-" * (width - filled)
