@@ -239,12 +239,16 @@ def reconnect(base: str) -> dict:
 
 
 def owed() -> int:
+    """Records still owed to QuickBooks, plus QuickBooks changes not yet applied (a webhook event
+    waiting for its retry, e.g. after a 429 paused the realm)."""
     from finance.registry import SYNCED_MODELS
+    from sync.models import WebhookEvent
 
-    return sum(
+    records = sum(
         model.objects.filter(sync_status__in=["pending", "in_flight", "retry_wait"]).count()
         for model in SYNCED_MODELS.values()
     )
+    return records + WebhookEvent.objects.filter(processed_at__isnull=True).count()
 
 
 def verify(actor: Actor, var_dir: Path, log_path: Path) -> dict:

@@ -203,3 +203,23 @@ def test_an_older_answer_never_overwrites_a_newer_balance(qbo, synced_invoice):
     invoice = Invoice.objects.get(pk=synced_invoice.pk)
     assert kept is False
     assert (invoice.qb_balance, invoice.status) == (0, Invoice.Status.PAID)
+
+
+def test_an_unexpected_error_backs_the_event_off_instead_of_failing_every_pass(
+    qbo, synced_invoice, monkeypatch
+):
+    # Any exception but QuickBooks' own used to escape: the event stayed due and the beat job
+    # hit it again every 30 s.
+    def broken(**kwargs):
+        raise ValueError("a bug in a pull handler")
+
+    remote = receive_in_quickbooks(qbo, synced_invoice, Decimal("10.00"))
+    monkeypatch.setattr(pull, "apply_change", broken)
+    body = cloud_event(qbo, "Payment", remote["Id"], 1)
+    (event_id,) = pull.webhook_receive(body=body, signature=signed(body))
+
+    outcome = pull.webhook_event_process(event_id=event_id)
+
+    event = WebhookEvent.objects.get(pk=event_id)
+    assert (outcome, event.attempts, event.processed_at) == ("retry", 1, None)
+    assert event.next_attempt_at > timezone.now() and "a bug in a pull handler" in event.error
