@@ -14,19 +14,13 @@ from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
 from django.db.models import (
-    Case,
-    DecimalField,
     F,
-    PositiveIntegerField,
     Q,
     Sum,
-    Value,
-    When,
 )
 from django.forms.models import model_to_dict
 
 from finance.models import (
-    MONEY,
     ChargeCode,
     ChargeLine,
     ChargeSet,
@@ -490,22 +484,9 @@ def invoice_record_quickbooks_balance(
 def quickbooks_balance_fields(
     *, balance: Decimal | float | str, sync_token: int | str | None
 ) -> dict[str, Any]:
-    """The same rule as an UPDATE's fields, for a caller that updates the invoice anyway (the
-    engine settling a push): the balance is taken only when not older than the one stored."""
-    token = _balance_token(sync_token)
-    newer = _newer_balance(token)
-    return {
-        "qb_balance": Case(
-            When(newer, then=Value(Decimal(str(balance)))),
-            default=F("qb_balance"),
-            output_field=DecimalField(**MONEY),
-        ),
-        "qb_balance_token": Case(
-            When(newer, then=Value(token)),
-            default=F("qb_balance_token"),
-            output_field=PositiveIntegerField(),
-        ),
-    }
+    """QuickBooks' balance as plain fields, for an UPDATE of an invoice no newer balance can
+    have reached yet (its first answer); otherwise use invoice_record_quickbooks_balance."""
+    return {"qb_balance": Decimal(str(balance)), "qb_balance_token": _balance_token(sync_token)}
 
 
 def invoice_refresh_paid_status(*, invoice: Invoice) -> Invoice:

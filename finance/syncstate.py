@@ -124,7 +124,10 @@ def move(
     Entering or leaving PROBLEM is announced for exactly the rows that moved (they are locked
     and read first; only problem moves pay that extra query)."""
     allowed = sources_for(target, sources)
-    candidates = queryset.filter(sync_status__in=allowed)
+    if len(allowed) == 1:  # the engine's settles: the plainest WHERE, on its hottest path
+        candidates = queryset.filter(sync_status=allowed[0])
+    else:
+        candidates = queryset.filter(sync_status__in=allowed)
     opening = target == S.PROBLEM
     resolving = S.PROBLEM in allowed and target != S.PROBLEM
     if not (opening or resolving):

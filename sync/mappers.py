@@ -320,13 +320,15 @@ class InvoiceMapper(Mapper[Invoice]):
         )
 
     def apply(self, invoice: Invoice, obj: QboObject) -> dict[str, Any]:
-        if obj.get("Balance") in (None, ""):
+        # A new invoice's first Balance goes with the settle: nothing can have learnt a newer
+        # one (a pull only finds invoices that already have their QuickBooks ID).
+        if invoice.qb_id or obj.get("Balance") in (None, ""):
             return {}
         return quickbooks_balance_fields(balance=obj["Balance"], sync_token=obj.get("SyncToken"))
 
     def after_settle(self, invoice: Invoice, obj: QboObject) -> None:
         if obj.get("Balance") not in (None, ""):
-            pull_apply.paid_status_after_answer(invoice=invoice, obj=obj)
+            pull_apply.balance_after_answer(invoice=invoice, obj=obj)
 
 
 class CreditMemoMapper(Mapper[CreditMemo]):

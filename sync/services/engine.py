@@ -126,10 +126,9 @@ class Claim:
     attempts: int
 
     def mine(self) -> QuerySet[SyncedRecord]:
-        """The record, while it is still ours: in flight under this claim's lease."""
-        return self.mapper.model.objects.filter(
-            pk=self.record.pk, sync_status=S.IN_FLIGHT, lease_expires_at=self.lease
-        )
+        """The record under this claim's lease. Every settle moves it with
+        `sources=[IN_FLIGHT]`, so only while it is still ours, in flight."""
+        return self.mapper.model.objects.filter(pk=self.record.pk, lease_expires_at=self.lease)
 
 
 @dataclass

@@ -57,12 +57,19 @@ def flag(record: SyncedRecord, reason: str, message: str) -> None:
     )
 
 
-def paid_status_after_answer(*, invoice: Invoice, obj: QboObject) -> None:
-    """A push's answer carried the invoice's Balance (stored with the settle, unless a newer one
-    was there). Refresh the paid status only when it can change: not when nothing is paid in
+def balance_after_answer(*, invoice: Invoice, obj: QboObject) -> None:
+    """A push's answer carried the invoice's Balance. A new invoice's was stored with the settle
+    (Mapper.apply); an update's is stored only when it differs from ours and is not older than
+    what we hold (a payment's webhook may have brought a newer one while the push was in
+    flight). The paid status is refreshed only when it can change: not when nothing is paid in
     QuickBooks and nothing was before (TMS payments set the status when they were entered)."""
-    balance = Decimal(str(obj["Balance"]))
-    if balance >= invoice.total and invoice.qb_balance in (None, invoice.total):
+    balance, previous = Decimal(str(obj["Balance"])), invoice.qb_balance
+    if invoice.qb_id and balance != previous:
+        if not invoice_record_quickbooks_balance(
+            invoice=invoice, balance=balance, sync_token=obj.get("SyncToken", "")
+        ):
+            return  # an older answer than the balance we hold
+    if balance >= invoice.total and previous in (None, invoice.total):
         return
     invoice_refresh_paid_status(invoice=Invoice.objects.get(pk=invoice.pk))
 
