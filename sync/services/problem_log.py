@@ -22,27 +22,16 @@ def on_problem_changed(
     **kwargs: Any,
 ) -> None:
     user = user if getattr(user, "pk", None) else None
+    moves = [(ProblemEvent.Kind.OPENED, row) for row in opened]
+    moves += [(ProblemEvent.Kind.RESOLVED, row) for row in resolved]
     ProblemEvent.objects.bulk_create(
-        [
-            ProblemEvent(
-                record_type=record_type,
-                record_id=pk,
-                kind=ProblemEvent.Kind.OPENED,
-                reason=reason[:48],
-                how=how[:20],
-                user=user,
-            )
-            for pk, reason in opened
-        ]
-        + [
-            ProblemEvent(
-                record_type=record_type,
-                record_id=pk,
-                kind=ProblemEvent.Kind.RESOLVED,
-                reason=reason[:48],
-                how=how[:20],
-                user=user,
-            )
-            for pk, reason in resolved
-        ]
+        ProblemEvent(
+            record_type=record_type,
+            record_id=pk,
+            kind=kind,
+            reason=reason[:48],
+            how=how[:20],
+            user=user,
+        )
+        for kind, (pk, reason) in moves
     )
