@@ -89,3 +89,9 @@ class Channel(filesystem.Channel):
 
 class Transport(filesystem.Transport):
     Channel = Channel
+
+    @property
+    def default_connection_params(self) -> dict[str, object]:
+        # Folders, not a host: without this kombu warns "No hostname was supplied" on every
+        # connection the web process opens.
+        return {}
