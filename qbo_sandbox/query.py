@@ -25,6 +25,8 @@ TOKEN = re.compile(
     )""",
     re.VERBOSE,
 )
+# Tokenized so the fault can name them; QBO's language has no "not equal" (shared/qbo-api.md).
+UNSUPPORTED_OPERATORS = {"!=", "<>"}
 KEYWORDS = {"select", "from", "where", "and", "order", "orderby", "by", "asc", "desc", "in",
             "like", "startposition", "maxresults", "count", "or", "not", "true", "false"}  # fmt: skip
 
@@ -150,10 +152,16 @@ class Parser:
         start, limit = 1, 100
         for _ in range(2):
             if self.accept("kw", "startposition"):
-                start = int(self.take("num")[1])
+                start = self.whole_number("STARTPOSITION")
             elif self.accept("kw", "maxresults"):
-                limit = int(self.take("num")[1])
+                limit = self.whole_number("MAXRESULTS")
         return start, limit
+
+    def whole_number(self, clause):
+        text = self.take("num")[1]
+        if not text.lstrip("-").isdigit():
+            raise faults.query_parse_error(f"Encountered {text!r}, {clause} takes a whole number")
+        return int(text)
 
     def condition(self):
         field = self.take("word")[1]
@@ -167,7 +175,9 @@ class Parser:
         if self.accept("kw", "like"):
             return (field, "like", self.value())
         op = self.take("op")[1]
-        return (field, "!=" if op == "<>" else op, self.value())
+        if op in UNSUPPORTED_OPERATORS:
+            raise faults.query_parse_error(f"Encountered {op!r}: operator is not supported")
+        return (field, op, self.value())
 
 
 def get_path(data, field):
@@ -219,8 +229,6 @@ def matches(row_value, op, value):
     if isinstance(value, bool) or isinstance(row_value, bool):
         if op == "=":
             return _bool(row_value if row_value is not None else True) == _bool(value)
-        if op == "!=":
-            return _bool(row_value if row_value is not None else True) != _bool(value)
     if row_value is None:
         return False
     left, right = comparable(row_value), comparable(value)
@@ -228,7 +236,6 @@ def matches(row_value, op, value):
         left, right = (4, str(row_value).casefold()), (4, str(value).casefold())
     return {
         "=": left == right,
-        "!=": left != right,
         "<": left < right,
         ">": left > right,
         "<=": left <= right,
@@ -310,10 +317,7 @@ def _db_filter(qs, field, op, value):
 
 def _active_flags(op, value):
     values = value if op == "in" else [value]
-    flags = {_bool(v) for v in values}
-    if op == "!=":
-        flags = {not f for f in flags}
-    return list(flags)
+    return list({_bool(v) for v in values})
 
 
 def _narrow(company, entity_type, where):

@@ -94,3 +94,22 @@ def test_email_and_case_insensitive_field_names(api):
         "select * from Customer where displayname = 'MAILER' orderby metadata.lastupdatedtime desc"
     ).json()
     assert len(body["QueryResponse"]["Customer"]) == 1
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM Customer WHERE DisplayName != 'Epsilon'",
+        "SELECT * FROM Customer WHERE Active <> true",
+        "SELECT * FROM Customer STARTPOSITION 1.5",
+        "SELECT * FROM Customer MAXRESULTS 2.0",
+    ],
+)
+def test_what_qbo_has_no_syntax_for_is_a_4000_not_an_answer(api, customers, sql):
+    # QBO has no "not equal" and pages by whole numbers; an emulator that answers these would
+    # let the TMS ship a query real QuickBooks refuses.
+    response = api.query(sql)
+    assert response.status_code == 400
+    error = response.json()["Fault"]["Error"][0]
+    assert error["code"] == "4000"
+    assert "QueryParserError" in error["Detail"]
