@@ -49,7 +49,7 @@ def _gateway_refusal(request, company, parts):
     if refusal is not None:
         return refusal
     webhooks.maybe_resume()  # any authorized request restarts deliveries after a restart
-    if not throttle.admit(company, is_batch=parts == ["batch"]):
+    if not throttle.admit(company, is_batch=bool(parts) and _shape(parts) == "batch"):
         return faults.throttled(company.throttle_format)
     if company.latency_ms:
         time.sleep(company.latency_ms / 1000)

@@ -41,6 +41,8 @@ def test_batch_limit_and_json_format(api, company):
     assert response.status_code == 429
     assert response.json()["fault"]["error"][0]["code"] == "3001"
     assert api.get("preferences").status_code == 200  # plain requests still pass
+    # The router takes service names in any case; so must the batch limit.
+    assert api.post("Batch", json=items).status_code == 429
 
 
 def test_python_quickbooks_sees_429_as_a_generic_error(qb, company):
