@@ -213,7 +213,7 @@ def plan(ctx: SyncContext, claim: Claim) -> Write | str:
         found = lookup(ctx, claim)
         if found:
             outcome = link_and_update(ctx, claim, found)
-            record_attempt(claim, None, SyncAttempt.Outcome.LINKED, None, ctx.session, "lookup")
+            attempt_row(claim, None, SyncAttempt.Outcome.LINKED, None, ctx.session, "lookup").save()
             return outcome
     return prepare(ctx, claim)
 
@@ -329,7 +329,7 @@ def send_and_settle(ctx: SyncContext, claim: Claim, write: Write) -> str:
         obj = send(ctx, claim, write)
     except Exception as exc:  # noqa: BLE001 - settle_failure classifies everything
         return settle_failure(ctx, claim, write, exc)
-    record_attempt(claim, write, SyncAttempt.Outcome.OK, None, ctx._session)
+    attempt_row(claim, write, SyncAttempt.Outcome.OK, None, ctx._session).save()
     return settle_ok(claim, obj)
 
 
@@ -540,7 +540,7 @@ def settle_failure(ctx: SyncContext, claim: Claim, write: Write | None, exc: Exc
         "unexpected failure pushing %s %s", claim.mapper.sync_type, claim.record.pk, exc_info=exc
     )
     error = QboError("internal", f"{exc.__class__.__name__}: {exc}")
-    record_attempt(claim, write, SyncAttempt.Outcome.PROBLEM, error, ctx._session)
+    attempt_row(claim, write, SyncAttempt.Outcome.PROBLEM, error, ctx._session).save()
     return settle_problem(claim, "internal", error)
 
 
@@ -548,7 +548,7 @@ def _mapping_problem(
     ctx: SyncContext, claim: Claim, write: Write | None, exc: MappingProblem
 ) -> str:
     error = QboError("mapping", exc.message)
-    record_attempt(claim, write, SyncAttempt.Outcome.PROBLEM, error, ctx._session)
+    attempt_row(claim, write, SyncAttempt.Outcome.PROBLEM, error, ctx._session).save()
     return settle_problem(claim, exc.reason, None, exc.message)
 
 
@@ -560,7 +560,7 @@ def _dependency_wait(
 
 def _not_connected(ctx: SyncContext, claim: Claim, write: Write | None, exc: NeedsReconnect) -> str:
     error = QboError("reconnect", str(exc))
-    record_attempt(claim, write, SyncAttempt.Outcome.WAITING, error, ctx._session)
+    attempt_row(claim, write, SyncAttempt.Outcome.WAITING, error, ctx._session).save()
     return release(claim, "Waiting: QuickBooks needs reconnecting.")
 
 
@@ -570,7 +570,7 @@ def _quickbooks_failure(
     failure = FAILURES.get(error.kind, FAILURES["validation"])
     if failure.recoverable:
         return _retry(ctx, claim, write, error, failure)
-    record_attempt(claim, write, SyncAttempt.Outcome.PROBLEM, error, ctx._session)
+    attempt_row(claim, write, SyncAttempt.Outcome.PROBLEM, error, ctx._session).save()
     if write is None:
         return settle_problem(claim, "internal", error)
     try:
@@ -586,11 +586,11 @@ def _retry(
     if error.kind == "throttle":
         delay = error.retry_after or settings.QBO_THROTTLE_BACKOFF_SECONDS
         if error.code != "budget":  # our own limiter sent nothing: no attempt to record
-            record_attempt(claim, write, SyncAttempt.Outcome.RETRY, error, ctx._session)
+            attempt_row(claim, write, SyncAttempt.Outcome.RETRY, error, ctx._session).save()
         return settle_retry(claim, error, counted=False, delay=delay)
     if write is not None and write.op == "create" and error.ambiguous:
         claim.lookup_first = True
-    record_attempt(claim, write, SyncAttempt.Outcome.RETRY, error, ctx._session)
+    attempt_row(claim, write, SyncAttempt.Outcome.RETRY, error, ctx._session).save()
     return settle_retry(claim, error, counted=failure.counted)
 
 
@@ -641,17 +641,6 @@ def attempt_row(
         duration_ms=session.last_duration_ms if session else 0,
         payload=write.body if write else {},
     )
-
-
-def record_attempt(
-    claim: Claim,
-    write: Write | None,
-    outcome: str,
-    error: QboError | None,
-    session: QuickBooksSession | None,
-    operation: str | None = None,
-) -> None:
-    attempt_row(claim, write, outcome, error, session, operation).save()
 
 
 def classify_fault(fault: dict[str, Any]) -> QboError:
