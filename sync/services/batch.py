@@ -145,22 +145,21 @@ def _send_batch(
             outcomes[settle_failure(ctx, claimed, write, exc)] += 1
         return outcomes
     by_bid = {item.get("bId"): item for item in responses}
-    attempts: list[SyncAttempt] = []  # the successful writes' rows, inserted in one query
-    try:
-        for i, (claimed, write) in enumerate(chunk):
-            outcomes[_settle_item(ctx, mapper, claimed, write, by_bid.get(f"b{i}"), attempts)] += 1
-    finally:
-        SyncAttempt.objects.bulk_create(attempts)
+    results = [(claimed, write, by_bid.get(f"b{i}")) for i, (claimed, write) in enumerate(chunk)]
+    # The audit rows of the accepted writes go in (one insert) before any record shows synced,
+    # as on the single-record path: nobody sees a synced record whose write is not on record.
+    SyncAttempt.objects.bulk_create(
+        attempt_row(claimed, write, SyncAttempt.Outcome.OK, None, ctx.session)
+        for claimed, write, item in results
+        if item is not None and "Fault" not in item
+    )
+    for claimed, write, item in results:
+        outcomes[_settle_item(ctx, mapper, claimed, write, item)] += 1
     return outcomes
 
 
 def _settle_item(
-    ctx: SyncContext,
-    mapper: Mapper[Any],
-    claimed: Claim,
-    write: Write,
-    item: QboObject | None,
-    attempts: list[SyncAttempt],
+    ctx: SyncContext, mapper: Mapper[Any], claimed: Claim, write: Write, item: QboObject | None
 ) -> str:
     if item is None:
         error = QboError("transient", "QuickBooks answered the batch without this item")
@@ -168,7 +167,6 @@ def _settle_item(
         return settle_failure(ctx, claimed, write, error)
     if "Fault" in item:
         return settle_failure(ctx, claimed, write, classify_fault(item["Fault"]))
-    attempts.append(attempt_row(claimed, write, SyncAttempt.Outcome.OK, None, ctx.session))
     return settle_ok(claimed, item[mapper.entity])  # an item without a Fault carries it
 
 

@@ -69,6 +69,32 @@ def test_the_sweep_pushes_invoices_in_batches_after_their_customers(qbo, celery_
     assert len(qbo.objects("Customer")) == 4
 
 
+def test_a_batch_records_each_accepted_write_before_the_record_shows_synced(qbo, monkeypatch):
+    # Someone watching (the page, a test, a crash between two steps) never sees a record synced
+    # by a batch whose QuickBooks write has no audit row.
+    codes = mapped_codes(2)
+    invoices = [invoice_with(codes[i % 2], customer=CustomerFactory()) for i in range(3)]
+    for invoice in invoices:  # their customers first: the batch below holds invoices only
+        engine.push_record(sync_type="customer", pk=invoice.customer_id)
+    audited_at_settle = []
+    real_settle_ok = batch.settle_ok
+
+    def settle_ok(claim, obj, **kwargs):
+        audited_at_settle.append(
+            SyncAttempt.objects.filter(
+                record_type="invoice", record_id=claim.record.pk, outcome="ok"
+            ).exists()
+        )
+        return real_settle_ok(claim, obj, **kwargs)
+
+    monkeypatch.setattr(batch, "settle_ok", settle_ok)
+
+    outcomes = batch.push_batch(sync_type="invoice", pks=[i.pk for i in invoices])
+
+    assert outcomes["synced"] == 3
+    assert audited_at_settle == [True, True, True]
+
+
 def test_two_workers_never_push_one_record(qbo, celery_worker):
     fs = finance_settings_get(company=qbo.connection.company)
     fs.push_on_change = False
