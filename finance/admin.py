@@ -66,6 +66,9 @@ SYNC_FIELDS = (
     "last_attempt_at",
     "last_synced_at",
     "lease_expires_at",
+    "create_uncertain",
+    "qb_drift",
+    "qb_overwrite_token",
     "created_at",
     "updated_at",
 )

@@ -95,6 +95,11 @@ class SyncedRecord(CheckedFields):
     # Set when a create was sent and its outcome is unknown (timeout, crash): the next push looks
     # the object up by natural key before creating again.
     create_uncertain = models.BooleanField(default=False)
+    # What someone changed in QuickBooks since our last write, when it stopped a push (fields we
+    # own, voided, deleted, and QuickBooks' SyncToken then); shown beside ours on the page.
+    qb_drift = models.JSONField(default=dict, blank=True)
+    # The QuickBooks SyncToken a person agreed to overwrite (exactly that version, no later one).
+    qb_overwrite_token = models.CharField(max_length=16, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -484,6 +489,8 @@ class ManualAction(models.Model):
         CONNECTION = "connection", "QuickBooks connection changed"
         CONFIRM_CONFLICT = "confirm_conflict", "Confirmed change despite QuickBooks payments"
         DELETE = "delete", "Deleted in the TMS"
+        OVERWRITE = "overwrite", "QuickBooks' changes overwritten with the TMS version"
+        ACCEPT_QUICKBOOKS = "accept_quickbooks", "QuickBooks' change accepted in the TMS"
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     record_type = models.CharField(max_length=16, blank=True, default="")

@@ -3,7 +3,7 @@
 Engine code stores the reason *code* on the record (`problem_reason`); pages show `REASONS`.
 `fix` names the screen that fixes it: a URL name resolved by the UI ("admin" = the record's
 admin page, "settings" = Finance → QuickBooks, "mapping" = the charge-code mapping, "connection"
-= the QuickBooks connection card).
+= the QuickBooks connection card, "row" = the row's own buttons, no other screen).
 """
 
 from dataclasses import dataclass
@@ -70,12 +70,21 @@ REASONS: dict[str, Reason] = {
     ),
     "deleted_in_quickbooks": Reason(
         "Deleted in QuickBooks",
-        "Someone deleted this in QuickBooks. Remove its QuickBooks ID to create it again, or "
-        "clear it from this list if it should stay deleted.",
+        "Someone deleted this in QuickBooks. Send it again as a new QuickBooks object if it "
+        "belongs there, or clear it from this list if it should stay deleted.",
+        "row",
     ),
     "voided_in_quickbooks": Reason(
         "Voided in QuickBooks",
-        "The invoice was voided in QuickBooks. Void it in the TMS too, or clear it here.",
+        "The invoice was voided in QuickBooks. Void it in the TMS too, overwrite QuickBooks "
+        "with the TMS version (un-voids it there), or clear it here.",
+        "row",
+    ),
+    "changed_in_quickbooks": Reason(
+        "Changed in QuickBooks since the last sync",
+        "Someone changed fields we send (see Details for both versions). Overwrite QuickBooks "
+        "with the TMS version, or change the TMS record to match and re-sync, or clear it.",
+        "row",
     ),
     "validation": Reason(
         "QuickBooks refused the data",

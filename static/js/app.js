@@ -61,6 +61,16 @@
     }
   });
 
+  // A button with data-confirm asks first; in the capture phase, so neither htmx nor the
+  // browser sends the form when the answer is no.
+  document.addEventListener("submit", function (event) {
+    var button = event.submitter;
+    if (button && button.dataset.confirm && !window.confirm(button.dataset.confirm)) {
+      event.preventDefault();
+      event.stopImmediatePropagation();
+    }
+  }, true);
+
   document.addEventListener("keydown", function (event) {
     var drawer = document.getElementById("drawer");
     if (event.key === "Escape" && drawer) drawer.innerHTML = "";

@@ -10,13 +10,15 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from finance.audit import manual_action_record, sync_snapshot
 from finance.models import Invoice, ManualAction, SyncedRecord
 from finance.registry import model_for
+from finance.services import invoice_void
 from finance.syncstate import InvalidTransition, SyncStatus, transition
 from sync.models import BulkJob
 from sync.services import enqueue
@@ -126,6 +128,98 @@ def invoice_mark_paid_outside(*, invoice: Invoice, user: User | None) -> Invoice
         status=Invoice.Status.PAID,
         next_retry_at=None,
     )
+
+
+# --- QuickBooks changed it: a person chooses -----------------------------------------------
+
+# Problems where QuickBooks holds a version a push would write over (sync/services/drift.py).
+CHANGED_IN_QUICKBOOKS = frozenset({"changed_in_quickbooks", "voided_in_quickbooks"})
+
+
+def _refuse_unless(record: SyncedRecord, reasons: frozenset[str], what: str) -> None:
+    if record.sync_status != SyncStatus.PROBLEM or record.problem_reason not in reasons:
+        raise ActionRefused(f"Cannot {what} {record}: QuickBooks shows no such change for it.")
+
+
+@transaction.atomic
+def record_overwrite_quickbooks(*, record: RecordT, user: User | None) -> RecordT:
+    """The person saw what QuickBooks changed and chose the TMS version: send it over exactly
+    that QuickBooks version (if QuickBooks changes again meanwhile, it stops and asks again)."""
+    record = _lock(record)
+    _refuse_unless(record, CHANGED_IN_QUICKBOOKS, "overwrite QuickBooks for")
+    token = str((record.qb_drift or {}).get("token", ""))
+    if not token:
+        raise ActionRefused(f"{record}: QuickBooks' version is unknown; re-sync it first.")
+    record = _move(
+        record,
+        SyncStatus.PENDING,
+        "overwrite QuickBooks for",
+        how="overwrite",
+        user=user,
+        audit=ManualAction.Kind.OVERWRITE,
+        note=record.last_error_message,
+        version=F("version") + 1,
+        attempts=0,
+        next_retry_at=None,
+        problem_reason="",
+        problem_since=None,
+        qb_overwrite_token=token,
+    )
+    enqueue.push_now(record.sync_type, record.pk)
+    return record
+
+
+@transaction.atomic
+def invoice_accept_void(*, record: RecordT, user: User | None) -> RecordT:
+    """Voided in QuickBooks, and rightly: void it in the TMS too (refused, like any void, while
+    QuickBooks payments are applied). The engine then finds QuickBooks already voided."""
+    record = _lock(record)
+    if not isinstance(record, Invoice):
+        raise ActionRefused("Only invoices are voided.")
+    _refuse_unless(record, frozenset({"voided_in_quickbooks"}), "void in the TMS")
+    before = sync_snapshot(record) | {"status": record.status}
+    try:
+        invoice_void(invoice=record, user=user)
+    except ValidationError as exc:
+        raise ActionRefused(" ".join(exc.messages)) from None
+    record.refresh_from_db()
+    manual_action_record(
+        kind=ManualAction.Kind.ACCEPT_QUICKBOOKS,
+        record=record,
+        user=user,
+        before=before,
+        note="Voided in the TMS as it was in QuickBooks.",
+    )
+    return record
+
+
+@transaction.atomic
+def record_send_again_as_new(*, record: RecordT, user: User | None) -> RecordT:
+    """Deleted in QuickBooks, but it belongs there: forget the QuickBooks ID and create it again
+    (a new version: a new requestid, so Intuit cannot replay the old create)."""
+    record = _lock(record)
+    _refuse_unless(record, frozenset({"deleted_in_quickbooks"}), "send again")
+    record = _move(
+        record,
+        SyncStatus.PENDING,
+        "send again",
+        how="resend_new",
+        user=user,
+        audit=ManualAction.Kind.QB_ID_REMOVE,
+        note=f"Deleted in QuickBooks (was QuickBooks ID {record.qb_id}); sent again as new.",
+        version=F("version") + 1,
+        attempts=0,
+        next_retry_at=None,
+        problem_reason="",
+        problem_since=None,
+        qb_id="",
+        qb_sync_token="",
+        synced_version=0,
+        qb_drift={},
+        create_uncertain=False,
+    )
+    enqueue.push_now(record.sync_type, record.pk)
+    return record
 
 
 # --- bulk -------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from sync.services.client import (
     classify,
     session_for,
 )
+from sync.services.drift import drift_since_last_write, voided
 
 logger = logging.getLogger(__name__)
 S = SyncStatus
@@ -281,11 +282,15 @@ def link_and_update(ctx: SyncContext, claim: Claim, found: QboObject) -> str:
         # Changed since the look-up (a worker whose lease ran out linked it too, or a QuickBooks
         # user edited it): re-read once and apply ours on top, as for any stale update.
         obj = _send_on_fresh_token(ctx, claim, write)
+    attempt_row(claim, write, SyncAttempt.Outcome.OK, None, ctx._session).save()
     return settle_ok(claim, obj, linked=True)
 
 
-def _send_on_fresh_token(ctx: SyncContext, claim: Claim, write: Write) -> QboObject:
-    current = ctx.session.read(claim.mapper.entity, claim.record.qb_id)
+def _send_on_fresh_token(
+    ctx: SyncContext, claim: Claim, write: Write, current: QboObject | None = None
+) -> QboObject:
+    if current is None:
+        current = ctx.session.read(claim.mapper.entity, claim.record.qb_id)
     token = str(current.get("SyncToken", "0"))
     claim.record.qb_sync_token = write.body["SyncToken"] = token
     write.rid = _rid(ctx, claim, f"{write.op}-{token}")
@@ -350,6 +355,8 @@ def settle_ok(claim: Claim, obj: QboObject, *, linked: bool = False) -> str:
         problem_reason="",
         problem_since=None,
         attempts=0,
+        qb_drift={},
+        qb_overwrite_token="",
         **claim.mapper.apply(claim.record, obj),
     )
     mine = claim.mine()
@@ -393,7 +400,9 @@ def settle_retry(
     return "retry"
 
 
-def settle_problem(claim: Claim, reason: str, error: QboError | None, message: str = "") -> str:
+def settle_problem(
+    claim: Claim, reason: str, error: QboError | None, message: str = "", **fields: Any
+) -> str:
     text = message or (error.message if error else "")
     if error and error.detail and error.detail not in text:
         text = f"{text} — {error.detail}"
@@ -412,6 +421,7 @@ def settle_problem(claim: Claim, reason: str, error: QboError | None, message: s
         create_uncertain=claim.lookup_first or bool(error and error.ambiguous),
         last_error_code=error.code if error else "",
         last_error_message=text[:2000],
+        **fields,
     )
     return "problem"
 
@@ -463,13 +473,32 @@ class Failure:
 
 
 def _stale(ctx: SyncContext, claim: Claim, write: Write, error: QboError) -> str | None:
-    """5010: someone changed it in QuickBooks meanwhile; re-read, apply ours once more."""
+    """5010: someone changed it in QuickBooks since our last write. Re-read it; apply ours on
+    top only when what they changed is not ours (sync/services/drift.py), or a person agreed to
+    overwrite exactly this QuickBooks version. Otherwise a person chooses."""
     if write.op not in {"update", "void"}:
         return None
+    record = claim.record
     try:
-        return settle_ok(claim, _send_on_fresh_token(ctx, claim, write))
+        current = ctx.session.read(claim.mapper.entity, record.qb_id)
+    except QboError as again:
+        if again.kind in {"not_found", "invalid_reference"}:
+            return settle_problem(claim, "deleted_in_quickbooks", again)
+        return settle_problem(claim, "stale_object", again)
+    drift = drift_since_last_write(
+        sync_type=claim.mapper.sync_type, record_id=record.pk, current=current
+    )
+    if write.op == "void" and voided(current):
+        return settle_ok(claim, current)  # voided there already: what we came to do
+    if drift and drift.token != record.qb_overwrite_token:
+        return settle_problem(claim, drift.reason, error, drift.summary(), qb_drift=drift.as_json())
+    try:
+        obj = _send_on_fresh_token(ctx, claim, write, current)
     except QboError as again:
         return settle_problem(claim, "stale_object", again)
+    # On record as our last write: the next 5010 compares QuickBooks with this body.
+    attempt_row(claim, write, SyncAttempt.Outcome.OK, None, ctx._session).save()
+    return settle_ok(claim, obj)
 
 
 def _name_taken(ctx: SyncContext, claim: Claim, write: Write, error: QboError) -> str:

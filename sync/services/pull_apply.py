@@ -25,6 +25,7 @@ from finance.services import (
 from finance.syncstate import SyncStatus, move, sources_for
 from finance.validators import printable
 from sync.services.client import QboError, QboObject, QuickBooksSession
+from sync.services.drift import Drift, deleted, voided
 
 if TYPE_CHECKING:
     from sync.models import QuickBooksConnection
@@ -34,17 +35,11 @@ logger = logging.getLogger(__name__)
 TMS_PAYMENT_NOTE = "TMS payment "
 
 
-def deleted(obj: QboObject) -> bool:
-    return obj.get("status") == "Deleted"
-
-
-def voided(obj: QboObject) -> bool:
-    return obj.get("PrivateNote") == "Voided" and Decimal(str(obj.get("TotalAmt") or 0)) == 0
-
-
-def flag(record: SyncedRecord, reason: str, message: str) -> None:
+def flag(record: SyncedRecord, reason: str, message: str, obj: QboObject | None = None) -> None:
     """QuickBooks removed or voided it: a problem for a person (once: not again while it is
-    already a problem or was cleared)."""
+    already a problem or was cleared). QuickBooks' version is kept: a person may choose to
+    overwrite exactly that one."""
+    drift = Drift(token=str((obj or {}).get("SyncToken", "")), voided=bool(obj and voided(obj)))
     move(
         type(record).objects.filter(pk=record.pk),
         SyncStatus.PROBLEM,
@@ -54,6 +49,7 @@ def flag(record: SyncedRecord, reason: str, message: str) -> None:
         problem_since=timezone.now(),
         last_error_code="",
         last_error_message=message,
+        qb_drift=drift.as_json(),
     )
 
 
@@ -88,7 +84,7 @@ def invoice_changed(
         flag(invoice, "deleted_in_quickbooks", f"Invoice {qb_id} was deleted in QuickBooks.")
         return "flagged"
     if voided(obj) and invoice.status != Invoice.Status.VOID:
-        flag(invoice, "voided_in_quickbooks", f"Invoice {qb_id} was voided in QuickBooks.")
+        flag(invoice, "voided_in_quickbooks", f"Invoice {qb_id} was voided in QuickBooks.", obj)
         return "flagged"
     balance = obj.get("Balance")
     if balance is None or balance == "":

@@ -1,6 +1,6 @@
 """Turn records into what a row shows: label, amount, plain reason, the screen that fixes it."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -38,6 +38,8 @@ def record_label(record: SyncedRecord) -> str:
 
 
 def fix_link(record: SyncedRecord, reason: Reason, code: str) -> tuple[str | None, str]:
+    if reason.fix == "row":
+        return None, ""
     settings_url = reverse("finance:quickbooks")
     if reason.fix == "mapping":
         return settings_url + "#mapping", "Map charge codes"
@@ -51,6 +53,76 @@ def fix_link(record: SyncedRecord, reason: Reason, code: str) -> tuple[str | Non
         query = urlencode({"type": party.sync_type, "q": record_type_of(party).label(party)})
         return reverse("sync:problems") + "?" + query, "See the customer's problem"
     return admin_url(record.sync_type, record.pk), "Open in admin"
+
+
+@dataclass(frozen=True)
+class RowAction:
+    name: str  # the record_action URL's action
+    label: str
+    confirm: str = ""  # asked before it runs ("" = runs at once)
+
+
+def _changed_fields(record: SyncedRecord) -> str:
+    changes = (record.qb_drift or {}).get("changes") or []
+    shown = [f"{c['field']} (QuickBooks now {c['theirs']})" for c in changes[:6]]
+    more = f" and {len(changes) - 6} more" if len(changes) > 6 else ""
+    return "; ".join(shown) + more if shown else "fields we cannot compare"
+
+
+def row_actions(record: SyncedRecord, label: str) -> list[RowAction]:
+    """The choices that fit the problem: a QuickBooks-side change is never simply re-sent."""
+    clear = RowAction(
+        "clear",
+        "Clear without sync",
+        f"Take {label} off the problem list without sending it to QuickBooks? "
+        "You can undo it under Recently resolved.",
+    )
+    reason = record.problem_reason
+    if reason == "voided_in_quickbooks":
+        return [
+            RowAction(
+                "accept-void",
+                "Void in the TMS too",
+                f"Void {label} in the TMS as it is in QuickBooks? Nothing is sent.",
+            ),
+            RowAction(
+                "overwrite",
+                "Overwrite QuickBooks",
+                f"{label} was voided in QuickBooks. Overwriting sends the TMS version and "
+                "un-voids it in QuickBooks. Continue?",
+            ),
+            clear,
+        ]
+    if reason == "changed_in_quickbooks":
+        return [
+            RowAction(
+                "overwrite",
+                "Overwrite QuickBooks",
+                f"Replace what was changed in QuickBooks — {_changed_fields(record)} — with "
+                f"the TMS version of {label}?",
+            ),
+            clear,
+        ]
+    if reason == "deleted_in_quickbooks":
+        return [
+            RowAction(
+                "send-new",
+                "Send again as new",
+                f"{label} was deleted in QuickBooks. Create it there again as a new object?",
+            ),
+            clear,
+        ]
+    choices = [RowAction("resync", "Re-sync"), clear]
+    if record_type_of(record).payable_outside:
+        choices.append(
+            RowAction(
+                "mark-paid",
+                "Mark paid without sync",
+                "Use this when the payment was applied directly in QuickBooks. The invoice "
+                "will be marked paid here and will not be sent to QuickBooks.",
+            )
+        )
+    return choices
 
 
 @dataclass
@@ -67,6 +139,7 @@ class Row:
     fix_label: str
     error_title: str
     payable_outside: bool = False
+    actions: list[RowAction] = field(default_factory=list)
 
     @property
     def dom_id(self) -> str:
@@ -89,10 +162,11 @@ def present(record: SyncedRecord) -> Row:
     code = record.problem_reason
     reason = reason_for(code)
     fix_url, fix_label = fix_link(record, reason, code)
+    label = record_label(record)
     return Row(
         record=record,
         sync_type=record.sync_type,
-        label=record_label(record),
+        label=label,
         admin_url=admin_url(record.sync_type, record.pk),
         customer=record_type_of(record).party(record),
         amount=record_type_of(record).amount(record),
@@ -102,6 +176,7 @@ def present(record: SyncedRecord) -> Row:
         fix_label=fix_label,
         error_title=_error_title(record),
         payable_outside=record_type_of(record).payable_outside,
+        actions=row_actions(record, f"{TYPE_SINGULAR[record.sync_type]} {label}"),
     )
 
 

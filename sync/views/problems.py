@@ -34,6 +34,9 @@ ACTIONS: dict[str, tuple[Callable[..., SyncedRecord] | None, str]] = {
     "clear": (actions.record_clear, "cleared without sync"),
     "undo-clear": (actions.record_undo_clear, "put back on the problem list"),
     "mark-paid": (None, "marked paid without sync"),
+    "overwrite": (actions.record_overwrite_quickbooks, "queued to overwrite QuickBooks' version"),
+    "accept-void": (actions.invoice_accept_void, "voided in the TMS as in QuickBooks"),
+    "send-new": (actions.record_send_again_as_new, "queued to be created again in QuickBooks"),
 }
 SORT_COLUMNS = [
     ("doc", "Record"),

@@ -121,3 +121,51 @@ def test_it_marks_the_invoice_paid_when_paid_in_the_sandbox(
         message="the payment applied in the sandbox never reached the TMS invoice",
     )
     screenshot(page, "sandbox-payment")
+
+
+def test_a_void_made_in_quickbooks_is_chosen_not_overwritten(
+    login, live_server, finance_user, superuser, qbo, celery_worker
+):
+    code = ChargeCodeFactory(code="DRAY", name="Drayage")
+    code.sync_status = SyncStatus.PENDING
+    code.save(update_fields=["sync_status"])
+    assert engine.push_record(sync_type="item", pk=code.pk) == "synced"
+    invoice = invoice_with(code, customer=synced_customer())
+    invoice = wait_for(
+        lambda: Invoice.objects.filter(pk=invoice.pk, sync_status=SyncStatus.SYNCED).first(),
+        message="the worker did not sync the invoice",
+    )
+    sandbox_user_of(qbo.realm)
+    page = login(superuser)
+    page.goto(f"{qbo.base_url}/company/{qbo.realm}/invoice/{invoice.qb_id}/")
+    sandbox_sign_in(page)
+    page.locator("#void-invoice button[type=submit]").click()
+    pull_changes.delay()  # the webhook normally brings it in; CDC is the fallback
+    wait_for(
+        lambda: Invoice.objects.get(pk=invoice.pk).problem_reason == "voided_in_quickbooks",
+        timeout=40,
+        message="the void made in QuickBooks never reached Problem Sync",
+    )
+
+    page.context.clear_cookies()  # the QuickBooks user leaves; the finance clerk signs in
+    page = login(finance_user)
+    page.goto(live_server.url + "/sync/problems/")
+    row = page.locator(f"#row-invoice-{invoice.pk}")
+    expect(row).to_contain_text("Voided in QuickBooks")
+    expect(row.get_by_role("button", name="Re-sync")).to_have_count(0)  # it would un-void it
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    row.get_by_role("button", name="Overwrite QuickBooks").click()
+    expect(row).to_be_visible()
+    assert "un-voids it in QuickBooks" in asked[0]
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name="Void in the TMS too").click()
+    expect(row).to_have_count(0)
+    invoice = wait_for(
+        lambda: Invoice.objects.filter(pk=invoice.pk, sync_status=SyncStatus.SYNCED).first(),
+        message="the invoice voided in the TMS too did not end synced",
+    )
+    remote = qbo.get("Invoice", invoice.qb_id)
+    assert invoice.status == Invoice.Status.VOID
+    assert remote["PrivateNote"] == "Voided" and float(remote["TotalAmt"]) == 0
+    assert invoice.qb_sync_token == str(remote["SyncToken"])

@@ -52,6 +52,14 @@ def test_it_clears_a_row_and_undoes_it(login, live_server, finance_user, company
     page = login(finance_user)
     page.goto(live_server.url + "/sync/problems/")
     row = page.locator(f"#row-invoice-{invoice.pk}")
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    row.get_by_role("button", name="Clear without sync").click()
+    expect(row).to_be_visible()  # "no" leaves it on the list
+    assert "without sending it to QuickBooks" in asked[0]
+    invoice.refresh_from_db()
+    assert invoice.sync_status == SyncStatus.PROBLEM
+    page.once("dialog", lambda dialog: dialog.accept())
     row.get_by_role("button", name="Clear without sync").click()
     expect(row).to_have_count(0)
     expect(page.get_by_test_id("count-invoice")).to_have_text("0")
@@ -92,10 +100,13 @@ def test_it_bulk_clears_with_a_progress_bar(
     page.goto(live_server.url + "/sync/problems/")
     page.locator("#select-all").check()
     expect(page.locator("#selected-count")).to_have_text("4 selected")
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
     page.get_by_test_id("bulk-clear").click()
     bar = page.get_by_role("progressbar")
     expect(bar).to_have_attribute("aria-valuenow", "100", timeout=15_000)
     expect(page.get_by_test_id("bulk-progress")).to_contain_text("4 done")
+    assert "Clear the selected records" in asked[0]
     # The finished bar reloads the table: the cleared rows are gone.
     expect(page.locator("[data-testid=problem-row]")).to_have_count(0)
     screenshot(page, "problem-sync-bulk")

@@ -71,6 +71,19 @@ def test_invoice_change_page_links_to_the_quickbooks_id_area(client, support_use
     assert _url(synced_invoice) in response.content.decode()
 
 
+def test_the_engines_own_flags_are_not_editable_in_admin(client, superuser, synced_invoice):
+    # create_uncertain decides whether the engine looks before it creates; the drift fields
+    # hold what QuickBooks changed and what a person agreed to overwrite. None is for a form.
+    client.force_login(superuser)
+
+    page = client.get(reverse("admin:finance_invoice_change", args=[synced_invoice.pk]))
+
+    html = page.content.decode()
+    assert page.status_code == 200
+    for name in ("create_uncertain", "qb_drift", "qb_overwrite_token", "qb_sync_token"):
+        assert f'name="{name}"' not in html
+
+
 def test_the_area_shows_the_warning_and_current_id(client, support_user, synced_invoice):
     client.force_login(support_user)
 
