@@ -36,8 +36,9 @@ from finance.models import (
     PaymentApplication,
     SyncedRecord,
 )
-from finance.signals import records_changed
-from finance.syncstate import SyncStatus, move, sources_for, transition
+from finance.registry import RECORD_TYPES
+from finance.signals import records_changed, sweep_wanted
+from finance.syncstate import SYNC_OFF_CODE, SyncStatus, move, sources_for, transition
 from finance.validators import money, validate_business_date
 
 if TYPE_CHECKING:
@@ -90,6 +91,7 @@ def finance_settings_update(
     row.save(update_fields=[*changed, "updated_by", "updated_at"])
     if "schedule_minutes" in changed:
         _schedule_update(row.schedule_minutes)
+    _resume_switched_on(row, [name for name, (old, new) in changed.items() if new and not old])
     ManualAction.objects.create(
         kind=ManualAction.Kind.SETTINGS,
         record_type="settings",
@@ -99,6 +101,26 @@ def finance_settings_update(
         after={k: new for k, (_, new) in changed.items()},
     )
     return row
+
+
+def _resume_switched_on(row: FinanceSettings, switched_on: list[str]) -> None:
+    """A record type switched on again: the records skipped while it was off go back in the
+    queue (nothing stays "skipped" for good), and a sweep sends them."""
+    resumed = 0
+    for rt in RECORD_TYPES.values():
+        if rt.settings_toggle and rt.settings_toggle in switched_on:
+            resumed += move(
+                rt.model.objects.filter(company_id=row.company_id, last_error_code=SYNC_OFF_CODE),
+                SyncStatus.PENDING,
+                how="type_on",
+                sources=[SyncStatus.SKIPPED],
+                last_error_code="",
+                last_error_message="",
+                next_retry_at=None,
+                attempts=0,
+            )
+    if resumed:
+        transaction.on_commit(lambda: sweep_wanted.send(sender=Company))
 
 
 def _schedule_update(minutes: int) -> None:

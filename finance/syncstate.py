@@ -85,6 +85,10 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     state: frozenset(target for source, target in MOVES if source == state) for state in S
 }
 
+# last_error_code of a record skipped because its type was switched off in Finance settings:
+# switching the type on again puts exactly these back in the queue.
+SYNC_OFF_CODE = "sync_off"
+
 # Records QuickBooks still owes us a write for: nothing in these states may be forgotten.
 OWED = frozenset({S.PENDING, S.IN_FLIGHT, S.RETRY_WAIT})
 # States the sweep may claim from.

@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from finance.models import Company, FinanceSettings, SyncedRecord
 from finance.services import finance_settings_get
-from finance.syncstate import CLAIMABLE, OWED, SyncStatus, move
+from finance.syncstate import CLAIMABLE, OWED, SYNC_OFF_CODE, SyncStatus, move
 from sync.mappers import MAPPERS, DependencyWait, Mapper, MappingProblem
 from sync.models import QuickBooksConnection, SyncAttempt
 from sync.services import enqueue
@@ -703,6 +703,7 @@ def skip_disabled(*, sync_type: str, pks: Iterable[int]) -> int:
         how="type_off",
         sources=CLAIMABLE,
         next_retry_at=None,
+        last_error_code=SYNC_OFF_CODE,  # switching the type on again brings these back
         last_error_message="Sync of this record type is switched off in Finance settings.",
     )
 

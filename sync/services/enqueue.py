@@ -103,3 +103,8 @@ def on_records_changed(sender: object, *, records: list[tuple[str, int]], **kwar
         if not _send("push_record", sync_type, pk, "change", what=f"{sync_type} {pk}"):
             if settings.DEBUG:
                 raise RuntimeError(f"could not enqueue {sync_type} {pk}: is the broker up?")
+
+
+def on_sweep_wanted(sender: object, **kwargs: Any) -> None:
+    """Finance put many records back in the queue at once (a type switched on again)."""
+    sweep_now()

@@ -7,13 +7,14 @@ from decimal import Decimal
 import pytest
 
 from finance.models import Invoice, ManualAction
-from finance.services import invoice_update
+from finance.services import finance_settings_get, finance_settings_update, invoice_update
 from finance.syncstate import SyncStatus
 from sync.services import actions, engine
 from sync.services.drift import voided
 from sync.services.engine import SyncContext
 from sync.services.pull_apply import invoice_changed
 from tests.finance.factories import ChargeCodeFactory
+from tests.sync.conftest import wait_for
 from tests.sync.helpers import invoice_with
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -187,3 +188,20 @@ def test_the_choices_refuse_a_record_quickbooks_did_not_change(qbo):
         with pytest.raises(actions.ActionRefused):
             choose(record=invoice, user=None)
 
+
+def test_switching_a_type_on_again_brings_its_skipped_records_back(qbo, celery_worker):
+    invoice = synced_invoice(qbo)
+    fs = finance_settings_get(company=qbo.connection.company)
+    finance_settings_update(settings_row=fs, fields={"sync_invoices": False}, user=None)
+    assert push(edit_in_the_tms(invoice)) == "skipped"
+
+    finance_settings_update(settings_row=fs, fields={"sync_invoices": True}, user=None)
+
+    invoice.refresh_from_db()
+    assert invoice.sync_status in {SyncStatus.PENDING, SyncStatus.IN_FLIGHT, SyncStatus.SYNCED}
+    wait_for(
+        lambda: Invoice.objects.get(pk=invoice.pk).sync_status == SyncStatus.SYNCED,
+        message="the invoice switched back on was not sent by the sweep",
+    )
+    remote = qbo.get("Invoice", invoice.qb_id)
+    assert remote["DueDate"] == invoice.due_date.isoformat()
