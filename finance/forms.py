@@ -49,6 +49,21 @@ class SyncOptionsForm(forms.ModelForm):
             "income_account_ref": "Income account for new items (QuickBooks account Id)",
         }
 
+    # Both start at 1: one message for 0 and for −5 (the model's "positive" would say ≥ 0).
+    schedule_minutes = forms.IntegerField(min_value=1, label="Sync schedule (minutes)")
+    payment_pull_days = forms.IntegerField(
+        min_value=1, label="Look back for QuickBooks changes (days)"
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        assert data is not None, "ModelForm.clean returns cleaned_data"
+        for name in ("schedule_minutes", "payment_pull_days", "income_account_ref"):
+            raw = str(self.data.get(self.add_prefix(name), "")).strip()
+            if raw and not raw.isascii():  # int() reads "٥" as 5; nobody means that
+                self.add_error(name, "Use the digits 0–9.")
+        return data
+
     def clean_payment_pull_days(self) -> int | None:
         days = self.cleaned_data["payment_pull_days"]
         if days is not None and days > 30:
@@ -63,7 +78,7 @@ class SyncOptionsForm(forms.ModelForm):
 
     def clean_income_account_ref(self) -> str:
         ref = self.cleaned_data["income_account_ref"].strip()
-        if ref and not ref.isdigit():
+        if ref and not (ref.isascii() and ref.isdigit()):
             raise ValidationError("A QuickBooks account Id is a whole number, like 79.")
         if ref and ref != self.instance.income_account_ref:
             # Checked in QuickBooks (through sync/, by dotted path: finance never imports it),
@@ -87,10 +102,18 @@ class DescriptionMappingForm(forms.ModelForm):
         max_length=10, required=False, strip=False, label="Separator"
     )
     description_prefix = forms.CharField(
-        max_length=60, required=False, strip=False, label="Prefix per charge set"
+        max_length=60,
+        required=False,
+        strip=False,
+        label="Prefix per charge set",
+        help_text=FinanceSettings._meta.get_field("description_prefix").help_text,
     )
     description_template = forms.CharField(
-        max_length=500, required=False, strip=False, label="Template (optional)"
+        max_length=500,
+        required=False,
+        strip=False,
+        label="Template (optional)",
+        help_text=FinanceSettings._meta.get_field("description_template").help_text,
     )
 
     class Meta:

@@ -158,3 +158,35 @@ def test_it_offers_connecting_a_different_company_once_linked(client, finance_us
     # Switching companies resets QuickBooks IDs, so it is its own, confirmed button.
     assert 'name="reset_mappings" value="1"' in html
     assert "Disconnect" in html
+
+
+def test_zero_and_negative_intervals_get_the_same_message(client, finance_user, company):
+    client.force_login(finance_user)
+    for value in ("0", "-5"):
+        html = client.post(URL, options(**{"opt-schedule_minutes": value})).content.decode()
+        assert "greater than or equal to 1" in html, value
+        assert "greater than or equal to 0" not in html, value
+    assert finance_settings_get(company=company).schedule_minutes == 5
+
+
+def test_digits_other_than_0_to_9_are_refused(client, finance_user, company):
+    client.force_login(finance_user)
+    for field, value in (
+        ("opt-schedule_minutes", "\u0665"),  # Arabic-Indic five: int() reads it as 5
+        ("opt-payment_pull_days", "\u0967\u0966"),  # Devanagari ten
+        ("opt-income_account_ref", "\u0667\u0669"),  # Arabic-Indic 79
+    ):
+        response = client.post(URL, options(**{field: value}))
+        html = response.content.decode()
+        assert response.status_code == 200, field
+        assert "0–9" in html or "whole number" in html, field
+    row = finance_settings_get(company=company)
+    assert (row.schedule_minutes, row.payment_pull_days, row.income_account_ref) == (5, 30, "")
+    assert not ManualAction.objects.exists()
+
+
+def test_the_prefix_and_template_say_how_to_write_them(client, finance_user, company):
+    client.force_login(finance_user)
+    html = client.get(URL).content.decode()
+    assert "{n} = charge set number" in html
+    assert "Container {container} · PO {po}" in html
