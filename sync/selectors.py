@@ -44,6 +44,8 @@ PROBLEM_TABS = [
     (rt.name, rt.tab_title) for rt in sorted(RECORD_TYPES.values(), key=lambda r: r.tab_position)
 ]
 WAITING_STATUSES = ("pending", "retry_wait", "in_flight")
+# Skipped: a draft, a type switched off, an unmapped charge code. Listed, with a way to send.
+NOT_SYNCING = ("skipped",)
 # Sort keys the page offers → ORM fields ("doc", "amount", "customer" come from the type).
 SORTS = {
     "since": "problem_since",
@@ -161,20 +163,29 @@ def problems_list(
     return _order(qs, sync_type, sort, "-problem_since")
 
 
-def waiting_counts(*, company: Company) -> dict[str, int]:
+def waiting_counts(
+    *, company: Company, statuses: tuple[str, ...] = WAITING_STATUSES
+) -> dict[str, int]:
     from django.db.models import Count
 
     return {
         sync_type: record_type(sync_type)
-        .model.objects.filter(company=company, sync_status__in=WAITING_STATUSES)
+        .model.objects.filter(company=company, sync_status__in=statuses)
         .aggregate(n=Count("pk"))["n"]
         for sync_type, _ in PROBLEM_TABS
     }
 
 
-def waiting_list(*, company: Company, sync_type: str, sort: str = "age") -> QuerySet[Any]:
-    """Everything still owed to QuickBooks: pending, waiting to retry, in flight."""
-    qs = _base(sync_type, company).filter(sync_status__in=WAITING_STATUSES)
+def waiting_list(
+    *,
+    company: Company,
+    sync_type: str,
+    sort: str = "age",
+    statuses: tuple[str, ...] = WAITING_STATUSES,
+) -> QuerySet[Any]:
+    """Everything still owed to QuickBooks (pending, waiting to retry, in flight), or with
+    NOT_SYNCING the records nothing will send until something changes."""
+    qs = _base(sync_type, company).filter(sync_status__in=statuses)
     return _order(qs, sync_type, sort, "created_at")
 
 

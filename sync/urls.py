@@ -24,6 +24,7 @@ urlpatterns = [
         name="record_action",
     ),
     path("sync/waiting/", problems.waiting, name="waiting"),
+    path("sync/not-syncing/", problems.not_syncing, name="not_syncing"),
     # QuickBooks cards on Finance → QuickBooks (sync/views/settings_parts.py)
     path("sync/settings/connection/", settings_parts.connection_card, name="connection_card"),
     path("sync/settings/items/", settings_parts.item_mapping, name="item_mapping"),

@@ -16,9 +16,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from finance.audit import manual_action_record, sync_snapshot
-from finance.models import Invoice, ManualAction, SyncedRecord
-from finance.registry import model_for
-from finance.services import invoice_void
+from finance.models import Company, Invoice, ManualAction, SyncedRecord
+from finance.registry import model_for, record_type
+from finance.services import finance_settings_get, invoice_void
 from finance.syncstate import InvalidTransition, SyncStatus, transition
 from sync.models import BulkJob
 from sync.services import enqueue
@@ -128,6 +128,33 @@ def invoice_mark_paid_outside(*, invoice: Invoice, user: User | None) -> Invoice
         status=Invoice.Status.PAID,
         next_retry_at=None,
     )
+
+
+@transaction.atomic
+def record_sync_now(*, record: RecordT, user: User | None) -> RecordT:
+    """A skipped record sent on request (the engine still skips a draft, and says so)."""
+    record = _lock(record)
+    fs = finance_settings_get(company=Company.objects.get(pk=record.company_id))
+    rt = record_type(record.sync_type)
+    if not rt.enabled(fs):
+        raise ActionRefused(
+            f"{rt.tab_title} are switched off in Finance settings: switch them on to send {record}."
+        )
+    record = _move(
+        record,
+        SyncStatus.PENDING,
+        "send",
+        how="sync_now",
+        user=user,
+        audit=ManualAction.Kind.RESYNC,
+        note="Sent on request from Not syncing.",
+        attempts=0,
+        next_retry_at=None,
+        last_error_code="",
+        last_error_message="",
+    )
+    enqueue.push_now(record.sync_type, record.pk)
+    return record
 
 
 # --- QuickBooks changed it: a person chooses -----------------------------------------------

@@ -37,6 +37,7 @@ ACTIONS: dict[str, tuple[Callable[..., SyncedRecord] | None, str]] = {
     "overwrite": (actions.record_overwrite_quickbooks, "queued to overwrite QuickBooks' version"),
     "accept-void": (actions.invoice_accept_void, "voided in the TMS as in QuickBooks"),
     "send-new": (actions.record_send_again_as_new, "queued to be created again in QuickBooks"),
+    "sync-now": (actions.record_sync_now, "queued to be sent to QuickBooks"),
 }
 SORT_COLUMNS = [
     ("doc", "Record"),
@@ -178,6 +179,17 @@ def record_action(
             messages.success(request, f"{name} {done}.")
         return _back(request, sync_type)
     record.refresh_from_db()
+    if request.POST.get("from") == "not_syncing":
+        return render(
+            request,
+            "sync/_not_syncing_response.html",
+            {
+                "row": present(record) if record.sync_status == "skipped" else None,
+                "can_write": True,
+                "toast": error or f"{name} {done}.",
+                "toast_level": "error" if error else "success",
+            },
+        )
     company = current_company(request)
     context = {
         "row": present(record) if record.sync_status == "problem" else None,
@@ -275,22 +287,34 @@ def bulk_progress(request: AuthenticatedHttpRequest, job_id: int) -> HttpRespons
     return render(request, "sync/bulk.html", context)
 
 
-@login_required
-@require_GET
-def waiting(request: AuthenticatedHttpRequest) -> HttpResponse:
+def _status_page(
+    request: AuthenticatedHttpRequest, statuses: tuple[str, ...], template: str
+) -> HttpResponse:
     can_write = check_viewer(request)
     company = current_company(request)
     sync_type = _tab(request)
     sort = request.GET.get("sort") or "age"
-    qs = selectors.waiting_list(company=company, sync_type=sync_type, sort=sort)
+    qs = selectors.waiting_list(company=company, sync_type=sync_type, sort=sort, statuses=statuses)
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "can_write": can_write,
         "sync_type": sync_type,
         "type_label": TYPE_LABELS[sync_type],
-        "tabs": _tabs(selectors.waiting_counts(company=company), sync_type),
+        "tabs": _tabs(selectors.waiting_counts(company=company, statuses=statuses), sync_type),
         "page": page,
         "rows": [present(r) for r in page.object_list],
         "query": _query_without_page(request),
     }
-    return render(request, "sync/waiting.html", context)
+    return render(request, template, context)
+
+
+@login_required
+@require_GET
+def waiting(request: AuthenticatedHttpRequest) -> HttpResponse:
+    return _status_page(request, selectors.WAITING_STATUSES, "sync/waiting.html")
+
+
+@login_required
+@require_GET
+def not_syncing(request: AuthenticatedHttpRequest) -> HttpResponse:
+    return _status_page(request, selectors.NOT_SYNCING, "sync/not_syncing.html")
