@@ -73,6 +73,13 @@ class Need:
     push_first: bool = False
 
 
+@dataclass(frozen=True)
+class Waiting:
+    model: type[SyncedRecord]
+    condition: Q
+    reason: str
+
+
 def money(value: Decimal) -> float:
     return float(Decimal(value).quantize(Decimal("0.01")))
 
@@ -166,6 +173,11 @@ class Mapper(Generic[RecordT]):
     def after_settle(self, record: RecordT, obj: QboObject) -> None:
         """After QuickBooks accepted the record (its answer is `obj`)."""
 
+    def waiting_on(self, record: RecordT) -> list[Waiting]:
+        """The records parked as problems because this one was not in QuickBooks (the reason
+        their Need or check gave); they go back in the queue once it is."""
+        return []
+
 
 def _customer_need(record: Invoice | CreditMemo | Payment, ctx: SyncContext) -> Need:
     customer = record.customer
@@ -187,6 +199,10 @@ def _require_items(codes: Iterable[ChargeCode]) -> None:
 
 
 class CustomerMapper(Mapper[Customer]):
+    def waiting_on(self, customer: Customer) -> list[Waiting]:
+        mine = Q(customer_id=customer.pk)
+        return [Waiting(m, mine, "customer_not_synced") for m in (Invoice, CreditMemo, Payment)]
+
     def body(self, customer: Customer, ctx: SyncContext) -> QboObject:
         body: QboObject = {
             "DisplayName": customer.display_name,
@@ -231,6 +247,12 @@ class CustomerMapper(Mapper[Customer]):
 
 
 class ItemMapper(Mapper[ChargeCode]):
+    def waiting_on(self, code: ChargeCode) -> list[Waiting]:
+        return [
+            Waiting(Invoice, Q(charge_sets__lines__charge_code_id=code.pk), "missing_item_mapping"),
+            Waiting(CreditMemo, Q(lines__charge_code_id=code.pk), "missing_item_mapping"),
+        ]
+
     def body(self, code: ChargeCode, ctx: SyncContext) -> QboObject:
         return {
             "Name": code.name[:100],
@@ -249,6 +271,9 @@ class ItemMapper(Mapper[ChargeCode]):
 
 
 class InvoiceMapper(Mapper[Invoice]):
+    def waiting_on(self, invoice: Invoice) -> list[Waiting]:
+        return [Waiting(Payment, Q(applications__invoice_id=invoice.pk), "invoice_not_synced")]
+
     def skip_reason(self, invoice: Invoice, ctx: SyncContext) -> str:
         if invoice.status == Invoice.Status.DRAFT:
             return "Draft: syncs when approved."

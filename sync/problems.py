@@ -3,7 +3,8 @@
 Engine code stores the reason *code* on the record (`problem_reason`); pages show `REASONS`.
 `fix` names the screen that fixes it: a URL name resolved by the UI ("admin" = the record's
 admin page, "settings" = Finance → QuickBooks, "mapping" = the charge-code mapping, "connection"
-= the QuickBooks connection card, "row" = the row's own buttons, no other screen).
+= the QuickBooks connection card, "row" = the row's own buttons, no other screen, "match" =
+the customer matching screen). A user who cannot open admin gets the record's page instead.
 """
 
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ class Reason:
     hint: str
     fix: str = "admin"
     link_offer: bool = False
+    # What only support can do (in admin), said to a finance user with a note to send them.
+    support: str = ""
 
 
 REASONS: dict[str, Reason] = {
@@ -31,16 +34,17 @@ REASONS: dict[str, Reason] = {
     ),
     "customer_email_mismatch": Reason(
         "A different customer with this name already exists in QuickBooks",
-        "QuickBooks has a customer with the same display name but another email. Rename the "
-        "customer here, or link it to the existing QuickBooks customer if it is the same one.",
-        "admin",
+        "QuickBooks has a customer with the same display name but another email. Compare them "
+        "and link it to the QuickBooks customer if it is the same one, or send it under "
+        "another name.",
+        "match",
         link_offer=True,
     ),
     "duplicate_name": Reason(
         "The name is already used in QuickBooks",
-        "Customer, vendor and employee names share one list in QuickBooks. Rename the record "
-        "here, or link it to the existing QuickBooks object.",
-        "admin",
+        "Customer, vendor and employee names share one list in QuickBooks. Link it to the "
+        "QuickBooks customer of that name if it is the same one, or send it under another name.",
+        "match",
         link_offer=True,
     ),
     "duplicate_doc_number": Reason(
@@ -49,6 +53,8 @@ REASONS: dict[str, Reason] = {
         "setting its QuickBooks ID; otherwise give the invoice a new number and re-sync.",
         "admin",
         link_offer=True,
+        support="link the invoice to the QuickBooks invoice already using this number "
+        "(QuickBooks ID area in admin), if it is the same invoice",
     ),
     "stale_object": Reason(
         "Changed in QuickBooks at the same time",
@@ -67,6 +73,7 @@ REASONS: dict[str, Reason] = {
     "invalid_reference": Reason(
         "A QuickBooks ID on this record points to nothing",
         "A stored QuickBooks ID is wrong. Remove or correct it in admin (QuickBooks ID area).",
+        support="remove or correct the QuickBooks ID (QuickBooks ID area in admin)",
     ),
     "deleted_in_quickbooks": Reason(
         "Deleted in QuickBooks",

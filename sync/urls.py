@@ -1,7 +1,7 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from sync.views import connection, problems, settings_parts, webhook
+from sync.views import connection, match, problems, settings_parts, webhook
 
 app_name = "sync"
 
@@ -23,6 +23,7 @@ urlpatterns = [
         problems.record_action,
         name="record_action",
     ),
+    path("sync/customers/<int:pk>/match/", match.customer_match_page, name="customer_match"),
     path("sync/waiting/", problems.waiting, name="waiting"),
     path("sync/not-syncing/", problems.not_syncing, name="not_syncing"),
     # QuickBooks cards on Finance → QuickBooks (sync/views/settings_parts.py)

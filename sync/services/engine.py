@@ -42,6 +42,7 @@ from sync.services.client import (
     session_for,
 )
 from sync.services.drift import drift_since_last_write, voided
+from sync.services.waiting import requeue_waiting_on
 
 logger = logging.getLogger(__name__)
 S = SyncStatus
@@ -366,6 +367,9 @@ def settle_ok(claim: Claim, obj: QboObject, *, linked: bool = False) -> str:
     if not moved and move(mine, S.PENDING, how="changed", sources=[S.IN_FLIGHT], **fields):
         # Changed while in flight: keep what QuickBooks told us, and go again now.
         enqueue.push_soon(claim.mapper.sync_type, claim.record.pk, 0)
+        moved = 1
+    if moved and not claim.record.synced_version:  # its first arrival in QuickBooks
+        requeue_waiting_on(claim.record)
     claim.mapper.after_settle(claim.record, obj)
     return "linked" if linked else "synced"
 

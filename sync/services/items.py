@@ -14,6 +14,7 @@ from finance.validators import validate_qb_id
 from sync.services.batch import push_batch
 from sync.services.engine import SyncContext
 from sync.services.verify import qb_object_exists
+from sync.services.waiting import requeue_waiting_on
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -51,7 +52,7 @@ def item_map(*, charge_code: ChargeCode, item_id: str, user: User | None) -> Cha
             if not code.qb_id and code.sync_status == SyncStatus.SKIPPED:
                 return code  # not mapped: nothing to undo
             target, fields = SyncStatus.SKIPPED, {}
-        return transition(
+        code = transition(
             code,
             target,
             how="mapped",
@@ -63,6 +64,9 @@ def item_map(*, charge_code: ChargeCode, item_id: str, user: User | None) -> Cha
             problem_reason="",
             **fields,
         )
+        if target == SyncStatus.SYNCED:
+            requeue_waiting_on(code)
+        return code
 
 
 def _refuse_taken(code: ChargeCode, item_id: str) -> None:

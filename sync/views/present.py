@@ -37,9 +37,14 @@ def record_label(record: SyncedRecord) -> str:
     return record_type_of(record).label(record)
 
 
-def fix_link(record: SyncedRecord, reason: Reason, code: str) -> tuple[str | None, str]:
+def fix_link(
+    record: SyncedRecord, reason: Reason, code: str, can_admin: bool = True
+) -> tuple[str | None, str]:
+    """The screen that fixes it, among those this user can open."""
     if reason.fix == "row":
         return None, ""
+    if reason.fix == "match" and record.sync_type == "customer":
+        return reverse("sync:customer_match", args=[record.pk]), "Compare with QuickBooks"
     settings_url = reverse("finance:quickbooks")
     if reason.fix == "mapping":
         return settings_url + "#mapping", "Map charge codes"
@@ -52,6 +57,8 @@ def fix_link(record: SyncedRecord, reason: Reason, code: str) -> tuple[str | Non
     if reason.fix == "customer" and party is not None:
         query = urlencode({"type": party.sync_type, "q": record_type_of(party).label(party)})
         return reverse("sync:problems") + "?" + query, "See the customer's problem"
+    if not can_admin:
+        return reverse("sync:detail", args=[record.sync_type, record.pk]), "Open the record"
     return admin_url(record.sync_type, record.pk), "Open in admin"
 
 
@@ -140,6 +147,7 @@ class Row:
     error_title: str
     payable_outside: bool = False
     actions: list[RowAction] = field(default_factory=list)
+    support_note: str = ""  # what to send support, when only they can make the fix
 
     @property
     def dom_id(self) -> str:
@@ -158,16 +166,25 @@ def _error_title(record: SyncedRecord) -> str:
     return message
 
 
-def present(record: SyncedRecord) -> Row:
+def _support_note(record: SyncedRecord, reason: Reason, label: str) -> str:
+    qb_id = record.qb_id or "none"
+    return (
+        f"Please {reason.support}: {label} (TMS id {record.pk}, QuickBooks ID {qb_id}). "
+        f"QuickBooks said: {record.last_error_message or reason.title}"
+    )[:600]
+
+
+def present(record: SyncedRecord, *, can_admin: bool = True) -> Row:
+    """`can_admin`: the user can open Django admin; otherwise no link leads there."""
     code = record.problem_reason
     reason = reason_for(code)
-    fix_url, fix_label = fix_link(record, reason, code)
+    fix_url, fix_label = fix_link(record, reason, code, can_admin)
     label = record_label(record)
     return Row(
         record=record,
         sync_type=record.sync_type,
         label=label,
-        admin_url=admin_url(record.sync_type, record.pk),
+        admin_url=admin_url(record.sync_type, record.pk) if can_admin else None,
         customer=record_type_of(record).party(record),
         amount=record_type_of(record).amount(record),
         reason_code=code,
@@ -177,6 +194,9 @@ def present(record: SyncedRecord) -> Row:
         error_title=_error_title(record),
         payable_outside=record_type_of(record).payable_outside,
         actions=row_actions(record, f"{TYPE_SINGULAR[record.sync_type]} {label}"),
+        support_note=_support_note(record, reason, label)
+        if reason.support and not can_admin and record.sync_status == "problem"
+        else "",
     )
 
 

@@ -1,5 +1,6 @@
-"""The whole loop in a browser: connect through the consent page, fix a problem and re-sync
-into the emulator, and a payment received in the sandbox UI marking the TMS invoice paid."""
+"""The whole loop in a browser: connect through the consent page, fix a problem and see the
+invoice follow into the emulator, a payment received in the sandbox UI marking the TMS invoice
+paid, and a void made in QuickBooks chosen, not overwritten."""
 
 import pytest
 from playwright.sync_api import expect
@@ -60,7 +61,7 @@ def test_it_connects_through_the_consent_page(login, live_server, finance_user, 
     assert (connection.status, connection.realm_id) == ("connected", sandbox_app.realm_id)
 
 
-def test_it_resyncs_a_fixed_invoice_into_quickbooks(
+def test_a_fixed_invoice_follows_its_mapped_item_into_quickbooks(
     login, live_server, finance_user, qbo, celery_worker
 ):
     code = ChargeCodeFactory(code="CHAS", name="Chassis rental")  # unmapped: no QBO item yet
@@ -80,8 +81,8 @@ def test_it_resyncs_a_fixed_invoice_into_quickbooks(
     expect(page.locator("#item-mapping")).to_contain_text("CHAS")
     code.refresh_from_db()
     assert code.qb_id
+    # The invoice waited on that item: it goes back in the queue by itself, no Re-sync needed.
     page.goto(live_server.url + "/sync/problems/")
-    page.locator(f"#row-invoice-{invoice.pk}").get_by_role("button", name="Re-sync").click()
     expect(page.locator(f"#row-invoice-{invoice.pk}")).to_have_count(0)
     wait_for(
         lambda: Invoice.objects.get(pk=invoice.pk).sync_status == SyncStatus.SYNCED,
