@@ -18,7 +18,10 @@ class ProblemFilterForm(forms.Form):
         max_length=100,
         label="Search",
         widget=forms.TextInput(
-            attrs={"placeholder": "Doc #, customer or container #", "type": "search"}
+            attrs={
+                "placeholder": "Doc #, customer, container, PO, reference or load #",
+                "type": "search",
+            }
         ),
     )
     reason = forms.ChoiceField(

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from finance.models import Company, SyncedRecord
 from finance.registry import RECORD_TYPES, record_type
+from finance.syncstate import SyncStatus
 from sync.models import ProblemEvent, QuickBooksConnection, SyncAttempt
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ PROBLEM_TABS = [
 WAITING_STATUSES = ("pending", "retry_wait", "in_flight")
 # Skipped: a draft, a type switched off, an unmapped charge code. Listed, with a way to send.
 NOT_SYNCING = ("skipped",)
+# Off the problem list by a person's choice (cleared, paid outside): listed, with undo.
+RESOLVED = ("cleared", "paid_outside")
 # Sort keys the page offers → ORM fields ("doc", "amount", "customer" come from the type).
 SORTS = {
     "since": "problem_since",
@@ -222,6 +225,8 @@ def recently_resolved(*, company: Company, limit: int = 10, days: int = 7) -> li
         if key in seen or key not in records:
             continue
         seen.add(key)
+        if records[key].sync_status == SyncStatus.PROBLEM:
+            continue  # a problem again (a clear undone, a new failure): not resolved
         event.record = records[key]
         rows.append(event)
     return rows[:limit]

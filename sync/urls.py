@@ -26,6 +26,7 @@ urlpatterns = [
     path("sync/customers/<int:pk>/match/", match.customer_match_page, name="customer_match"),
     path("sync/waiting/", problems.waiting, name="waiting"),
     path("sync/not-syncing/", problems.not_syncing, name="not_syncing"),
+    path("sync/resolved/", problems.resolved, name="resolved"),
     # QuickBooks cards on Finance → QuickBooks (sync/views/settings_parts.py)
     path("sync/settings/connection/", settings_parts.connection_card, name="connection_card"),
     path("sync/settings/items/", settings_parts.item_mapping, name="item_mapping"),

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 RecordT = TypeVar("RecordT", bound=SyncedRecord)
 logger = logging.getLogger(__name__)
 
-BULK_ACTIONS = {"resync": "Re-sync", "clear": "Clear without sync"}
+BULK_ACTIONS = {"resync": "Re-sync", "clear": "Clear without sync", "undo-clear": "Undo clear"}
 
 
 class ActionRefused(InvalidTransition):
@@ -272,7 +272,9 @@ def bulk_run(*, job_id: int) -> BulkJob:
     if job.finished_at:
         return job
     model = model_for(job.record_type)
-    service = {"resync": record_resync, "clear": record_clear}[job.action]
+    service = {"resync": record_resync, "clear": record_clear, "undo-clear": record_undo_clear}[
+        job.action
+    ]
     for pk in job.record_ids:
         try:
             service(record=model.objects.get(pk=pk), user=job.user)

@@ -1,23 +1,28 @@
 """Problem Sync and Waiting pages, row actions (htmx or plain POST), bulk jobs, detail drawer."""
 
+import csv
 import json
 import logging
+from collections import Counter
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from finance.http import AuthenticatedHttpRequest
 from finance.models import Company, Invoice, SyncedRecord
 from finance.registry import default_tab, model_for, record_type
+from finance.syncstate import OWED, SyncStatus
 from sync import selectors
 from sync.forms import BulkForm, ProblemFilterForm
 from sync.models import BulkJob, ProblemEvent
@@ -78,8 +83,17 @@ def problems(request: AuthenticatedHttpRequest) -> HttpResponse:
     company = current_company(request)
     sync_type = _tab(request)
     form = ProblemFilterForm(request.GET or None)
-    filters = form.cleaned_data if form.is_valid() else {}
+    filters: dict[str, Any] = {}
+    if form.is_bound:
+        # A bad value (an unknown reason in an old link) drops that filter only, and says so:
+        # cleaned_data keeps every valid field also when another is not.
+        form.is_valid()
+        filters = form.cleaned_data
+    for name in form.errors:
+        messages.warning(request, f"The {name} filter in the link is not valid; it was ignored.")
     sort = filters.get("sort") or "-since"
+    if request.GET.get("format") == "csv":
+        return _problems_csv(request, company, sync_type, filters, sort)
     rows_qs = selectors.problems_list(
         company=company,
         sync_type=sync_type,
@@ -96,13 +110,58 @@ def problems(request: AuthenticatedHttpRequest) -> HttpResponse:
         "tabs": _tabs(selectors.problem_counts(company=company), sync_type),
         "form": form,
         "page": page,
-        "rows": [present(r) for r in page.object_list],
+        "rows": [present(r, can_admin=request.user.is_staff) for r in page.object_list],
         "sort_links": _sort_links(request, sort),
         "resolved": _resolved(company),
         "chart": trend_chart(selectors.trend(company=company)),
         "query": _query_without_page(request),
     }
     return render(request, "sync/problems.html", context)
+
+
+CSV_LIMIT = 50_000  # a spreadsheet's worth; the page says so when a filter would export more
+
+
+def _problems_csv(
+    request: AuthenticatedHttpRequest,
+    company: Company,
+    sync_type: str,
+    filters: dict[str, Any],
+    sort: str,
+) -> HttpResponse:
+    """The current view (tab, search, reason, age, sort) as CSV, every page of it."""
+    rows = selectors.problems_list(
+        company=company,
+        sync_type=sync_type,
+        search=filters.get("q", ""),
+        reason=filters.get("reason", ""),
+        age=filters.get("age", ""),
+        sort=sort,
+    )
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    stamp = timezone.now().strftime("%Y%m%d-%H%M")
+    response["Content-Disposition"] = f'attachment; filename="problem-sync-{sync_type}-{stamp}.csv"'
+    writer = csv.writer(response)
+    writer.writerow(
+        ["Record", "Customer", "Amount", "Reason", "Message", "Intuit code", "Problem since",
+         "Attempts", "QuickBooks ID", "TMS id"]
+    )  # fmt: skip
+    for record in rows[:CSV_LIMIT]:
+        row = present(record, can_admin=False)
+        writer.writerow(
+            [_cell(row.label), _cell(getattr(row.customer, "display_name", "")),
+             row.amount if row.amount is not None else "", row.reason.title,
+             _cell(record.last_error_message), record.last_error_code,
+             record.problem_since.isoformat() if record.problem_since else "",
+             record.attempts, record.qb_id, record.pk]
+        )  # fmt: skip
+    return response
+
+
+def _cell(text: str) -> str:
+    # A cell starting with = + - @ is a formula to a spreadsheet: customer names are typed by
+    # people, QuickBooks messages quote them. Prefix it so it stays text.
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 HOW_LABELS = {
@@ -179,20 +238,24 @@ def record_action(
             messages.success(request, f"{name} {done}.")
         return _back(request, sync_type)
     record.refresh_from_db()
-    if request.POST.get("from") == "not_syncing":
-        return render(
-            request,
-            "sync/_not_syncing_response.html",
-            {
-                "row": present(record) if record.sync_status == "skipped" else None,
-                "can_write": True,
-                "toast": error or f"{name} {done}.",
-                "toast_level": "error" if error else "success",
-            },
-        )
+    listed_in = LIST_PAGES.get(request.POST.get("from", ""))
+    if listed_in:  # a row of Not syncing or Resolved: it stays while it is still listed there
+        statuses, row_template = listed_in
+        list_context = {
+            "row": present(record, can_admin=request.user.is_staff)
+            if record.sync_status in statuses
+            else None,
+            "row_template": row_template,
+            "can_write": True,
+            "toast": error or f"{name} {done}.",
+            "toast_level": "error" if error else "success",
+        }
+        return render(request, "sync/_list_action_response.html", list_context)
     company = current_company(request)
     context = {
-        "row": present(record) if record.sync_status == "problem" else None,
+        "row": present(record, can_admin=request.user.is_staff)
+        if record.sync_status == "problem"
+        else None,
         "can_write": True,
         "sync_type": sync_type,
         "tabs": _tabs(selectors.problem_counts(company=company), request.POST.get("tab")),
@@ -220,7 +283,7 @@ def record_detail(request: AuthenticatedHttpRequest, sync_type: str, pk: int) ->
     except Exception as exc:  # noqa: BLE001 - the drawer says why instead of failing
         preview_error = str(exc) or exc.__class__.__name__
     context = {
-        "row": present(record),
+        "row": present(record, can_admin=request.user.is_staff),
         "record": record,
         "attempts": selectors.attempt_history(record=record),
         "preview_json": json.dumps(preview, indent=2, default=str, ensure_ascii=False)
@@ -261,18 +324,59 @@ def bulk(request: AuthenticatedHttpRequest) -> HttpResponse:
         user=request.user,
     )
     if _is_htmx(request):
-        return render(request, "sync/_bulk_progress.html", _progress_context(job))
+        context = _progress_context(
+            job, list_name=request.POST.get("list", ""), query=request.POST.get("list_query", "")
+        )
+        return render(request, "sync/_bulk_progress.html", context)
     messages.info(request, f"{actions.BULK_ACTIONS[job.action]} started for {job.total} records.")
     return _back(request, sync_type)
 
 
-def _progress_context(job: BulkJob) -> dict[str, Any]:
+# The lists a bulk job can be started from, and the table its finished bar reloads.
+BULK_LISTS = {"problems": "sync:problems", "resolved": "sync:resolved"}
+RESYNC_WATCH_SECONDS = 120  # how long the bar follows re-synced records after queueing them
+
+
+def _list_query(raw: str, sync_type: str) -> str:
+    """The page's own filters (search, reason, age, sort), so the reload keeps them."""
+    params = QueryDict(raw[:1000], mutable=True)
+    params.pop("page", None)
+    params["type"] = sync_type
+    return params.urlencode()
+
+
+def _progress_context(
+    job: BulkJob, *, list_name: str = "problems", query: str = ""
+) -> dict[str, Any]:
     job.refresh_from_db()
+    queued_done = job.percent >= 100 or job.finished_at is not None
+    outcome: dict[str, int] = {}
+    following = False
+    if job.action == "resync":
+        # "Done" for a re-sync means queued; what became of them is what the clerk wants.
+        statuses = Counter(
+            model_for(job.record_type)
+            .objects.filter(pk__in=job.record_ids)
+            .values_list("sync_status", flat=True)
+        )
+        outcome = {
+            "queued": sum(statuses[s] for s in OWED),
+            "synced": statuses[SyncStatus.SYNCED],
+            "failed": statuses[SyncStatus.PROBLEM],
+        }
+        recent = job.finished_at and timezone.now() - job.finished_at < timedelta(
+            seconds=RESYNC_WATCH_SECONDS
+        )
+        following = bool(queued_done and outcome["queued"] and recent)
+    list_url = reverse(BULK_LISTS.get(list_name, "sync:problems"))
     return {
         "job": job,
         "action_label": actions.BULK_ACTIONS.get(job.action, job.action),
-        "finished": job.percent >= 100 or job.finished_at is not None,
-        "list_url": reverse("sync:problems") + f"?type={job.record_type}",
+        "finished": queued_done and not following,
+        "outcome": outcome,
+        "list_name": list_name if list_name in BULK_LISTS else "problems",
+        "query": query,
+        "list_url": list_url + "?" + _list_query(query, job.record_type),
     }
 
 
@@ -281,7 +385,9 @@ def _progress_context(job: BulkJob) -> dict[str, Any]:
 def bulk_progress(request: AuthenticatedHttpRequest, job_id: int) -> HttpResponse:
     check_viewer(request)
     job = get_object_or_404(BulkJob, pk=job_id)
-    context = _progress_context(job)
+    context = _progress_context(
+        job, list_name=request.GET.get("list", ""), query=request.GET.get("q", "")
+    )
     if _is_htmx(request):
         return render(request, "sync/_bulk_progress.html", context)
     return render(request, "sync/bulk.html", context)
@@ -302,7 +408,7 @@ def _status_page(
         "type_label": TYPE_LABELS[sync_type],
         "tabs": _tabs(selectors.waiting_counts(company=company, statuses=statuses), sync_type),
         "page": page,
-        "rows": [present(r) for r in page.object_list],
+        "rows": [present(r, can_admin=request.user.is_staff) for r in page.object_list],
         "query": _query_without_page(request),
     }
     return render(request, template, context)
@@ -318,3 +424,16 @@ def waiting(request: AuthenticatedHttpRequest) -> HttpResponse:
 @require_GET
 def not_syncing(request: AuthenticatedHttpRequest) -> HttpResponse:
     return _status_page(request, selectors.NOT_SYNCING, "sync/not_syncing.html")
+
+
+@login_required
+@require_GET
+def resolved(request: AuthenticatedHttpRequest) -> HttpResponse:
+    return _status_page(request, selectors.RESOLVED, "sync/resolved.html")
+
+
+# Row actions posted from these lists: (statuses the list shows, its row template).
+LIST_PAGES = {
+    "not_syncing": (selectors.NOT_SYNCING, "sync/_not_syncing_row.html"),
+    "resolved_page": (selectors.RESOLVED, "sync/_resolved_row.html"),
+}

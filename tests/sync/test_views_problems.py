@@ -163,3 +163,47 @@ def test_it_shows_the_reconnect_banner_with_the_countdown(client, finance_user, 
     html = client.get(URL).content.decode()
     assert 'data-testid="reconnect-banner"' in html
     assert "3\xa0days" in html  # "expires in 3 days, 1 hour"
+
+
+def test_it_searches_by_po_reference_and_load_number(client, finance_user, company):
+    first, second = problem_invoices(2)
+    load = ChargeSet.objects.filter(invoice=first).first().load
+    type(load).objects.filter(pk=load.pk).update(po_number="PO-778899", reference_number="REF-4411")
+    client.force_login(finance_user)
+    for text in ("PO-778899", "REF-4411", load.load_number):
+        html = client.get(URL, {"q": text}).content.decode()
+        assert f"row-invoice-{first.pk}" in html, text
+        assert f"row-invoice-{second.pk}" not in html, text
+
+
+def test_an_unknown_reason_drops_only_that_filter_and_says_so(client, finance_user, company):
+    first, second = problem_invoices(2)
+    container = ChargeSet.objects.filter(invoice=first).first().load.container_number
+    client.force_login(finance_user)
+
+    html = client.get(URL, {"q": container, "reason": "no_such_reason"}).content.decode()
+
+    assert f"row-invoice-{first.pk}" in html
+    assert f"row-invoice-{second.pk}" not in html  # the search still applies
+    assert "reason filter in the link is not valid" in html
+
+
+def test_csv_exports_every_page_of_the_current_view(client, finance_user, company):
+    matching = [park(problem_invoices(1)[0], reason="validation") for _ in range(55)]
+    other = park(problem_invoices(1)[0], reason="duplicate_doc_number")
+    Customer = type(other.customer)
+    Customer.objects.filter(pk=matching[0].customer_id).update(display_name="=HYPERLINK(evil)")
+    client.force_login(finance_user)
+
+    response = client.get(URL, {"type": "invoice", "reason": "validation", "format": "csv"})
+
+    assert response["Content-Type"].startswith("text/csv")
+    assert "attachment" in response["Content-Disposition"]
+    import csv
+    import io
+
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[0][:4] == ["Record", "Customer", "Amount", "Reason"]
+    ids = {int(r[-1]) for r in rows[1:]}
+    assert ids == {i.pk for i in matching}  # past the first page of 50, the filter kept
+    assert "'=HYPERLINK(evil)" in {r[1] for r in rows[1:]}  # a formula stays text
