@@ -36,8 +36,21 @@ class BulkForm(forms.Form):
     action = forms.ChoiceField(choices=list(BULK_ACTIONS.items()))
     type = forms.ChoiceField(choices=PROBLEM_TABS)
     ids = forms.TypedMultipleChoiceField(
-        coerce=int, choices=(), error_messages={"required": "Select at least one record first."}
+        coerce=int,
+        choices=(),
+        required=False,
+        error_messages={"required": "Select at least one record first."},
     )
+    # Every record the page's filter matches (list_query), not only the boxes on this page.
+    all_matching = forms.BooleanField(required=False)
+    list_query = forms.CharField(required=False, max_length=1000)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        assert data is not None, "Form.clean returns cleaned_data"
+        if not data.get("ids") and not data.get("all_matching") and not self.errors:
+            raise forms.ValidationError("Select at least one record first.")
+        return data
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

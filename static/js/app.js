@@ -17,7 +17,15 @@
     var boxes = document.querySelectorAll(".row-check");
     var checked = document.querySelectorAll(".row-check:checked").length;
     var label = document.getElementById("selected-count");
-    if (label) label.textContent = checked + " selected";
+    var matching = document.getElementById("all-matching");
+    var wholeFilter = matching && matching.value === "1" && checked === boxes.length;
+    if (matching && !wholeFilter) matching.value = "";
+    if (label) {
+      var count = document.getElementById("select-matching");
+      label.textContent = wholeFilter
+        ? "All " + count.dataset.count + " matching selected"
+        : checked + " selected";
+    }
     var all = document.getElementById("select-all");
     if (all) {
       all.checked = boxes.length > 0 && checked === boxes.length;
@@ -43,6 +51,11 @@
     if (target.closest("[data-move]")) {
       event.preventDefault();
       moveField(target.closest("[data-move]"));
+    } else if (target.closest("#select-matching")) {
+      // Every record the filter matches, on every page: the server picks them at submit.
+      document.querySelectorAll(".row-check").forEach(function (box) { box.checked = true; });
+      document.getElementById("all-matching").value = "1";
+      updateSelection();
     } else if (target.closest("[data-close-drawer]")) {
       var drawer = document.getElementById("drawer");
       if (drawer) drawer.innerHTML = "";

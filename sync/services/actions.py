@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 RecordT = TypeVar("RecordT", bound=SyncedRecord)
 logger = logging.getLogger(__name__)
 
+BULK_LIMIT = 20_000  # one job; a larger backlog is better left to the sweep
 BULK_ACTIONS = {"resync": "Re-sync", "clear": "Clear without sync", "undo-clear": "Undo clear"}
 
 

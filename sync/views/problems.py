@@ -311,17 +311,18 @@ def bulk(request: AuthenticatedHttpRequest) -> HttpResponse:
         return _back(request, sync_type)
     data = form.cleaned_data
     company = current_company(request)
-    # Only ids of this company go into the job.
-    model_ids = set(
-        model_for(data["type"])
-        .objects.filter(company=company, pk__in=data["ids"])
-        .values_list("pk", flat=True)
-    )
+    if data["all_matching"]:
+        ids = _matching_ids(company, data["type"], data["list_query"], data["action"])
+    else:
+        # Only ids of this company go into the job.
+        model_ids = set(
+            model_for(data["type"])
+            .objects.filter(company=company, pk__in=data["ids"])
+            .values_list("pk", flat=True)
+        )
+        ids = [i for i in data["ids"] if i in model_ids]
     job = actions.bulk_start(
-        action=data["action"],
-        sync_type=data["type"],
-        ids=[i for i in data["ids"] if i in model_ids],
-        user=request.user,
+        action=data["action"], sync_type=data["type"], ids=ids, user=request.user
     )
     if _is_htmx(request):
         context = _progress_context(
@@ -343,6 +344,25 @@ def _list_query(raw: str, sync_type: str) -> str:
     params.pop("page", None)
     params["type"] = sync_type
     return params.urlencode()
+
+
+def _matching_ids(company: Company, sync_type: str, query: str, action: str) -> list[int]:
+    """Every record the list's filter matches, across its pages (as the list sorts them)."""
+    form = ProblemFilterForm(QueryDict(query[:1000]))
+    form.is_valid()
+    filters = form.cleaned_data
+    if action == "undo-clear":
+        qs = selectors.waiting_list(company=company, sync_type=sync_type, statuses=("cleared",))
+    else:
+        qs = selectors.problems_list(
+            company=company,
+            sync_type=sync_type,
+            search=filters.get("q", ""),
+            reason=filters.get("reason", ""),
+            age=filters.get("age", ""),
+            sort=filters.get("sort") or "-since",
+        )
+    return list(qs.values_list("pk", flat=True)[: actions.BULK_LIMIT])
 
 
 def _progress_context(

@@ -170,3 +170,35 @@ def test_a_void_made_in_quickbooks_is_chosen_not_overwritten(
     assert invoice.status == Invoice.Status.VOID
     assert remote["PrivateNote"] == "Voided" and float(remote["TotalAmt"]) == 0
     assert invoice.qb_sync_token == str(remote["SyncToken"])
+
+
+def test_finance_matches_a_customer_quickbooks_already_has(
+    login, live_server, finance_user, qbo, celery_worker
+):
+    from sync.services.engine import SyncContext
+
+    theirs = SyncContext.for_company(qbo.connection.company_id).session.create(
+        "Customer",
+        {"DisplayName": "Bayside Drayage", "PrimaryEmailAddr": {"Address": "ap@bayside.example"}},
+        request_id="e2e-theirs-bayside",
+    )
+    customer = CustomerFactory(display_name="Bayside Drayage", billing_email="ops@ours.example")
+    customer = wait_for(
+        lambda: Customer.objects.filter(pk=customer.pk, sync_status=SyncStatus.PROBLEM).first(),
+        message="the name conflict never reached Problem Sync",
+    )
+    page = login(finance_user)
+    page.goto(live_server.url + "/sync/problems/?type=customer")
+    row = page.locator(f"#row-customer-{customer.pk}")
+    expect(row).to_contain_text("A different customer with this name already exists")
+    row.get_by_role("link", name="Compare with QuickBooks →").click()
+    candidate = page.locator(f"[data-qb-id='{theirs['Id']}']")
+    expect(candidate).to_contain_text("ap@bayside.example")
+    expect(page.get_by_test_id("tms-customer")).to_contain_text("ops@ours.example")
+    page.once("dialog", lambda dialog: dialog.accept())
+    candidate.get_by_role("button", name="Link to this QuickBooks customer").click()
+    page.wait_for_url("**/sync/problems/?type=customer")
+    expect(page.locator(f"#row-customer-{customer.pk}")).to_have_count(0)
+    customer.refresh_from_db()
+    assert (customer.sync_status, customer.qb_id) == (SyncStatus.SYNCED, theirs["Id"])
+    assert len(qbo.objects("Customer")) == 1

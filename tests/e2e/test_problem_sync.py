@@ -124,3 +124,36 @@ def test_it_opens_the_detail_drawer(login, live_server, finance_user, company):
     expect(drawer).to_contain_text("Attempt history")
     expect(drawer.get_by_test_id("payload-preview")).to_be_visible()
     screenshot(page, "problem-sync-drawer")
+
+
+def test_it_selects_every_matching_record_across_pages_then_clears_them(
+    login, live_server, finance_user, company, bulk_in_thread
+):
+    invoices = problem_invoices(55)
+    page = login(finance_user)
+    page.goto(live_server.url + "/sync/problems/")
+    expect(page.locator("[data-testid=problem-row]")).to_have_count(50)  # one page
+    page.get_by_test_id("select-matching").click()
+    expect(page.locator("#selected-count")).to_have_text("All 55 matching selected")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_test_id("bulk-clear").click()
+    expect(page.get_by_test_id("bulk-progress")).to_contain_text("55 done", timeout=20_000)
+    expect(page.locator("[data-testid=problem-row]")).to_have_count(0)
+    assert set(
+        Invoice.objects.filter(pk__in=[i.pk for i in invoices]).values_list(
+            "sync_status", flat=True
+        )
+    ) == {"cleared"}
+
+
+def test_it_exports_the_filtered_view_as_csv(login, live_server, finance_user, company):
+    kept = park(InvoiceFactory(lines=1), reason="validation")
+    park(InvoiceFactory(lines=1), reason="duplicate_doc_number")
+    page = login(finance_user)
+    page.goto(live_server.url + "/sync/problems/?type=invoice&reason=validation")
+    with page.expect_download() as download:
+        page.get_by_test_id("export-csv").click()
+    text = open(download.value.path(), encoding="utf-8").read()
+    lines = text.strip().splitlines()
+    assert lines[0].startswith("Record,Customer,Amount,Reason")
+    assert len(lines) == 2 and lines[1].endswith(f",{kept.pk}")

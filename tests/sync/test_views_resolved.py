@@ -105,3 +105,22 @@ def test_the_finished_bar_reloads_the_list_with_its_filters(client, finance_user
     ).content.decode()
 
     assert "reason=validation" in html and "q=INV" in html and "page=3" not in html
+
+
+def test_select_all_matching_takes_every_page_of_the_filter(client, finance_user, company):
+    matching = problem_invoices(60, reason="validation")
+    others = problem_invoices(3, reason="duplicate_doc_number")
+    client.force_login(finance_user)
+    html = client.get(reverse("sync:problems"), {"reason": "validation"}).content.decode()
+    assert "Select all 60 matching" in html
+
+    client.post(
+        reverse("sync:bulk"),
+        {"action": "clear", "type": "invoice", "ids": [matching[0].pk], "all_matching": "1",
+         "list": "problems", "list_query": "type=invoice&reason=validation"},
+        **HTMX,
+    )  # fmt: skip
+
+    job = BulkJob.objects.get()
+    assert sorted(job.record_ids) == sorted(i.pk for i in matching)
+    assert not set(job.record_ids) & {i.pk for i in others}
