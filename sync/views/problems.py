@@ -285,6 +285,7 @@ def record_detail(request: AuthenticatedHttpRequest, sync_type: str, pk: int) ->
     context = {
         "row": present(record, can_admin=request.user.is_staff),
         "record": record,
+        "comparison": _compare_with_quickbooks(record) if request.GET.get("compare") else None,
         "attempts": selectors.attempt_history(record=record),
         "preview_json": json.dumps(preview, indent=2, default=str, ensure_ascii=False)
         if preview
@@ -294,6 +295,32 @@ def record_detail(request: AuthenticatedHttpRequest, sync_type: str, pk: int) ->
     }
     template = "sync/_detail.html" if _is_htmx(request) else "sync/detail.html"
     return render(request, template, context)
+
+
+def _compare_with_quickbooks(record: SyncedRecord) -> dict[str, Any]:
+    """QuickBooks' copy now, read on request (one metered read), beside what we last sent."""
+    from sync.mappers import MAPPERS
+    from sync.services.client import NeedsReconnect, QboError
+    from sync.services.drift import deleted, differences, last_write, voided
+    from sync.services.engine import SyncContext
+
+    if not record.qb_id:
+        return {"error": "Not in QuickBooks yet: nothing to compare."}
+    try:
+        session = SyncContext.for_company(record.company_id).session
+        current = session.read(MAPPERS[record.sync_type].entity, record.qb_id)
+    except (QboError, NeedsReconnect) as exc:
+        return {"error": f"QuickBooks could not be read: {exc}"}
+    last = last_write(sync_type=record.sync_type, record_id=record.pk)
+    return {
+        "token": current.get("SyncToken", ""),
+        "voided": voided(current),
+        "deleted": deleted(current),
+        "known": bool(last and last.payload),
+        "sent_at": last.started_at if last else None,
+        "changes": differences(last.payload, current) if last and last.payload else [],
+        "current_json": json.dumps(current, indent=2, default=str, ensure_ascii=False),
+    }
 
 
 @login_required

@@ -5,6 +5,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.urls import reverse
 
 from finance.models import Invoice, ManualAction
 from finance.services import finance_settings_get, finance_settings_update, invoice_update
@@ -205,3 +206,17 @@ def test_switching_a_type_on_again_brings_its_skipped_records_back(qbo, celery_w
     )
     remote = qbo.get("Invoice", invoice.qb_id)
     assert remote["DueDate"] == invoice.due_date.isoformat()
+
+
+def test_the_record_page_compares_quickbooks_copy_with_our_last_write(client, finance_user, qbo):
+    invoice = synced_invoice(qbo)
+    url = reverse("sync:detail", args=["invoice", invoice.pk])
+    client.force_login(finance_user)
+    assert 'data-testid="compare-link"' in client.get(url).content.decode()  # no read yet
+
+    assert 'data-testid="in-step"' in client.get(url, {"compare": 1}).content.decode()
+    edit_first_line_in_quickbooks(qbo, invoice, 88.0)
+    html = client.get(url, {"compare": 1}).content.decode()
+
+    assert "Line 1 Amount" in html and "125.5" in html and "88" in html
+    assert 'data-testid="in-step"' not in html
