@@ -17,9 +17,15 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from finance.descriptions import preview_descriptions
-from finance.forms import DescriptionMappingForm, SyncOptionsForm, sample_invoices
+from finance.forms import (
+    DESCRIPTION_FORM_FIELDS,
+    DescriptionMappingForm,
+    SyncOptionsForm,
+    sample_invoices,
+)
 from finance.http import AuthenticatedHttpRequest
 from finance.models import DESCRIPTION_FIELDS, FinanceSettings, Invoice
+from finance.selectors import synced_invoices
 from finance.services import company_get_default, finance_settings_get, finance_settings_update
 
 logger = logging.getLogger(__name__)
@@ -58,6 +64,8 @@ def quickbooks(request: AuthenticatedHttpRequest) -> HttpResponse:
             return redirect("finance:quickbooks")
         form_class, prefix = SECTION_FORMS[section]
         form = form_class(request.POST, instance=settings_row, prefix=prefix)
+        # Read before is_valid(): a ModelForm writes the cleaned values onto its instance.
+        descriptions_before = [getattr(settings_row, n) for n in DESCRIPTION_FORM_FIELDS]
         if form.is_valid():
             try:
                 finance_settings_update(
@@ -70,6 +78,12 @@ def quickbooks(request: AuthenticatedHttpRequest) -> HttpResponse:
             else:
                 messages.success(request, "QuickBooks settings saved.")
                 anchor = "#options" if section == "options" else "#descriptions"
+                settings_row.refresh_from_db()
+                if descriptions_before != [
+                    getattr(settings_row, n) for n in DESCRIPTION_FORM_FIELDS
+                ]:
+                    # Invoices already in QuickBooks keep the old text until re-sent: offer it.
+                    anchor = "?descriptions_changed=1#descriptions"
                 return redirect(reverse("finance:quickbooks") + anchor)
         # Show the bad form with its errors; the row in the database is untouched.
         logger.info(
@@ -90,6 +104,9 @@ def quickbooks(request: AuthenticatedHttpRequest) -> HttpResponse:
         else settings_row.description_fields
     )
     context = {
+        "resend_count": synced_invoices(company=settings_row.company).count()
+        if request.GET.get("descriptions_changed")
+        else None,
         "settings_row": settings_row,
         "options": options,
         "mapping": mapping,

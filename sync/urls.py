@@ -17,6 +17,7 @@ urlpatterns = [
     path("sync/problems/", problems.problems, name="problems"),
     path("sync/problems/bulk/", problems.bulk, name="bulk"),
     path("sync/bulk/<int:job_id>/", problems.bulk_progress, name="bulk_progress"),
+    path("sync/resend-descriptions/", problems.resend_descriptions, name="resend_descriptions"),
     path("sync/problems/<str:sync_type>/<int:pk>/", problems.record_detail, name="detail"),
     path(
         "sync/problems/<str:sync_type>/<int:pk>/<str:action>/",

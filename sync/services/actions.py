@@ -18,6 +18,7 @@ from django.utils import timezone
 from finance.audit import manual_action_record, sync_snapshot
 from finance.models import Company, Invoice, ManualAction, SyncedRecord
 from finance.registry import model_for, record_type
+from finance.selectors import synced_invoices
 from finance.services import finance_settings_get, invoice_void
 from finance.syncstate import InvalidTransition, SyncStatus, transition
 from sync.models import BulkJob
@@ -30,7 +31,12 @@ RecordT = TypeVar("RecordT", bound=SyncedRecord)
 logger = logging.getLogger(__name__)
 
 BULK_LIMIT = 20_000  # one job; a larger backlog is better left to the sweep
-BULK_ACTIONS = {"resync": "Re-sync", "clear": "Clear without sync", "undo-clear": "Undo clear"}
+BULK_ACTIONS = {
+    "resync": "Re-sync",
+    "clear": "Clear without sync",
+    "undo-clear": "Undo clear",
+    "resend": "Re-send with the new descriptions",
+}
 
 
 class ActionRefused(InvalidTransition):
@@ -128,6 +134,31 @@ def invoice_mark_paid_outside(*, invoice: Invoice, user: User | None) -> Invoice
         audit=ManualAction.Kind.MARK_PAID,
         status=Invoice.Status.PAID,
         next_retry_at=None,
+    )
+
+
+@transaction.atomic
+def record_resend(*, record: RecordT, user: User | None) -> RecordT:
+    """A synced record sent again as the TMS has it now (new descriptions): a new version."""
+    record = _move(
+        _lock(record),
+        SyncStatus.PENDING,
+        "re-send",
+        how="resend",
+        user=user,
+        audit=ManualAction.Kind.RESYNC,
+        note="Re-sent with the new description mapping.",
+        version=F("version") + 1,
+        attempts=0,
+        next_retry_at=None,
+    )
+    enqueue.push_now(record.sync_type, record.pk)
+    return record
+
+
+def invoices_to_resend(*, company: Company) -> list[int]:
+    return list(
+        synced_invoices(company=company).order_by("pk").values_list("pk", flat=True)[:BULK_LIMIT]
     )
 
 
@@ -273,9 +304,12 @@ def bulk_run(*, job_id: int) -> BulkJob:
     if job.finished_at:
         return job
     model = model_for(job.record_type)
-    service = {"resync": record_resync, "clear": record_clear, "undo-clear": record_undo_clear}[
-        job.action
-    ]
+    service = {
+        "resync": record_resync,
+        "clear": record_clear,
+        "undo-clear": record_undo_clear,
+        "resend": record_resend,
+    }[job.action]
     for pk in job.record_ids:
         try:
             service(record=model.objects.get(pk=pk), user=job.user)

@@ -373,6 +373,18 @@ def _list_query(raw: str, sync_type: str) -> str:
     return params.urlencode()
 
 
+@login_required
+@require_POST
+def resend_descriptions(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """Finance changed the description mapping: re-send the synced invoices as a bulk job."""
+    if not check_viewer(request):
+        raise PermissionDenied("You need the Finance role to change sync state.")
+    ids = actions.invoices_to_resend(company=current_company(request))
+    job = actions.bulk_start(action="resend", sync_type="invoice", ids=ids, user=request.user)
+    messages.info(request, f"Re-sending {job.total} synced invoices with the new descriptions.")
+    return redirect("sync:bulk_progress", job_id=job.pk)
+
+
 def _matching_ids(company: Company, sync_type: str, query: str, action: str) -> list[int]:
     """Every record the list's filter matches, across its pages (as the list sorts them)."""
     form = ProblemFilterForm(QueryDict(query[:1000]))

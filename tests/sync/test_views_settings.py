@@ -190,3 +190,46 @@ def test_the_prefix_and_template_say_how_to_write_them(client, finance_user, com
     html = client.get(URL).content.decode()
     assert "{n} = charge set number" in html
     assert "Container {container} · PO {po}" in html
+
+
+def test_a_changed_mapping_offers_to_resend_the_synced_invoices(client, finance_user, company):
+    from sync.models import BulkJob
+    from sync.services import actions
+    from tests.sync.uifactories import park
+
+    synced = [park(InvoiceFactory(lines=1), status="synced", qb_id=str(900 + n)) for n in range(3)]
+    park(InvoiceFactory(lines=1, status="void"), status="synced", qb_id="950")
+    client.force_login(finance_user)
+
+    response = client.post(
+        URL,
+        {"section": "descriptions", "desc-description_fields": ["po", "container"],
+         "desc-description_separator": " / ", "desc-description_prefix": "",
+         "desc-description_template": ""},
+        follow=True,
+    )  # fmt: skip
+
+    html = response.content.decode()
+    assert 'data-testid="resend-offer"' in html and "Re-send the 3 synced invoices" in html
+    client.post(reverse("sync:resend_descriptions"))
+    job = BulkJob.objects.get()
+    assert (job.action, sorted(job.record_ids)) == ("resend", sorted(i.pk for i in synced))
+    actions.bulk_run(job_id=job.pk)
+    for invoice in synced:
+        before = invoice.version
+        invoice.refresh_from_db()
+        assert (invoice.sync_status, invoice.version) == ("pending", before + 1)
+
+
+def test_saving_the_same_mapping_offers_nothing(client, finance_user, company):
+    row = finance_settings_get(company=company)
+    client.force_login(finance_user)
+    response = client.post(
+        URL,
+        {"section": "descriptions", "desc-description_fields": row.description_fields,
+         "desc-description_separator": row.description_separator,
+         "desc-description_prefix": row.description_prefix,
+         "desc-description_template": row.description_template},
+        follow=True,
+    )  # fmt: skip
+    assert 'data-testid="resend-offer"' not in response.content.decode()
