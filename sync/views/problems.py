@@ -12,6 +12,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -94,14 +95,7 @@ def problems(request: AuthenticatedHttpRequest) -> HttpResponse:
     sort = filters.get("sort") or "-since"
     if request.GET.get("format") == "csv":
         return _problems_csv(request, company, sync_type, filters, sort)
-    rows_qs = selectors.problems_list(
-        company=company,
-        sync_type=sync_type,
-        search=filters.get("q", ""),
-        reason=filters.get("reason", ""),
-        age=filters.get("age", ""),
-        sort=sort,
-    )
+    rows_qs = _filtered_problems(company, sync_type, filters, sort)
     page = selectors.KeysFirstPaginator(rows_qs, PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "can_write": can_write,
@@ -130,14 +124,7 @@ def _problems_csv(
     sort: str,
 ) -> HttpResponse:
     """The current view (tab, search, reason, age, sort) as CSV, every page of it."""
-    rows = selectors.problems_list(
-        company=company,
-        sync_type=sync_type,
-        search=filters.get("q", ""),
-        reason=filters.get("reason", ""),
-        age=filters.get("age", ""),
-        sort=sort,
-    )
+    rows = _filtered_problems(company, sync_type, filters, sort)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     stamp = timezone.now().strftime("%Y%m%d-%H%M")
     response["Content-Disposition"] = f'attachment; filename="problem-sync-{sync_type}-{stamp}.csv"'
@@ -162,6 +149,20 @@ def _cell(text: str) -> str:
     # A cell starting with = + - @ is a formula to a spreadsheet: customer names are typed by
     # people, QuickBooks messages quote them. Prefix it so it stays text.
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _filtered_problems(
+    company: Company, sync_type: str, filters: dict[str, Any], sort: str
+) -> QuerySet[Any]:
+    """The problem list as the page's filter form asks (the page, its CSV, select-all)."""
+    return selectors.problems_list(
+        company=company,
+        sync_type=sync_type,
+        search=filters.get("q", ""),
+        reason=filters.get("reason", ""),
+        age=filters.get("age", ""),
+        sort=sort,
+    )
 
 
 HOW_LABELS = {
@@ -393,14 +394,7 @@ def _matching_ids(company: Company, sync_type: str, query: str, action: str) -> 
     if action == "undo-clear":
         qs = selectors.waiting_list(company=company, sync_type=sync_type, statuses=("cleared",))
     else:
-        qs = selectors.problems_list(
-            company=company,
-            sync_type=sync_type,
-            search=filters.get("q", ""),
-            reason=filters.get("reason", ""),
-            age=filters.get("age", ""),
-            sort=filters.get("sort") or "-since",
-        )
+        qs = _filtered_problems(company, sync_type, filters, filters.get("sort") or "-since")
     return list(qs.values_list("pk", flat=True)[: actions.BULK_LIMIT])
 
 

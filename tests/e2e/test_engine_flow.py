@@ -30,6 +30,19 @@ def synced_customer():
     return customer
 
 
+def synced_invoice():
+    """An invoice the worker pushed, its item and customer already in QuickBooks."""
+    code = ChargeCodeFactory(code="DRAY", name="Drayage")
+    code.sync_status = SyncStatus.PENDING
+    code.save(update_fields=["sync_status"])
+    assert engine.push_record(sync_type="item", pk=code.pk) == "synced"
+    invoice = invoice_with(code, customer=synced_customer())
+    return wait_for(
+        lambda: Invoice.objects.filter(pk=invoice.pk, sync_status=SyncStatus.SYNCED).first(),
+        message="the worker did not sync the invoice",
+    )
+
+
 def sandbox_user_of(realm: str):
     """The emulator's QuickBooks user of this company (it signs in before consent and the UI)."""
     from qbo_sandbox import services
@@ -95,19 +108,7 @@ def test_a_fixed_invoice_follows_its_mapped_item_into_quickbooks(
 def test_it_marks_the_invoice_paid_when_paid_in_the_sandbox(
     login, live_server, finance_user, superuser, qbo, celery_worker
 ):
-    code = ChargeCodeFactory(code="DRAY", name="Drayage")
-    code.sync_status = SyncStatus.PENDING
-    code.save(update_fields=["sync_status"])
-    assert engine.push_record(sync_type="item", pk=code.pk) == "synced"
-    customer = CustomerFactory()
-    wait_for(
-        lambda: Customer.objects.filter(pk=customer.pk, sync_status=SyncStatus.SYNCED).exists()
-    )
-    invoice = invoice_with(code, customer=customer)
-    invoice = wait_for(
-        lambda: Invoice.objects.filter(pk=invoice.pk, sync_status=SyncStatus.SYNCED).first(),
-        message="the worker did not sync the invoice",
-    )
+    invoice = synced_invoice()
     sandbox_user_of(qbo.realm)
     page = login(superuser)
     page.goto(f"{qbo.base_url}/company/{qbo.realm}/invoice/{invoice.qb_id}/")
@@ -127,15 +128,7 @@ def test_it_marks_the_invoice_paid_when_paid_in_the_sandbox(
 def test_a_void_made_in_quickbooks_is_chosen_not_overwritten(
     login, live_server, finance_user, superuser, qbo, celery_worker
 ):
-    code = ChargeCodeFactory(code="DRAY", name="Drayage")
-    code.sync_status = SyncStatus.PENDING
-    code.save(update_fields=["sync_status"])
-    assert engine.push_record(sync_type="item", pk=code.pk) == "synced"
-    invoice = invoice_with(code, customer=synced_customer())
-    invoice = wait_for(
-        lambda: Invoice.objects.filter(pk=invoice.pk, sync_status=SyncStatus.SYNCED).first(),
-        message="the worker did not sync the invoice",
-    )
+    invoice = synced_invoice()
     sandbox_user_of(qbo.realm)
     page = login(superuser)
     page.goto(f"{qbo.base_url}/company/{qbo.realm}/invoice/{invoice.qb_id}/")
