@@ -52,11 +52,26 @@ def routes(records) -> list[tuple[str, str, str, dict, str]]:
     rows = [
         (f"action {a} {t}", "post", reverse("sync:record_action", args=[t, r.pk, a]), {}, "resolve")
         for t, r in (("customer", c), ("invoice", i))
-        for a in ("resync", "clear", "undo-clear", "mark-paid")
+        for a in (
+            "resync",
+            "clear",
+            "undo-clear",
+            "mark-paid",
+            "sync-now",
+            "overwrite",
+            "accept-void",
+            "send-new",
+        )
     ]
     return [
         ("problems", "get", reverse("sync:problems"), {}, "viewer"),
         ("waiting", "get", reverse("sync:waiting"), {}, "viewer"),
+        ("not_syncing", "get", reverse("sync:not_syncing"), {}, "viewer"),
+        ("resolved", "get", reverse("sync:resolved"), {}, "viewer"),
+        ("customer_match", "get", reverse("sync:customer_match", args=[c.pk]), {}, "viewer"),
+        ("customer_match choose", "post", reverse("sync:customer_match", args=[c.pk]),
+         {"choice": "rename", "display_name": ""}, "resolve"),
+        ("resend_descriptions", "post", reverse("sync:resend_descriptions"), {}, "resolve"),
         ("detail", "get", reverse("sync:detail", args=["customer", c.pk]), {}, "viewer"),
         ("bulk_progress", "get", reverse("sync:bulk_progress", args=[job.pk]), {}, "viewer"),
         ("bulk", "post", reverse("sync:bulk"), bulk, "resolve"),
