@@ -96,7 +96,8 @@ def _verify(*, record: SyncedRecord, qb_id: str) -> str:
     return f"Checked in QuickBooks: {message}" if message else "Checked in QuickBooks."
 
 
-def _refuse_taken(*, record: SyncedRecord, qb_id: str) -> None:
+def refuse_taken_qb_id(*, record: SyncedRecord, qb_id: str) -> None:
+    """No two records of one type may point at the same QuickBooks object."""
     other = (
         type(record)
         .objects.filter(company_id=record.company_id, qb_id=qb_id)
@@ -121,7 +122,7 @@ def qb_id_override(
         qb_id = str(new_qb_id).strip()
         validate_qb_id(qb_id)
         qb_id = str(int(qb_id))  # "0042" and "42" are the same object
-        _refuse_taken(record=record, qb_id=qb_id)
+        refuse_taken_qb_id(record=record, qb_id=qb_id)
         checked = (
             _verify(record=record, qb_id=qb_id)
             if verify
@@ -145,7 +146,7 @@ def _apply_override(
     *, record: RecordT, qb_id: str, user: User | None, note: str, checked: str
 ) -> RecordT:
     record = _lock(record)
-    _refuse_taken(record=record, qb_id=qb_id)  # again, under the lock
+    refuse_taken_qb_id(record=record, qb_id=qb_id)  # again, under the lock
     # A manual move: the record now mirrors an existing object, whatever state it was in.
     return transition(
         record,

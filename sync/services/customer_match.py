@@ -17,6 +17,7 @@ from django.db import transaction
 from django.db.models import F
 
 from finance.models import Customer, ManualAction
+from finance.qb_ids import refuse_taken_qb_id
 from finance.services import customer_update
 from finance.syncstate import SyncStatus, transition
 from sync.services import enqueue
@@ -101,13 +102,7 @@ def customer_link_existing(
         customer = Customer.objects.select_for_update().get(pk=customer.pk)
         if customer.sync_status != SyncStatus.PROBLEM or customer.problem_reason not in NAME_TAKEN:
             raise ValidationError(f"{customer} has no name conflict to resolve.")
-        clash = (
-            Customer.objects.filter(company_id=customer.company_id, qb_id=qb_id)
-            .exclude(pk=customer.pk)
-            .first()
-        )
-        if clash:
-            raise ValidationError(f"QuickBooks customer {qb_id} is already linked to {clash}.")
+        refuse_taken_qb_id(record=customer, qb_id=qb_id)
         link = {"qb_id": chosen.qb_id, "qb_sync_token": chosen.sync_token, "problem_reason": ""}
         common = {"problem_since": None, "attempts": 0, "next_retry_at": None, **link}
         if send_ours:

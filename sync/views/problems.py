@@ -26,8 +26,12 @@ from finance.registry import default_tab, model_for, record_type
 from finance.syncstate import OWED, SyncStatus
 from sync import selectors
 from sync.forms import BulkForm, ProblemFilterForm
+from sync.mappers import MAPPERS
 from sync.models import BulkJob, ProblemEvent
 from sync.services import actions
+from sync.services.client import NeedsReconnect, QboError
+from sync.services.drift import deleted, differences, last_write, voided
+from sync.services.engine import SyncContext
 from sync.views.access import check_viewer, current_company, get_record_for_user
 from sync.views.present import TYPE_LABELS, TYPE_SINGULAR, present, record_label, trend_chart
 
@@ -300,11 +304,6 @@ def record_detail(request: AuthenticatedHttpRequest, sync_type: str, pk: int) ->
 
 def _compare_with_quickbooks(record: SyncedRecord) -> dict[str, Any]:
     """QuickBooks' copy now, read on request (one metered read), beside what we last sent."""
-    from sync.mappers import MAPPERS
-    from sync.services.client import NeedsReconnect, QboError
-    from sync.services.drift import deleted, differences, last_write, voided
-    from sync.services.engine import SyncContext
-
     if not record.qb_id:
         return {"error": "Not in QuickBooks yet: nothing to compare."}
     try:
