@@ -23,7 +23,7 @@ from finance.audit import manual_action_record, sync_snapshot
 from finance.models import ManualAction, SyncedRecord
 from finance.registry import record_type_of
 from finance.services import record_mark_changed
-from finance.syncstate import SyncStatus, transition
+from finance.syncstate import FRESH_START, SyncStatus, transition
 from finance.validators import validate_qb_id
 
 if TYPE_CHECKING:
@@ -158,10 +158,5 @@ def _apply_override(
         qb_id=qb_id,
         qb_sync_token="",
         synced_version=record.version,
-        attempts=0,
-        next_retry_at=None,
-        problem_reason="",
-        problem_since=None,
-        last_error_code="",
-        last_error_message="",
+        **FRESH_START,
     )

@@ -38,7 +38,14 @@ from finance.models import (
 )
 from finance.registry import RECORD_TYPES
 from finance.signals import records_changed, sweep_wanted
-from finance.syncstate import SYNC_OFF_CODE, SyncStatus, move, sources_for, transition
+from finance.syncstate import (
+    FRESH_START,
+    SYNC_OFF_CODE,
+    SyncStatus,
+    move,
+    sources_for,
+    transition,
+)
 from finance.validators import money, validate_business_date
 
 if TYPE_CHECKING:
@@ -155,10 +162,7 @@ def record_mark_changed(*, record: SyncedRecord) -> None:
         SyncStatus.PENDING,
         how="changed",
         sources=[s for s in sources_for(SyncStatus.PENDING) if s != SyncStatus.IN_FLIGHT],
-        next_retry_at=None,
-        attempts=0,
-        problem_reason="",
-        problem_since=None,
+        **FRESH_START,
     )
     record.refresh_from_db(fields=["version", "sync_status", "attempts", "next_retry_at"])
     _announce([record])

@@ -89,6 +89,17 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 # switching the type on again puts exactly these back in the queue.
 SYNC_OFF_CODE = "sync_off"
 
+# A record starting its attempts anew (a re-sync, a fix, a dependency now in QuickBooks): the
+# old failure's budget, wait, reason and message go; its attempt rows keep the history.
+FRESH_START: dict[str, Any] = {
+    "attempts": 0,
+    "next_retry_at": None,
+    "problem_reason": "",
+    "problem_since": None,
+    "last_error_code": "",
+    "last_error_message": "",
+}
+
 # Records QuickBooks still owes us a write for: nothing in these states may be forgotten.
 OWED = frozenset({S.PENDING, S.IN_FLIGHT, S.RETRY_WAIT})
 # States the sweep may claim from.

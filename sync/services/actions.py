@@ -20,7 +20,7 @@ from finance.models import Company, Invoice, ManualAction, SyncedRecord
 from finance.registry import model_for, record_type
 from finance.selectors import synced_invoices
 from finance.services import finance_settings_get, invoice_void
-from finance.syncstate import InvalidTransition, SyncStatus, transition
+from finance.syncstate import FRESH_START, InvalidTransition, SyncStatus, transition
 from sync.models import BulkJob
 from sync.services import enqueue
 
@@ -82,10 +82,7 @@ def record_resync(*, record: RecordT, user: User | None) -> RecordT:
         audit=ManualAction.Kind.RESYNC,
         # A new version gives the write a new requestid: Intuit must not replay the failure.
         version=F("version") + 1,
-        attempts=0,
-        next_retry_at=None,
-        problem_reason="",
-        problem_since=None,
+        **FRESH_START,
     )
     enqueue.push_now(record.sync_type, record.pk)
     return record
@@ -180,10 +177,7 @@ def record_sync_now(*, record: RecordT, user: User | None) -> RecordT:
         user=user,
         audit=ManualAction.Kind.RESYNC,
         note="Sent on request from Not syncing.",
-        attempts=0,
-        next_retry_at=None,
-        last_error_code="",
-        last_error_message="",
+        **FRESH_START,
     )
     enqueue.push_now(record.sync_type, record.pk)
     return record
@@ -218,10 +212,7 @@ def record_overwrite_quickbooks(*, record: RecordT, user: User | None) -> Record
         audit=ManualAction.Kind.OVERWRITE,
         note=record.last_error_message,
         version=F("version") + 1,
-        attempts=0,
-        next_retry_at=None,
-        problem_reason="",
-        problem_since=None,
+        **FRESH_START,
         qb_overwrite_token=token,
     )
     enqueue.push_now(record.sync_type, record.pk)
@@ -267,10 +258,7 @@ def record_send_again_as_new(*, record: RecordT, user: User | None) -> RecordT:
         audit=ManualAction.Kind.QB_ID_REMOVE,
         note=f"Deleted in QuickBooks (was QuickBooks ID {record.qb_id}); sent again as new.",
         version=F("version") + 1,
-        attempts=0,
-        next_retry_at=None,
-        problem_reason="",
-        problem_since=None,
+        **FRESH_START,
         qb_id="",
         qb_sync_token="",
         synced_version=0,

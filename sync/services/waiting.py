@@ -5,7 +5,7 @@ re-sync its invoices and payments one by one."""
 from __future__ import annotations
 
 from finance.models import SyncedRecord
-from finance.syncstate import SyncStatus, move
+from finance.syncstate import FRESH_START, SyncStatus, move
 from sync.mappers import MAPPERS
 from sync.services import enqueue
 
@@ -24,10 +24,7 @@ def requeue_waiting_on(record: SyncedRecord) -> int:
             SyncStatus.PENDING,
             how="dependency_synced",
             sources=[SyncStatus.PROBLEM],
-            attempts=0,
-            next_retry_at=None,
-            problem_reason="",
-            problem_since=None,
+            **FRESH_START,
         )
     if moved:
         enqueue.after_commit("sweep_due", what="records whose dependency is now in QuickBooks")

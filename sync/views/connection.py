@@ -40,12 +40,13 @@ def connect(request: AuthenticatedHttpRequest) -> HttpResponse:
 @require_GET
 def callback(request: AuthenticatedHttpRequest) -> HttpResponse:
     connection = connection_for_company(company=current_company(request))
+    realm_before, state = connection.realm_id, request.GET.get("state", "")
     try:
         connection = connection_services.complete_callback(
             connection=connection,
             user=request.user,
             code=request.GET.get("code", ""),
-            state=request.GET.get("state", ""),
+            state=state,
             realm_id=request.GET.get("realmId", ""),
             error=request.GET.get("error", ""),
         )
@@ -56,6 +57,8 @@ def callback(request: AuthenticatedHttpRequest) -> HttpResponse:
         request,
         f"Connected to QuickBooks company {connection.company_name or connection.realm_id}.",
     )
+    if state.endswith(connection_services.RESET_SUFFIX) and realm_before == connection.realm_id:
+        messages.info(request, "That is the company already linked: no QuickBooks ID was reset.")
     return redirect(_settings_page())
 
 

@@ -118,6 +118,27 @@ def test_another_company_is_refused_unless_mappings_are_reset(qbo, finance_user)
     assert (customer.qb_id, customer.sync_status) == ("", SyncStatus.PENDING)
 
 
+def test_connect_a_different_company_that_picks_the_same_one_resets_nothing(
+    qbo, finance_user, client
+):
+    from django.urls import reverse
+
+    customer = CustomerFactory()
+    engine.push_record(sync_type="customer", pk=customer.pk)
+    client.force_login(finance_user)
+    card = client.get(reverse("sync:connection_card"), HTTP_HX_REQUEST="true").content.decode()
+    assert "again resets nothing" in card  # the warning said every ID is reset, whatever is picked
+
+    started = client.post(reverse("sync:connect"), {"reset_mappings": "1"})
+    answer = consent(started["Location"], qbo.realm)
+    done = client.get(reverse("sync:callback"), answer, follow=True)
+
+    shown = [str(m) for m in done.context["messages"]]
+    assert "That is the company already linked: no QuickBooks ID was reset." in shown
+    customer.refresh_from_db()
+    assert customer.qb_id and customer.sync_status == SyncStatus.SYNCED
+
+
 def test_disconnect_revokes_and_keeps_the_mappings(qbo, finance_user):
     customer = CustomerFactory()
     engine.push_record(sync_type="customer", pk=customer.pk)

@@ -75,6 +75,10 @@ def test_link_adopts_theirs_and_the_waiting_invoice_follows(client, finance_user
     assert qbo.get("Customer", theirs["Id"])["PrimaryEmailAddr"]["Address"] == "ap@harbor.example"
     invoice.refresh_from_db()
     assert invoice.sync_status == SyncStatus.PENDING  # back in the queue, nobody re-synced it
+    # Waiting shows it without the customer's old failure, which is fixed.
+    assert (invoice.last_error_code, invoice.last_error_message) == ("", "")
+    waiting = client.get(reverse("sync:waiting")).content.decode()
+    assert str(invoice.doc_number) in waiting and "6240" not in waiting
     assert push(invoice) == "synced"
     invoice.refresh_from_db()
     assert qbo.get("Invoice", invoice.qb_id)["CustomerRef"]["value"] == theirs["Id"]
