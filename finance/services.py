@@ -74,10 +74,6 @@ def finance_settings_get(*, company: Company) -> FinanceSettings:
     return settings_row
 
 
-SWEEP_TASK_NAME = "Sweep pending and retry-due records"
-SWEEP_TASK = "sync.tasks.sweep_due"  # by name: finance does not import sync
-
-
 @transaction.atomic
 def finance_settings_update(
     *, settings_row: FinanceSettings, fields: dict[str, Any], user: User | None
@@ -96,8 +92,6 @@ def finance_settings_update(
     row.updated_by = user
     row.full_clean()
     row.save(update_fields=[*changed, "updated_by", "updated_at"])
-    if "schedule_minutes" in changed:
-        _schedule_update(row.schedule_minutes)
     _resume_switched_on(row, [name for name, (old, new) in changed.items() if new and not old])
     ManualAction.objects.create(
         kind=ManualAction.Kind.SETTINGS,
@@ -128,23 +122,6 @@ def _resume_switched_on(row: FinanceSettings, switched_on: list[str]) -> None:
             )
     if resumed:
         transaction.on_commit(lambda: sweep_wanted.send(sender=Company))
-
-
-def _schedule_update(minutes: int) -> None:
-    """Point the sweep's beat entry at the new interval (django-celery-beat reloads it)."""
-    from django_celery_beat.models import IntervalSchedule, PeriodicTask
-
-    every, _ = IntervalSchedule.objects.get_or_create(
-        every=minutes, period=IntervalSchedule.MINUTES
-    )
-    task = PeriodicTask.objects.select_for_update().filter(name=SWEEP_TASK_NAME).first()
-    if task is None:
-        # Deleted in admin: without it nothing due would ever be pushed. Recreate it.
-        PeriodicTask.objects.create(name=SWEEP_TASK_NAME, task=SWEEP_TASK, interval=every)
-        return
-    if task.interval_id != every.pk:
-        task.interval = every
-        task.save(update_fields=["interval"])
 
 
 def _announce(records: Iterable[SyncedRecord]) -> None:

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -108,6 +109,7 @@ def quickbooks(request: AuthenticatedHttpRequest) -> HttpResponse:
         if request.GET.get("descriptions_changed")
         else None,
         "settings_row": settings_row,
+        "sweep_seconds": settings.SYNC_SWEEP_SECONDS,
         "options": options,
         "mapping": mapping,
         "ordered_fields": _ordered_fields(chosen),

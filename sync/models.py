@@ -42,6 +42,9 @@ class QuickBooksConnection(models.Model):
     # CDC cursor: QBO time of the last change we have pulled.
     pull_cursor = models.DateTimeField(null=True, blank=True)
     last_pull_at = models.DateTimeField(null=True, blank=True)
+    # The last sweep that sent this company's new and changed records on its own schedule
+    # (Finance settings' interval, when push on change is off).
+    last_scheduled_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     # Not a column: sync.services.connection.disconnect sets it on the connection it returns

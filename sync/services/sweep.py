@@ -1,7 +1,7 @@
 """The scheduled sweep: find what is due, hand it to workers in batches, in dependency order."""
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -36,8 +36,9 @@ def dispatch_due(*, limit: int | None = None) -> dict[str, int]:
                 if not ctx.usable or ratelimit.paused_for(ctx.realm) > 0:
                     continue  # a 429 pauses this realm's writes; other realms go on
                 budget = limit or settings.SYNC_SWEEP_LIMIT
+                on_schedule = _schedule_reached(ctx)
                 for mapper in ORDERED:
-                    sent = _dispatch_type(ctx, company, mapper, budget)
+                    sent = _dispatch_type(ctx, company, mapper, budget, on_schedule)
                     if sent:
                         dispatched[mapper.sync_type] = sent
                         budget -= sent
@@ -50,8 +51,35 @@ def dispatch_due(*, limit: int | None = None) -> dict[str, int]:
     return dispatched
 
 
-def _dispatch_type(ctx: SyncContext, company: Company, mapper: Mapper[Any], budget: int) -> int:
+def next_scheduled_at(ctx: SyncContext) -> datetime | None:
+    """When this company's new and changed records next go, with push on change off
+    (None: they go at once, or at the next sweep)."""
+    fs, connection = ctx.settings, ctx.connection
+    if fs.push_on_change or connection is None or connection.last_scheduled_at is None:
+        return None
+    return connection.last_scheduled_at + timedelta(minutes=fs.schedule_minutes)
+
+
+def _schedule_reached(ctx: SyncContext) -> bool:
+    """The beat ticks every SYNC_SWEEP_SECONDS for retries and the push-on-change catch-up;
+    with push on change off, a company's new and changed records wait for its own interval."""
+    if ctx.settings.push_on_change or ctx.connection is None:
+        return True
+    now = timezone.now()
+    due_at = next_scheduled_at(ctx)
+    if due_at is not None and due_at > now:
+        return False
+    type(ctx.connection).objects.filter(pk=ctx.connection.pk).update(last_scheduled_at=now)
+    ctx.connection.last_scheduled_at = now
+    return True
+
+
+def _dispatch_type(
+    ctx: SyncContext, company: Company, mapper: Mapper[Any], budget: int, on_schedule: bool
+) -> int:
     due = due_queryset(mapper.model).filter(company=company)
+    if not on_schedule:  # retries (a time of their own) go; new and changed records wait
+        due = due.exclude(sync_status=SyncStatus.PENDING, next_retry_at__isnull=True)
     if not ctx.type_allowed(mapper):
         skip_disabled(sync_type=mapper.sync_type, pks=list(due.values_list("pk", flat=True)))
         return 0

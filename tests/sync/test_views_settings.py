@@ -1,7 +1,7 @@
 """Finance → QuickBooks: permissions, validation next to fields, all-or-nothing saves, audit."""
 
 from django.urls import reverse
-from django_celery_beat.models import PeriodicTask
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from finance.models import FinanceSettings, ManualAction
 from finance.services import finance_settings_get
@@ -74,11 +74,19 @@ def test_it_refuses_a_pull_window_over_30_days_and_saves_nothing(client, finance
     assert not ManualAction.objects.exists()
 
 
-def test_it_moves_the_sweep_schedule(client, finance_user, company):
+def test_it_saves_the_schedule_and_leaves_the_beat_tick_alone(client, finance_user, company):
+    # The interval is the company's own (the sweep honours it); beat's tick serves every company.
     client.force_login(finance_user)
+    every = IntervalSchedule.objects.create(every=15, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.update_or_create(
+        name="Sweep pending and retry-due records",
+        defaults={"task": "sync.tasks.sweep_due", "interval": every},
+    )
+    tick = every.pk
     client.post(URL, options(**{"opt-schedule_minutes": "15"}))
+    assert FinanceSettings.objects.get(company=company).schedule_minutes == 15
     task = PeriodicTask.objects.get(name="Sweep pending and retry-due records")
-    assert (task.interval.every, task.interval.period) == (15, "minutes")
+    assert task.interval_id == tick
 
 
 def test_it_saves_the_description_fields_in_the_chosen_order(client, finance_user, company):
