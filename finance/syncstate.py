@@ -105,8 +105,9 @@ OWED = frozenset({S.PENDING, S.IN_FLIGHT, S.RETRY_WAIT})
 # States the sweep may claim from.
 CLAIMABLE = frozenset({S.PENDING, S.RETRY_WAIT})
 
-# Sent inside the transaction with `record_type`, `opened=[(pk, reason), ...]` and
-# `resolved=[(pk, reason), ...]`, `how` (why it left PROBLEM) and `user`. sync stores them.
+# Sent inside the transaction with `record_type`, `opened=[(pk, reason, company_id), ...]` and
+# `resolved=[(pk, reason, company_id), ...]`, `how` (why it left PROBLEM) and `user`. sync
+# stores them.
 problem_changed = Signal()
 
 
@@ -149,9 +150,11 @@ def move(
         return candidates.update(sync_status=target, **fields)
     with transaction.atomic():
         rows = list(
-            candidates.select_for_update().values_list("pk", "sync_status", "problem_reason")
+            candidates.select_for_update().values_list(
+                "pk", "sync_status", "problem_reason", "company_id"
+            )
         )
-        moved = candidates.filter(pk__in=[pk for pk, _, _ in rows]).update(
+        moved = candidates.filter(pk__in=[row[0] for row in rows]).update(
             sync_status=target, **fields
         )
         if moved:
@@ -188,7 +191,14 @@ def transition(
         record.sync_status = target
         if any(hasattr(v, "resolve_expression") for v in fields.values()):
             record.refresh_from_db(fields=list(fields))
-        _announce(model, [(record.pk, current, reason)], target, how=how, user=user, fields=fields)
+        _announce(
+            model,
+            [(record.pk, current, reason, record.company_id)],
+            target,
+            how=how,
+            user=user,
+            fields=fields,
+        )
         if audit:
             from finance.audit import manual_action_record
 
@@ -207,20 +217,20 @@ def _snapshot(record: SyncedRecord) -> dict[str, Any]:
 
 def _announce(
     model: type[SyncedRecord],
-    rows: list[tuple[int, str, str]],
+    rows: list[tuple[int, str, str, int]],
     target: str,
     *,
     how: str,
     user: User | None,
     fields: dict[str, Any],
 ) -> None:
-    """rows: (pk, state before, problem reason before) of the records that moved."""
+    """rows: (pk, state before, problem reason before, company) of the records that moved."""
     if target == S.PROBLEM:
-        opened = [(pk, fields.get("problem_reason") or reason) for pk, _, reason in rows]
+        opened = [(pk, fields.get("problem_reason") or why, co) for pk, _, why, co in rows]
         resolved = []
     else:
         opened = []
-        resolved = [(pk, reason) for pk, state, reason in rows if state == S.PROBLEM]
+        resolved = [(pk, why, co) for pk, state, why, co in rows if state == S.PROBLEM]
     if opened or resolved:
         problem_changed.send(
             sender=model, record_type=model.sync_type, opened=opened, resolved=resolved,

@@ -95,16 +95,18 @@ class WebhookEventAdmin(ReadOnlyAdmin):
 
 @admin.register(ProblemEvent)
 class ProblemEventAdmin(ReadOnlyAdmin):
-    list_display = ("at", "record_type", "record_id", "kind", "reason", "how", "user")
-    list_filter = ("kind", "record_type", "reason")
+    list_display = ("at", "company", "record_type", "record_id", "kind", "reason", "how", "user")
+    list_filter = ("company", "kind", "record_type", "reason")
     search_fields = ("record_id", "reason", "user__username")
-    list_select_related = ("user",)
+    list_select_related = ("user", "company")
     date_hierarchy = "at"
 
 
 @admin.register(BulkJob)
 class BulkJobAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "action", "record_type", "total", "done", "failed", "user")
-    list_filter = ("action", "record_type")
+    list_display = (
+        "created_at", "company", "action", "record_type", "total", "done", "failed", "user"
+    )  # fmt: skip
+    list_filter = ("company", "action", "record_type")
     search_fields = ("user__username",)
-    list_select_related = ("user",)
+    list_select_related = ("user", "company")

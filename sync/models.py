@@ -148,6 +148,10 @@ class ProblemEvent(models.Model):
         OPENED = "opened", "Opened"
         RESOLVED = "resolved", "Resolved"
 
+    # Null only for events stored before the column existed (they count for no tenant).
+    company = models.ForeignKey(
+        "finance.Company", null=True, on_delete=models.CASCADE, related_name="+"
+    )
     record_type = models.CharField(max_length=16)
     record_id = models.PositiveBigIntegerField()
     kind = models.CharField(max_length=10, choices=Kind.choices)
@@ -167,7 +171,10 @@ class ProblemEvent(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
-        indexes = [models.Index(fields=["kind", "record_type", "at"], name="problemevent_kind_idx")]
+        indexes = [
+            models.Index(fields=["kind", "record_type", "at"], name="problemevent_kind_idx"),
+            models.Index(fields=["company", "at"], name="problemevent_company_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.record_type} {self.record_id} {self.kind}"
@@ -176,6 +183,9 @@ class ProblemEvent(models.Model):
 class BulkJob(models.Model):
     """A bulk action from Problem Sync; its progress bar polls this row."""
 
+    company = models.ForeignKey(
+        "finance.Company", null=True, on_delete=models.CASCADE, related_name="+"
+    )
     action = models.CharField(max_length=20)
     record_type = models.CharField(max_length=16)
     record_ids = models.JSONField(default=list)

@@ -199,14 +199,14 @@ def attempt_history(*, record: SyncedRecord, limit: int = 20) -> QuerySet[SyncAt
 
 
 def recently_resolved(*, company: Company, limit: int = 10, days: int = 7) -> list[ProblemEvent]:
-    """Problems resolved lately, newest first, each with its record (bulk-loaded per type).
-
-    ProblemEvent carries no company: records of other companies are dropped here."""
+    """Problems resolved lately, newest first, each with its record (bulk-loaded per type)."""
     from datetime import timedelta
 
     events = list(
         ProblemEvent.objects.filter(
-            kind=ProblemEvent.Kind.RESOLVED, at__gte=timezone.now() - timedelta(days=days)
+            company=company,
+            kind=ProblemEvent.Kind.RESOLVED,
+            at__gte=timezone.now() - timedelta(days=days),
         )
         .select_related("user")
         .order_by("-at", "-id")[: limit * 3]
@@ -233,9 +233,7 @@ def recently_resolved(*, company: Company, limit: int = 10, days: int = 7) -> li
 
 
 def trend(*, company: Company, days: int = 14) -> list[dict[str, Any]]:
-    """Problems opened and resolved per day (oldest first), with a per-type breakdown.
-
-    ProblemEvent has no company column yet, so this counts every company's events."""
+    """This company's problems opened and resolved per day (oldest first), per type too."""
     from datetime import datetime, timedelta
 
     from django.db.models import Count
@@ -245,7 +243,7 @@ def trend(*, company: Company, days: int = 14) -> list[dict[str, Any]]:
     start = today - timedelta(days=days - 1)
     since = timezone.make_aware(datetime.combine(start, datetime.min.time()))
     rows = (
-        ProblemEvent.objects.filter(at__gte=since)
+        ProblemEvent.objects.filter(company=company, at__gte=since)
         .annotate(day=TruncDate("at"))
         .values("day", "kind", "record_type")
         .annotate(n=Count("id"))

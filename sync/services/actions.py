@@ -273,13 +273,23 @@ def record_send_again_as_new(*, record: RecordT, user: User | None) -> RecordT:
 
 
 @transaction.atomic
-def bulk_start(*, action: str, sync_type: str, ids: list[int], user: User | None) -> BulkJob:
+def bulk_start(
+    *, company: Company, action: str, sync_type: str, ids: list[int], user: User | None
+) -> BulkJob:
     if action not in BULK_ACTIONS:
         raise ValueError(f"unknown bulk action {action!r}")
-    model_for(sync_type)  # refuses unknown types early
-    ids = list(dict.fromkeys(int(i) for i in ids))
+    model = model_for(sync_type)  # refuses unknown types early
+    wanted = list(dict.fromkeys(int(i) for i in ids))
+    # A job touches its own company's records only, whoever asked for which ids.
+    ours = set(model.objects.filter(company=company, pk__in=wanted).values_list("pk", flat=True))
+    ids = [pk for pk in wanted if pk in ours]
     job = BulkJob.objects.create(
-        action=action, record_type=sync_type, record_ids=ids, total=len(ids), user=user
+        company=company,
+        action=action,
+        record_type=sync_type,
+        record_ids=ids,
+        total=len(ids),
+        user=user,
     )
     enqueue.bulk_job(job.pk)
     return job
@@ -300,7 +310,7 @@ def bulk_run(*, job_id: int) -> BulkJob:
     }[job.action]
     for pk in job.record_ids:
         try:
-            service(record=model.objects.get(pk=pk), user=job.user)
+            service(record=model.objects.get(pk=pk, company_id=job.company_id), user=job.user)
         except Exception as exc:  # noqa: BLE001 - reported on the job, the batch goes on
             message = str(exc) if isinstance(exc, ActionRefused) else f"{pk}: {exc}"
             if isinstance(exc, ObjectDoesNotExist):  # the get above: this type's DoesNotExist

@@ -15,8 +15,8 @@ def on_problem_changed(
     sender: object,
     *,
     record_type: str,
-    opened: list[tuple[int, str]],
-    resolved: list[tuple[int, str]],
+    opened: list[tuple[int, str, int]],
+    resolved: list[tuple[int, str, int]],
     how: str,
     user: User | None = None,
     **kwargs: Any,
@@ -26,6 +26,7 @@ def on_problem_changed(
     moves += [(ProblemEvent.Kind.RESOLVED, row) for row in resolved]
     ProblemEvent.objects.bulk_create(
         ProblemEvent(
+            company_id=company_id,
             record_type=record_type,
             record_id=pk,
             kind=kind,
@@ -33,5 +34,5 @@ def on_problem_changed(
             how=how[:20],
             user=user,
         )
-        for kind, (pk, reason) in moves
+        for kind, (pk, reason, company_id) in moves
     )

@@ -36,9 +36,9 @@ def dispatch_due(*, limit: int | None = None) -> dict[str, int]:
                 if not ctx.usable or ratelimit.paused_for(ctx.realm) > 0:
                     continue  # a 429 pauses this realm's writes; other realms go on
                 budget = limit or settings.SYNC_SWEEP_LIMIT
-                on_schedule = _schedule_reached(ctx)
+                held_after = _changes_held_after(ctx)
                 for mapper in ORDERED:
-                    sent = _dispatch_type(ctx, company, mapper, budget, on_schedule)
+                    sent = _dispatch_type(ctx, company, mapper, budget, held_after)
                     if sent:
                         dispatched[mapper.sync_type] = sent
                         budget -= sent
@@ -60,26 +60,33 @@ def next_scheduled_at(ctx: SyncContext) -> datetime | None:
     return connection.last_scheduled_at + timedelta(minutes=fs.schedule_minutes)
 
 
-def _schedule_reached(ctx: SyncContext) -> bool:
-    """The beat ticks every SYNC_SWEEP_SECONDS for retries and the push-on-change catch-up;
-    with push on change off, a company's new and changed records wait for its own interval."""
+def _changes_held_after(ctx: SyncContext) -> datetime | None:
+    """The beat ticks every SYNC_SWEEP_SECONDS for retries and the push-on-change catch-up.
+    With push on change off, records changed after the company's last scheduled moment wait for
+    the next one (returned); what was owed at that moment goes, its dependents after it."""
     if ctx.settings.push_on_change or ctx.connection is None:
-        return True
+        return None
     now = timezone.now()
     due_at = next_scheduled_at(ctx)
     if due_at is not None and due_at > now:
-        return False
+        return ctx.connection.last_scheduled_at
     type(ctx.connection).objects.filter(pk=ctx.connection.pk).update(last_scheduled_at=now)
     ctx.connection.last_scheduled_at = now
-    return True
+    return now
 
 
 def _dispatch_type(
-    ctx: SyncContext, company: Company, mapper: Mapper[Any], budget: int, on_schedule: bool
+    ctx: SyncContext,
+    company: Company,
+    mapper: Mapper[Any],
+    budget: int,
+    held_after: datetime | None,
 ) -> int:
     due = due_queryset(mapper.model).filter(company=company)
-    if not on_schedule:  # retries (a time of their own) go; new and changed records wait
-        due = due.exclude(sync_status=SyncStatus.PENDING, next_retry_at__isnull=True)
+    if held_after is not None:  # retries keep their own time; later changes wait
+        due = due.exclude(
+            sync_status=SyncStatus.PENDING, next_retry_at__isnull=True, updated_at__gt=held_after
+        )
     if not ctx.type_allowed(mapper):
         skip_disabled(sync_type=mapper.sync_type, pks=list(due.values_list("pk", flat=True)))
         return 0

@@ -341,15 +341,9 @@ def bulk(request: AuthenticatedHttpRequest) -> HttpResponse:
     if data["all_matching"]:
         ids = _matching_ids(company, data["type"], data["list_query"], data["action"])
     else:
-        # Only ids of this company go into the job.
-        model_ids = set(
-            model_for(data["type"])
-            .objects.filter(company=company, pk__in=data["ids"])
-            .values_list("pk", flat=True)
-        )
-        ids = [i for i in data["ids"] if i in model_ids]
+        ids = data["ids"]  # bulk_start keeps only this company's
     job = actions.bulk_start(
-        action=data["action"], sync_type=data["type"], ids=ids, user=request.user
+        company=company, action=data["action"], sync_type=data["type"], ids=ids, user=request.user
     )
     if _is_htmx(request):
         context = _progress_context(
@@ -379,8 +373,11 @@ def resend_descriptions(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Finance changed the description mapping: re-send the synced invoices as a bulk job."""
     if not check_viewer(request):
         raise PermissionDenied("You need the Finance role to change sync state.")
-    ids = actions.invoices_to_resend(company=current_company(request))
-    job = actions.bulk_start(action="resend", sync_type="invoice", ids=ids, user=request.user)
+    company = current_company(request)
+    ids = actions.invoices_to_resend(company=company)
+    job = actions.bulk_start(
+        company=company, action="resend", sync_type="invoice", ids=ids, user=request.user
+    )
     messages.info(request, f"Re-sending {job.total} synced invoices with the new descriptions.")
     return redirect("sync:bulk_progress", job_id=job.pk)
 
@@ -436,7 +433,7 @@ def _progress_context(
 @require_GET
 def bulk_progress(request: AuthenticatedHttpRequest, job_id: int) -> HttpResponse:
     check_viewer(request)
-    job = get_object_or_404(BulkJob, pk=job_id)
+    job = get_object_or_404(BulkJob, pk=job_id, company=current_company(request))
     context = _progress_context(
         job, list_name=request.GET.get("list", ""), query=request.GET.get("q", "")
     )

@@ -27,7 +27,11 @@ def seed_trend(invoice):
         for kind, count in (("opened", opened), ("resolved", resolved)):
             for _ in range(count):
                 event = ProblemEvent.objects.create(
-                    record_type="invoice", record_id=invoice.pk, kind=kind, how="synced"
+                    company_id=invoice.company_id,
+                    record_type="invoice",
+                    record_id=invoice.pk,
+                    kind=kind,
+                    how="synced",
                 )
                 ProblemEvent.objects.filter(pk=event.pk).update(
                     at=now - timedelta(days=2 * day + 1)

@@ -152,7 +152,11 @@ def test_it_keeps_going_when_one_bulk_record_fails(finance_user, company):
     good, bad = problem_invoices(2)
     Invoice.objects.filter(pk=bad.pk).update(sync_status=SyncStatus.SYNCED)
     job = actions.bulk_start(
-        action="clear", sync_type="invoice", ids=[bad.pk, good.pk], user=finance_user
+        company=company,
+        action="clear",
+        sync_type="invoice",
+        ids=[bad.pk, good.pk],
+        user=finance_user,
     )
     job = actions.bulk_run(job_id=job.pk)
     assert (job.done, job.failed, job.percent) == (1, 1, 100)

@@ -73,7 +73,11 @@ def test_recently_resolved_leaves_out_a_clear_that_was_undone(client, finance_us
 def test_bulk_resync_progress_tells_queued_synced_and_failed_apart(client, finance_user, company):
     invoices = problem_invoices(4)
     job = actions.bulk_start(
-        action="resync", sync_type="invoice", ids=[i.pk for i in invoices], user=finance_user
+        company=company,
+        action="resync",
+        sync_type="invoice",
+        ids=[i.pk for i in invoices],
+        user=finance_user,
     )
     actions.bulk_run(job_id=job.pk)  # all four queued (PENDING)
     park(invoices[0], status=SyncStatus.SYNCED)
