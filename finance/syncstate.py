@@ -149,11 +149,8 @@ def move(
     if not (opening or resolving):
         return candidates.update(sync_status=target, **fields)
     with transaction.atomic():
-        rows = list(
-            candidates.select_for_update().values_list(
-                "pk", "sync_status", "problem_reason", "company_id"
-            )
-        )
+        locked: QuerySet[Any] = candidates.select_for_update()  # each concrete type's company
+        rows = list(locked.values_list("pk", "sync_status", "problem_reason", "company_id"))
         moved = candidates.filter(pk__in=[row[0] for row in rows]).update(
             sync_status=target, **fields
         )
