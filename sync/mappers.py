@@ -26,10 +26,12 @@ from finance.models import ChargeCode, CreditMemo, Customer, Invoice, Payment, S
 from finance.registry import RECORD_TYPES, RecordType, record_type
 from finance.services import quickbooks_balance_fields
 from finance.syncstate import OWED
-from sync.services import pull_apply
+from sync.services import adopt, pull_apply
 from sync.services.client import QboObject, QuickBooksSession, quote
 
 if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
     from sync.models import QuickBooksConnection
     from sync.services.engine import SyncContext
 
@@ -60,6 +62,13 @@ class PullHook(Protocol):
         obj: QboObject,
         session: QuickBooksSession | None = ...,
     ) -> str: ...
+
+
+class AdoptHook(Protocol):
+    """Changes the TMS record to QuickBooks' version of the fields we send, through the finance
+    services (sync/services/adopt.py); raises ValidationError for what the TMS cannot take."""
+
+    def __call__(self, record: Any, obj: QboObject, /, *, user: User | None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -112,6 +121,7 @@ class Mapper(Generic[RecordT]):
     pull: PullHook | None = None  # applies a change read from QuickBooks
     pull_toggle: str = ""  # the FinanceSettings flag that switches pulling this type off
     pull_creates: bool = False  # objects created in QuickBooks concern us (a payment does)
+    adopt: AdoptHook | None = None  # takes QuickBooks' version into the TMS, a person asking
 
     @property
     def record_type(self) -> RecordType:
@@ -455,6 +465,7 @@ MAPPERS: dict[str, Mapper[Any]] = {
         duplicate_name="email",
         unblocks_others=True,
         pull=pull_apply.customer_changed,
+        adopt=adopt.customer_adopt,
     ),
     "item": ItemMapper(
         "item",
@@ -463,6 +474,7 @@ MAPPERS: dict[str, Mapper[Any]] = {
         duplicate_name="link",
         needs_income_account=True,
         unblocks_others=True,
+        adopt=adopt.item_adopt,
     ),
     "invoice": InvoiceMapper(
         "invoice",
@@ -471,12 +483,14 @@ MAPPERS: dict[str, Mapper[Any]] = {
         prefetch=("charge_sets__load", "charge_sets__lines__charge_code"),
         voidable=True,
         pull=pull_apply.invoice_changed,
+        adopt=adopt.invoice_adopt,
     ),
     "creditmemo": CreditMemoMapper(
         "creditmemo",
         "CreditMemo",
         select_related=("customer", "invoice"),
         prefetch=("lines__charge_code",),
+        adopt=adopt.credit_memo_adopt,
     ),
     "payment": PaymentMapper(
         "payment",
@@ -486,6 +500,7 @@ MAPPERS: dict[str, Mapper[Any]] = {
         pull=pull_apply.payment_changed,
         pull_toggle="pull_payments",
         pull_creates=True,
+        adopt=adopt.payment_adopt,
     ),
 }
 assert list(MAPPERS) == list(RECORD_TYPES), "mappers and record types must list the same types"

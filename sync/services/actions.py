@@ -21,8 +21,19 @@ from finance.registry import model_for, record_type
 from finance.selectors import synced_invoices
 from finance.services import finance_settings_get, invoice_void
 from finance.syncstate import FRESH_START, InvalidTransition, SyncStatus, transition
-from sync.models import BulkJob
+from sync.mappers import MAPPERS
+from sync.models import BulkJob, SyncAttempt
 from sync.services import enqueue
+from sync.services.client import NeedsReconnect, QboError
+from sync.services.drift import (
+    ACCEPTED,
+    differences,
+    drift_since_last_write,
+    last_write,
+    merged,
+    shaped_like,
+)
+from sync.services.engine import SyncContext
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -187,6 +198,7 @@ def record_sync_now(*, record: RecordT, user: User | None) -> RecordT:
 
 # Problems where QuickBooks holds a version a push would write over (sync/services/drift.py).
 CHANGED_IN_QUICKBOOKS = frozenset({"changed_in_quickbooks", "voided_in_quickbooks"})
+CHANGED_ONLY = frozenset({"changed_in_quickbooks"})
 
 
 def _refuse_unless(record: SyncedRecord, reasons: frozenset[str], what: str) -> None:
@@ -241,6 +253,94 @@ def invoice_accept_void(*, record: RecordT, user: User | None) -> RecordT:
         note="Voided in the TMS as it was in QuickBooks.",
     )
     return record
+
+
+def record_accept_quickbooks(*, record: RecordT, user: User | None) -> RecordT:
+    """QuickBooks is right: the TMS record takes what QuickBooks changed since our last write
+    (through the finance services and their guards), keeping the TMS's own edits since then.
+    When the two now agree nothing is sent; otherwise the TMS's edits go, over exactly that
+    QuickBooks version. QuickBooks' copy is read once; if it changed again since the person
+    looked, the row shows the new change and nothing moves."""
+    _refuse_unless(record, CHANGED_ONLY, "take QuickBooks' version of")
+    mapper = MAPPERS[record.sync_type]
+    if mapper.adopt is None:
+        raise ActionRefused(f"{record} cannot take QuickBooks' version here.")
+    ctx = SyncContext.for_company(record.company_id)
+    try:
+        current = ctx.session.read(mapper.entity, record.qb_id)
+    except (QboError, NeedsReconnect) as exc:
+        raise ActionRefused(f"QuickBooks could not be read, nothing changed: {exc}") from None
+    token = str(current.get("SyncToken", ""))
+    if token != str((record.qb_drift or {}).get("token", "")):
+        _show_newer_drift(record, current)
+        raise ActionRefused(
+            f"QuickBooks changed {record} again since it was shown (version {token}). Look at "
+            "its details again, then choose."
+        )
+    with transaction.atomic():
+        record = _lock(record)
+        _refuse_unless(record, CHANGED_ONLY, "take QuickBooks' version of")
+        taken = "; ".join(
+            f"{c['field']}: {c['theirs']}" for c in (record.qb_drift or {}).get("changes", [])
+        )
+        last = last_write(sync_type=record.sync_type, record_id=record.pk)
+        ours = mapper.body(mapper.load([record.pk]).get(), ctx)
+        wanted = merged(last.payload, ours, current) if last and last.payload else current
+        try:
+            mapper.adopt(record, wanted, user=user)
+        except ValidationError as exc:
+            raise ActionRefused(" ".join(exc.messages)) from None
+        record = _lock(record)  # the finance change bumped its version (and queued it)
+        adopted = mapper.load([record.pk]).get()
+        still_ours = differences(mapper.body(adopted, ctx), current)
+        fresh = {**FRESH_START, "qb_drift": {}, "next_retry_at": None}
+        if still_ours:  # the TMS's own edits since our last write: they go, over that version
+            record = _move(
+                record,
+                SyncStatus.PENDING,
+                "take QuickBooks' version of",
+                how="accept_quickbooks",
+                user=user,
+                audit=ManualAction.Kind.ACCEPT_QUICKBOOKS,
+                note=f"Took QuickBooks' version {token} ({taken}); the TMS's own edits are "
+                f"sent: {'; '.join(c.field for c in still_ours)}"[:500],
+                **fresh,
+                qb_overwrite_token=token,
+            )
+            enqueue.push_now(record.sync_type, record.pk)
+            return record
+        SyncAttempt.objects.create(
+            record_type=record.sync_type,
+            record_id=record.pk,
+            record_version=record.version,
+            operation=ACCEPTED,
+            outcome=SyncAttempt.Outcome.OK,
+            message=f"QuickBooks' version {token} taken into the TMS; nothing sent.",
+            payload=shaped_like(current, mapper.body(adopted, ctx)),
+        )
+        record = _move(
+            record,
+            SyncStatus.SYNCED,
+            "take QuickBooks' version of",
+            how="accept_quickbooks",
+            user=user,
+            audit=ManualAction.Kind.ACCEPT_QUICKBOOKS,
+            note=f"Took QuickBooks' version {token}: {taken}"[:500],
+            **fresh,
+            qb_sync_token=token,
+            qb_overwrite_token="",
+            synced_version=record.version,
+            last_synced_at=timezone.now(),
+        )
+        mapper.after_settle(adopted, current)  # an invoice learns QuickBooks' balance too
+    return record
+
+
+def _show_newer_drift(record: SyncedRecord, current: dict[str, Any]) -> None:
+    drift = drift_since_last_write(sync_type=record.sync_type, record_id=record.pk, current=current)
+    type(record).objects.filter(pk=record.pk, sync_status=SyncStatus.PROBLEM).update(
+        qb_drift=drift.as_json(), last_error_message=drift.summary()
+    )
 
 
 @transaction.atomic

@@ -19,6 +19,9 @@ from sync.services.client import QboObject
 
 # Envelope keys of a write: not data anyone edits.
 _ENVELOPE = frozenset({"Id", "SyncToken", "sparse", "MetaData", "domain", "LineNum"})
+# A SyncAttempt operation: QuickBooks' version taken into the TMS, nothing sent; its payload is
+# QuickBooks' copy in the shape of our write, the new "last write" to compare with.
+ACCEPTED = "accept"
 # QuickBooks adds a subtotal line to every sales transaction it answers with.
 _ADDED_LINE_TYPES = frozenset({"SubTotalLineDetail"})
 
@@ -77,7 +80,7 @@ def last_write(*, sync_type: str, record_id: int) -> SyncAttempt | None:
             record_type=sync_type,
             record_id=record_id,
             outcome=SyncAttempt.Outcome.OK,
-            operation__in=["create", "update", "void"],
+            operation__in=["create", "update", "void", ACCEPTED],
         )
         .order_by("-started_at", "-id")
         .first()
@@ -94,6 +97,45 @@ def drift_since_last_write(*, sync_type: str, record_id: int, current: QboObject
     if voided(current):
         return Drift(token=token, voided=True)
     return Drift(token=token, changes=differences(last.payload, current))
+
+
+def shaped_like(theirs: Any, ours: Any) -> Any:
+    """QuickBooks' copy cut to the shape of our write (the keys we send; not what QuickBooks adds,
+    such as Balance or MetaData), so a later comparison looks at the fields we own."""
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        return {key: shaped_like(theirs[key], mine) for key, mine in ours.items() if key in theirs}
+    if isinstance(ours, list) and isinstance(theirs, list):
+        template = ours[0] if ours else None
+        return [
+            shaped_like(item, template) if template is not None else item
+            for item in theirs
+            if not (isinstance(item, dict) and item.get("DetailType") in _ADDED_LINE_TYPES)
+        ]
+    return theirs
+
+
+def merged(last: dict[str, Any], ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
+    """Three ways: QuickBooks' value where QuickBooks changed it since our last write (`last`),
+    ours (what the TMS would send now) everywhere else, so the TMS's own edits since then stay.
+    Lines are one value: QuickBooks' lines when it changed any of them."""
+    result = dict(theirs)
+    for key in (set(ours) | set(last)) - _ENVELOPE:
+        before, mine, other = last.get(key), ours.get(key), theirs.get(key)
+        if (
+            isinstance(before, dict)
+            and isinstance(mine, dict)
+            and isinstance(other, dict)
+            and not key.endswith("Ref")
+        ):
+            result[key] = merged(before, mine, other)
+        elif key in last and not differences({key: before}, {key: other}):
+            if key in ours:  # QuickBooks kept our last value: the TMS's value now goes
+                result[key] = mine
+            else:
+                result.pop(key, None)
+        elif key not in last and key not in theirs:  # the TMS added it since
+            result[key] = mine
+    return result
 
 
 def differences(ours: dict[str, Any], theirs: dict[str, Any], path: str = "") -> list[Change]:

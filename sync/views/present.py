@@ -103,6 +103,12 @@ def row_actions(record: SyncedRecord, label: str) -> list[RowAction]:
     if reason == "changed_in_quickbooks":
         return [
             RowAction(
+                "accept",
+                "Use QuickBooks' version",
+                f"Change {label} in the TMS to what QuickBooks holds — "
+                f"{_changed_fields(record)} — and send nothing?",
+            ),
+            RowAction(
                 "overwrite",
                 "Overwrite QuickBooks",
                 f"Replace what was changed in QuickBooks — {_changed_fields(record)} — with "

@@ -60,6 +60,7 @@ def routes(records) -> list[tuple[str, str, str, dict, str]]:
             "sync-now",
             "overwrite",
             "accept-void",
+            "accept",
             "send-new",
         )
     ]

@@ -24,6 +24,7 @@ PERSON_ACTIONS = {
     "sync-now": actions.record_sync_now,
     "overwrite": actions.record_overwrite_quickbooks,
     "accept-void": actions.invoice_accept_void,
+    "accept": actions.record_accept_quickbooks,
     "send-new": actions.record_send_again_as_new,
 }
 REASONS = {
