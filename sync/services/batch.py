@@ -30,6 +30,7 @@ from sync.services.engine import (
     execute,
     plan,
     reclaim_expired_leases,
+    release_dispatched,
     send_and_settle,
     settle_failure,
     settle_ok,
@@ -62,6 +63,7 @@ def _push_company(
         )
         return outcomes
     if not ctx.usable:
+        release_dispatched(mapper.model, [r.pk for r in records])
         outcomes["waiting"] += len(records)
         return outcomes
     claims = claim_many(mapper, records)

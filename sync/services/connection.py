@@ -17,6 +17,7 @@ from finance.models import ManualAction
 from finance.registry import RECORD_TYPES
 from finance.syncstate import SyncStatus, move
 from sync.models import QuickBooksConnection
+from sync.services import enqueue
 from sync.services.client import auth_client, store_tokens
 from sync.services.locks import single_flight
 
@@ -160,6 +161,8 @@ def complete_callback(
             store_tokens(connection, auth)
             connection.save()
             _audit(connection, user, "Connected to QuickBooks", before, _snapshot(connection))
+            # What waited for the connection goes now, not at the next tick of beat.
+            enqueue.after_commit("sweep_due", what="records waiting for the connection")
     if refused_realm:
         _revoke_quietly(auth.refresh_token)  # the grant we will not use
         raise ConnectError(

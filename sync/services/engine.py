@@ -725,8 +725,22 @@ def push_record(*, sync_type: str, pk: int, trigger: str = "sweep") -> str:
         skip_disabled(sync_type=sync_type, pks=[pk])
         return "skipped"
     if not ctx.usable:
+        release_dispatched(mapper.model, [pk])
         return "waiting"
     return push_claimed(ctx, mapper, record)
+
+
+def release_dispatched(model: type[SyncedRecord], pks: list[int]) -> int:
+    """QuickBooks cannot be reached (not connected, or it needs reconnecting): the sweep's
+    dispatch stamp goes, so the records are due at the first sweep after the reconnect, not
+    when the lease would have passed."""
+    return move(
+        model.objects.filter(pk__in=pks, next_retry_at__isnull=False),
+        S.PENDING,
+        how="waiting_connection",
+        sources=[S.PENDING],
+        next_retry_at=None,
+    )
 
 
 def due_queryset(model: type[SyncedRecord], *, now: datetime | None = None) -> QuerySet[Any]:
