@@ -188,6 +188,19 @@ class Mapper(Generic[RecordT]):
         their Need or check gave); they go back in the queue once it is."""
         return []
 
+    def references(self, record: RecordT) -> list[Need]:
+        """The QuickBooks objects its body names (customer, items, invoices), each with the
+        reason this record waits under while that one has a problem (its waiting_on reason)."""
+        return []
+
+
+def _party_and_items(record: Invoice | CreditMemo, codes: Iterable[ChargeCode]) -> list[Need]:
+    customer = record.customer
+    needs = [Need(customer, "customer_not_synced", f"Customer {customer.display_name}")]
+    for code in {code.pk: code for code in codes}.values():
+        needs.append(Need(code, "missing_item_mapping", f"Charge code {code.code}"))
+    return needs
+
 
 def _customer_need(record: Invoice | CreditMemo | Payment, ctx: SyncContext) -> Need:
     customer = record.customer
@@ -297,6 +310,10 @@ class InvoiceMapper(Mapper[Invoice]):
     def void_requested(self, invoice: Invoice) -> bool:
         return invoice.status == Invoice.Status.VOID
 
+    def references(self, invoice: Invoice) -> list[Need]:
+        lines = [line for cs in invoice.charge_sets.all() for line in cs.lines.all()]
+        return _party_and_items(invoice, (line.charge_code for line in lines))
+
     def dependencies(self, invoice: Invoice, ctx: SyncContext) -> list[Need]:
         return [_customer_need(invoice, ctx)]
 
@@ -373,6 +390,9 @@ class CreditMemoMapper(Mapper[CreditMemo]):
     def check(self, memo: CreditMemo, ctx: SyncContext) -> None:
         _require_items(line.charge_code for line in memo.lines.all())
 
+    def references(self, memo: CreditMemo) -> list[Need]:
+        return _party_and_items(memo, (line.charge_code for line in memo.lines.all()))
+
     def wait_for(self) -> Q:
         return owed("customer")
 
@@ -426,6 +446,14 @@ class PaymentMapper(Mapper[Payment]):
 
     def wait_for(self) -> Q:
         return owed("customer") | owed("applications__invoice")
+
+    def references(self, payment: Payment) -> list[Need]:
+        customer = payment.customer
+        needs = [Need(customer, "customer_not_synced", f"Customer {customer.display_name}")]
+        for application in payment.applications.all():
+            invoice = application.invoice
+            needs.append(Need(invoice, "invoice_not_synced", f"Invoice {invoice.doc_number}"))
+        return needs
 
     def body(self, payment: Payment, ctx: SyncContext) -> QboObject:
         body: QboObject = {

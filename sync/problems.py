@@ -67,13 +67,17 @@ REASONS: dict[str, Reason] = {
     ),
     "inactive_reference": Reason(
         "Something this record uses is inactive or deleted in QuickBooks",
-        "A customer or item referenced by this record was made inactive or deleted in "
-        "QuickBooks. Reactivate it there, or remove its QuickBooks ID here so it is re-created.",
+        "A customer or item this record uses was made inactive or deleted in QuickBooks. "
+        "“Find what QuickBooks refuses” names it and puts it on its own tab to reactivate or "
+        "send again; this record then follows by itself.",
+        "row",
     ),
     "invalid_reference": Reason(
-        "A QuickBooks ID on this record points to nothing",
-        "A stored QuickBooks ID is wrong. Remove or correct it in admin (QuickBooks ID area).",
-        support="remove or correct the QuickBooks ID (QuickBooks ID area in admin)",
+        "Something this record uses is not in QuickBooks",
+        "QuickBooks says a customer, item or invoice this record names does not exist. "
+        "“Find what QuickBooks refuses” names it and puts it on its own tab to send again; "
+        "this record then follows by itself.",
+        "row",
     ),
     "deleted_in_quickbooks": Reason(
         "Deleted in QuickBooks",

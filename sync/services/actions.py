@@ -21,12 +21,13 @@ from finance.registry import model_for, record_type
 from finance.selectors import synced_invoices
 from finance.services import finance_settings_get, invoice_void
 from finance.syncstate import FRESH_START, InvalidTransition, SyncStatus, transition
-from sync.mappers import MAPPERS
+from sync.mappers import MAPPERS, Need
 from sync.models import BulkJob, SyncAttempt
 from sync.services import enqueue
-from sync.services.client import NeedsReconnect, QboError
+from sync.services.client import NeedsReconnect, QboError, QuickBooksSession
 from sync.services.drift import (
     ACCEPTED,
+    deleted,
     differences,
     drift_since_last_write,
     last_write,
@@ -34,6 +35,7 @@ from sync.services.drift import (
     shaped_like,
 )
 from sync.services.engine import SyncContext
+from sync.services.pull_apply import flag, flag_inactive
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -334,6 +336,54 @@ def record_accept_quickbooks(*, record: RecordT, user: User | None) -> RecordT:
         )
         mapper.after_settle(adopted, current)  # an invoice learns QuickBooks' balance too
     return record
+
+
+REFERENCE_PROBLEMS = frozenset({"inactive_reference", "invalid_reference"})
+
+
+def record_check_references(*, record: RecordT, user: User | None) -> RecordT:
+    """QuickBooks refused it because something it uses is inactive or gone (610, 2500): read
+    each customer, item or invoice it names (a few reads, on request); those QuickBooks made
+    inactive or deleted become problems of their own, fixed on their tabs, and this record waits
+    on the first of them and goes by itself once it is fixed. Nothing wrong found: re-sync it."""
+    _refuse_unless(record, REFERENCE_PROBLEMS, "check what QuickBooks refuses in")
+    mapper = MAPPERS[record.sync_type]
+    session = SyncContext.for_company(record.company_id).session
+    broken = []
+    for need in mapper.references(mapper.load([record.pk]).get()):
+        if need.record.qb_id and _gone_or_inactive(session, need):
+            broken.append(need)
+    if not broken:
+        return record_resync(record=record, user=user)
+    with transaction.atomic():
+        record = _lock(record)
+        _refuse_unless(record, REFERENCE_PROBLEMS, "check what QuickBooks refuses in")
+        names = ", ".join(need.label for need in broken)
+        type(record).objects.filter(pk=record.pk).update(
+            problem_reason=broken[0].reason,
+            last_error_message=f"{names}: inactive or deleted in QuickBooks. Fix it on its own "
+            "tab (reactivate, or send again); this record follows by itself.",
+        )
+        record.refresh_from_db()
+    return record
+
+
+def _gone_or_inactive(session: QuickBooksSession, need: Need) -> bool:
+    """Read it; a deleted or inactive one is flagged as a problem of its own."""
+    dependency = need.record
+    try:
+        obj = session.read(MAPPERS[dependency.sync_type].entity, dependency.qb_id)
+    except NeedsReconnect:
+        raise ActionRefused("QuickBooks needs reconnecting: reconnect, then check again.") from None
+    except QboError as exc:
+        if exc.kind not in {"not_found", "invalid_reference"}:
+            raise ActionRefused(f"QuickBooks could not be read, nothing changed: {exc}") from None
+        obj = {"status": "Deleted"}
+    if deleted(obj):
+        gone = f"{need.label} is not in QuickBooks any more (QuickBooks ID {dependency.qb_id})."
+        flag(dependency, "deleted_in_quickbooks", gone)
+        return True
+    return flag_inactive(dependency, obj) or obj.get("Active") is False
 
 
 def _show_newer_drift(record: SyncedRecord, current: dict[str, Any]) -> None:

@@ -368,7 +368,9 @@ def settle_ok(claim: Claim, obj: QboObject, *, linked: bool = False) -> str:
         # Changed while in flight: keep what QuickBooks told us, and go again now.
         enqueue.push_soon(claim.mapper.sync_type, claim.record.pk, 0)
         moved = 1
-    if moved and not claim.record.synced_version:  # its first arrival in QuickBooks
+    # Its first arrival in QuickBooks, or a person's overwrite (reactivated there): what waits on
+    # it goes now.
+    if moved and (not claim.record.synced_version or claim.record.qb_overwrite_token):
         requeue_waiting_on(claim.record)
     claim.mapper.after_settle(claim.record, obj)
     return "linked" if linked else "synced"
@@ -542,6 +544,28 @@ def _missing(ctx: SyncContext, claim: Claim, write: Write, error: QboError) -> s
     return None
 
 
+def _uses_a_problem(ctx: SyncContext, claim: Claim, write: Write, error: QboError) -> str | None:
+    """Something the record uses is inactive or gone in QuickBooks (610, 2500). When that is a
+    customer, item or invoice already known to have a problem of its own (QuickBooks' change
+    pulled in), the record waits on it, and goes by itself once it is fixed."""
+    if write.op not in {"create", "update"}:
+        return None
+    for need in claim.mapper.references(claim.record):
+        dependency = type(need.record).objects.filter(pk=need.record.pk).first()
+        if dependency is not None and dependency.sync_status == S.PROBLEM:
+            message = (
+                f"{need.label} has a problem of its own in QuickBooks; fix it and this follows."
+            )
+            return settle_problem(claim, need.reason, error, message)
+    return None
+
+
+def _missing_or_uses_a_problem(
+    ctx: SyncContext, claim: Claim, write: Write, error: QboError
+) -> str | None:
+    return _missing(ctx, claim, write, error) or _uses_a_problem(ctx, claim, write, error)
+
+
 def _refused_data(ctx: SyncContext, claim: Claim, write: Write, error: QboError) -> str | None:
     if "Description" in error.message + error.detail:
         return settle_problem(claim, "description_too_long", error)
@@ -555,9 +579,13 @@ FAILURES: dict[str, Failure] = {
     "stale": Failure(recoverable=False, reason="validation", resolve=_stale),
     "duplicate_name": Failure(recoverable=False, reason="duplicate_name", resolve=_name_taken),
     "duplicate_doc": Failure(recoverable=False, reason="validation", resolve=_doc_number_taken),
-    "not_found": Failure(recoverable=False, reason="inactive_reference", resolve=_missing),
+    "not_found": Failure(
+        recoverable=False, reason="inactive_reference", resolve=_missing_or_uses_a_problem
+    ),
     "required": Failure(recoverable=False, reason="required_field"),
-    "invalid_reference": Failure(recoverable=False, reason="invalid_reference"),
+    "invalid_reference": Failure(
+        recoverable=False, reason="invalid_reference", resolve=_uses_a_problem
+    ),
     "permission": Failure(recoverable=False, reason="permission"),
     "validation": Failure(recoverable=False, reason="validation", resolve=_refused_data),
     "internal": Failure(recoverable=False, reason="internal"),

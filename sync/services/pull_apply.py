@@ -25,7 +25,7 @@ from finance.services import (
 from finance.syncstate import SyncStatus, move, sources_for
 from finance.validators import printable
 from sync.services.client import QboError, QboObject, QuickBooksSession
-from sync.services.drift import Drift, deleted, voided
+from sync.services.drift import Change, Drift, deleted, drift_since_last_write, voided
 
 if TYPE_CHECKING:
     from sync.models import QuickBooksConnection
@@ -35,11 +35,19 @@ logger = logging.getLogger(__name__)
 TMS_PAYMENT_NOTE = "TMS payment "
 
 
-def flag(record: SyncedRecord, reason: str, message: str, obj: QboObject | None = None) -> None:
+def flag(
+    record: SyncedRecord,
+    reason: str,
+    message: str,
+    obj: QboObject | None = None,
+    drift: Drift | None = None,
+) -> None:
     """QuickBooks removed or voided it: a problem for a person (once: not again while it is
     already a problem or was cleared). QuickBooks' version is kept: a person may choose to
     overwrite exactly that one."""
-    drift = Drift(token=str((obj or {}).get("SyncToken", "")), voided=bool(obj and voided(obj)))
+    if drift is None:
+        token = str((obj or {}).get("SyncToken", ""))
+        drift = Drift(token=token, voided=bool(obj and voided(obj)))
     move(
         type(record).objects.filter(pk=record.pk),
         SyncStatus.PROBLEM,
@@ -106,14 +114,36 @@ def customer_changed(
     customer = Customer.objects.filter(company_id=connection.company_id, qb_id=qb_id).first()
     if customer is None:
         return "unknown"
-    if deleted(obj) or obj.get("Active") is False:
+    if deleted(obj):
         flag(
             customer,
             "deleted_in_quickbooks",
-            f"Customer {customer.display_name} was deleted or made inactive in QuickBooks.",
+            f"Customer {customer.display_name} was deleted in QuickBooks.",
         )
         return "flagged"
+    if obj.get("Active") is False and flag_inactive(customer, obj):
+        return "flagged"
     return "seen"
+
+
+def flag_inactive(record: SyncedRecord, obj: QboObject) -> bool:
+    """Made inactive in QuickBooks while the TMS has it active: changed in QuickBooks, for a
+    person to choose (reactivate it there, or make it inactive here too). Customers and items
+    cannot be deleted in QuickBooks; inactive is their "deleted"."""
+    if obj.get("Active") is not False or getattr(record, "is_active", True) is False:
+        return False
+    drift = drift_since_last_write(sync_type=record.sync_type, record_id=record.pk, current=obj)
+    if not drift.changes and drift.known:
+        drift.changes.append(Change("Active", "True", "False"))
+    flag(
+        record,
+        "changed_in_quickbooks",
+        f"{record} was made inactive in QuickBooks; records using it cannot be sent. "
+        "Reactivate it (Overwrite QuickBooks) or make it inactive in the TMS too.",
+        obj,
+        drift,
+    )
+    return True
 
 
 def payment_changed(

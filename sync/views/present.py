@@ -126,6 +126,8 @@ def row_actions(record: SyncedRecord, label: str) -> list[RowAction]:
             clear,
         ]
     choices = [RowAction("resync", "Re-sync"), clear]
+    if reason in {"inactive_reference", "invalid_reference"}:
+        choices.insert(0, RowAction("check", "Find what QuickBooks refuses"))
     if record_type_of(record).payable_outside:
         choices.append(
             RowAction(

@@ -61,6 +61,7 @@ def routes(records) -> list[tuple[str, str, str, dict, str]]:
             "overwrite",
             "accept-void",
             "accept",
+            "check",
             "send-new",
         )
     ]

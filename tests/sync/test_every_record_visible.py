@@ -25,6 +25,7 @@ PERSON_ACTIONS = {
     "overwrite": actions.record_overwrite_quickbooks,
     "accept-void": actions.invoice_accept_void,
     "accept": actions.record_accept_quickbooks,
+    "check": actions.record_check_references,
     "send-new": actions.record_send_again_as_new,
 }
 REASONS = {
