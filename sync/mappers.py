@@ -24,7 +24,7 @@ from django.db.models import Q, QuerySet
 from finance.descriptions import describe_invoice
 from finance.models import ChargeCode, CreditMemo, Customer, Invoice, Payment, SyncedRecord
 from finance.registry import RECORD_TYPES, RecordType, record_type
-from finance.services import quickbooks_balance_fields
+from finance.services import credit_memo_update, invoice_update, quickbooks_balance_fields
 from finance.syncstate import OWED
 from sync.services import adopt, pull_apply
 from sync.services.client import QboObject, QuickBooksSession, quote
@@ -122,6 +122,7 @@ class Mapper(Generic[RecordT]):
     pull_toggle: str = ""  # the FinanceSettings flag that switches pulling this type off
     pull_creates: bool = False  # objects created in QuickBooks concern us (a payment does)
     adopt: AdoptHook | None = None  # takes QuickBooks' version into the TMS, a person asking
+    doc_number_field: str = ""  # the field sent as DocNumber, which QuickBooks keeps unique
 
     @property
     def record_type(self) -> RecordType:
@@ -192,6 +193,10 @@ class Mapper(Generic[RecordT]):
         """The QuickBooks objects its body names (customer, items, invoices), each with the
         reason this record waits under while that one has a problem (its waiting_on reason)."""
         return []
+
+    def renumber(self, record: RecordT, number: str) -> RecordT:
+        """A new document number, through the finance service (types with doc_number_field)."""
+        raise NotImplementedError
 
 
 def _party_and_items(record: Invoice | CreditMemo, codes: Iterable[ChargeCode]) -> list[Need]:
@@ -310,6 +315,9 @@ class InvoiceMapper(Mapper[Invoice]):
     def void_requested(self, invoice: Invoice) -> bool:
         return invoice.status == Invoice.Status.VOID
 
+    def renumber(self, invoice: Invoice, number: str) -> Invoice:
+        return invoice_update(invoice=invoice, doc_number=number)
+
     def references(self, invoice: Invoice) -> list[Need]:
         lines = [line for cs in invoice.charge_sets.all() for line in cs.lines.all()]
         return _party_and_items(invoice, (line.charge_code for line in lines))
@@ -389,6 +397,9 @@ class CreditMemoMapper(Mapper[CreditMemo]):
 
     def check(self, memo: CreditMemo, ctx: SyncContext) -> None:
         _require_items(line.charge_code for line in memo.lines.all())
+
+    def renumber(self, memo: CreditMemo, number: str) -> CreditMemo:
+        return credit_memo_update(credit_memo=memo, number=number)
 
     def references(self, memo: CreditMemo) -> list[Need]:
         return _party_and_items(memo, (line.charge_code for line in memo.lines.all()))
@@ -512,6 +523,7 @@ MAPPERS: dict[str, Mapper[Any]] = {
         voidable=True,
         pull=pull_apply.invoice_changed,
         adopt=adopt.invoice_adopt,
+        doc_number_field="doc_number",
     ),
     "creditmemo": CreditMemoMapper(
         "creditmemo",
@@ -519,6 +531,7 @@ MAPPERS: dict[str, Mapper[Any]] = {
         select_related=("customer", "invoice"),
         prefetch=("lines__charge_code",),
         adopt=adopt.credit_memo_adopt,
+        doc_number_field="number",
     ),
     "payment": PaymentMapper(
         "payment",

@@ -4,7 +4,7 @@ Engine code stores the reason *code* on the record (`problem_reason`); pages sho
 `fix` names the screen that fixes it: a URL name resolved by the UI ("admin" = the record's
 admin page, "settings" = Finance → QuickBooks, "mapping" = the charge-code mapping, "connection"
 = the QuickBooks connection card, "row" = the row's own buttons, no other screen, "match" =
-the customer matching screen). A user who cannot open admin gets the record's page instead.
+the customer matching screen, "number" = the document number screen). A user who cannot open admin gets the record's page instead.
 """
 
 from dataclasses import dataclass
@@ -49,12 +49,10 @@ REASONS: dict[str, Reason] = {
     ),
     "duplicate_doc_number": Reason(
         "This document number is already used in QuickBooks",
-        "QuickBooks already has an invoice with this number. If it is this invoice, link it by "
-        "setting its QuickBooks ID; otherwise give the invoice a new number and re-sync.",
-        "admin",
+        "QuickBooks already has a document with this number. Compare them: link ours to it if "
+        "it is the same one, or send ours under another number.",
+        "number",
         link_offer=True,
-        support="link the invoice to the QuickBooks invoice already using this number "
-        "(QuickBooks ID area in admin), if it is the same invoice",
     ),
     "stale_object": Reason(
         "Changed in QuickBooks at the same time",

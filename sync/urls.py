@@ -25,6 +25,11 @@ urlpatterns = [
         name="record_action",
     ),
     path("sync/customers/<int:pk>/match/", match.customer_match_page, name="customer_match"),
+    path(
+        "sync/<str:sync_type>/<int:pk>/number/",
+        match.doc_number_match_page,
+        name="doc_number_match",
+    ),
     path("sync/waiting/", problems.waiting, name="waiting"),
     path("sync/not-syncing/", problems.not_syncing, name="not_syncing"),
     path("sync/resolved/", problems.resolved, name="resolved"),

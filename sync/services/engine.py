@@ -41,7 +41,7 @@ from sync.services.client import (
     classify,
     session_for,
 )
-from sync.services.drift import drift_since_last_write, voided
+from sync.services.drift import differences, drift_since_last_write, voided
 from sync.services.waiting import requeue_waiting_on
 
 logger = logging.getLogger(__name__)
@@ -520,10 +520,13 @@ _TXN_ID = re.compile(r"TxnId=(\d+)")
 
 
 def _doc_number_taken(ctx: SyncContext, claim: Claim, write: Write, error: QboError) -> str:
-    """6140: our own earlier create whose answer we never got (replay failed) is linked;
-    anything else is a problem naming the QuickBooks document."""
+    """6140: our own earlier create whose answer we never got (replay failed) is linked, and so
+    is a document that already holds exactly what we send; anything else (someone's invoice of
+    that customer with that number, other lines) is a problem naming it, for a person to compare:
+    linking it would write ours over theirs."""
     found = lookup(ctx, claim)
-    if found and write.op == "create":
+    ours_lost = claim.lookup_first or claim.record.create_uncertain
+    if found and write.op == "create" and (ours_lost or not differences(write.body, found)):
         return link_and_update(ctx, claim, found)
     txn = _TXN_ID.search(error.detail or "") or _TXN_ID.search(error.message)
     existing = f" (QuickBooks invoice Id {txn.group(1)})" if txn else ""

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from finance.models import SyncedRecord
 from finance.registry import RECORD_TYPES, record_type, record_type_of
+from sync.mappers import MAPPERS
 from sync.problems import Reason, reason_for
 from sync.selectors import PROBLEM_TABS
 
@@ -45,6 +46,10 @@ def fix_link(
         return None, ""
     if reason.fix == "match" and record.sync_type == "customer":
         return reverse("sync:customer_match", args=[record.pk]), "Compare with QuickBooks"
+    if reason.fix == "number" and MAPPERS[record.sync_type].doc_number_field:
+        return reverse("sync:doc_number_match", args=[record.sync_type, record.pk]), (
+            "Compare with QuickBooks"
+        )
     settings_url = reverse("finance:quickbooks")
     if reason.fix == "mapping":
         return settings_url + "#mapping", "Map charge codes"
