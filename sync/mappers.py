@@ -82,11 +82,20 @@ class Need:
     push_first: bool = False
 
 
+# A record QuickBooks refused because something it names is inactive or gone there (a problem
+# of its own): it waits on that one, whichever kind it is.
+USES_A_PROBLEM = "uses_a_problem"
+
+
 @dataclass(frozen=True)
 class Waiting:
     model: type[SyncedRecord]
     condition: Q
-    reason: str
+    reason: str  # why it waits when this one is not in QuickBooks yet
+
+    @property
+    def reasons(self) -> tuple[str, str]:
+        return (self.reason, USES_A_PROBLEM)
 
 
 def money(value: Decimal) -> float:
@@ -201,9 +210,9 @@ class Mapper(Generic[RecordT]):
 
 def _party_and_items(record: Invoice | CreditMemo, codes: Iterable[ChargeCode]) -> list[Need]:
     customer = record.customer
-    needs = [Need(customer, "customer_not_synced", f"Customer {customer.display_name}")]
+    needs = [Need(customer, USES_A_PROBLEM, f"Customer {customer.display_name}")]
     for code in {code.pk: code for code in codes}.values():
-        needs.append(Need(code, "missing_item_mapping", f"Charge code {code.code}"))
+        needs.append(Need(code, USES_A_PROBLEM, f"Charge code {code.code}"))
     return needs
 
 
@@ -460,10 +469,10 @@ class PaymentMapper(Mapper[Payment]):
 
     def references(self, payment: Payment) -> list[Need]:
         customer = payment.customer
-        needs = [Need(customer, "customer_not_synced", f"Customer {customer.display_name}")]
+        needs = [Need(customer, USES_A_PROBLEM, f"Customer {customer.display_name}")]
         for application in payment.applications.all():
             invoice = application.invoice
-            needs.append(Need(invoice, "invoice_not_synced", f"Invoice {invoice.doc_number}"))
+            needs.append(Need(invoice, USES_A_PROBLEM, f"Invoice {invoice.doc_number}"))
         return needs
 
     def body(self, payment: Payment, ctx: SyncContext) -> QboObject:

@@ -18,6 +18,7 @@ class Reason:
     link_offer: bool = False
     # What only support can do (in admin), said to a finance user with a note to send them.
     support: str = ""
+    show_message: bool = False  # the record's own message says what to fix (names the record)
 
 
 REASONS: dict[str, Reason] = {
@@ -94,6 +95,13 @@ REASONS: dict[str, Reason] = {
         "Someone changed fields we send (see Details for both versions). Overwrite QuickBooks "
         "with the TMS version, or change the TMS record to match and re-sync, or clear it.",
         "row",
+    ),
+    "uses_a_problem": Reason(
+        "Something it uses has a problem of its own in QuickBooks",
+        "A customer, item or invoice this record uses is inactive or deleted in QuickBooks "
+        "(named below). Fix that one on its own tab; this record then goes by itself.",
+        "row",
+        show_message=True,
     ),
     "validation": Reason(
         "QuickBooks refused the data",

@@ -22,17 +22,16 @@ from finance.selectors import synced_invoices
 from finance.services import finance_settings_get, invoice_void
 from finance.syncstate import FRESH_START, InvalidTransition, SyncStatus, transition
 from sync.mappers import MAPPERS, Need
-from sync.models import BulkJob, SyncAttempt
+from sync.models import BulkJob
 from sync.services import enqueue
 from sync.services.client import NeedsReconnect, QboError, QuickBooksSession
 from sync.services.drift import (
-    ACCEPTED,
     deleted,
     differences,
     drift_since_last_write,
+    keep_as_last_write,
     last_write,
     merged,
-    shaped_like,
 )
 from sync.services.engine import SyncContext
 from sync.services.pull_apply import flag, flag_inactive
@@ -311,14 +310,11 @@ def record_accept_quickbooks(*, record: RecordT, user: User | None) -> RecordT:
             )
             enqueue.push_now(record.sync_type, record.pk)
             return record
-        SyncAttempt.objects.create(
-            record_type=record.sync_type,
-            record_id=record.pk,
-            record_version=record.version,
-            operation=ACCEPTED,
-            outcome=SyncAttempt.Outcome.OK,
+        keep_as_last_write(
+            record=record,
+            current=current,
+            ours=mapper.body(adopted, ctx),
             message=f"QuickBooks' version {token} taken into the TMS; nothing sent.",
-            payload=shaped_like(current, mapper.body(adopted, ctx)),
         )
         record = _move(
             record,

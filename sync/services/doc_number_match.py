@@ -23,9 +23,8 @@ from finance.qb_ids import refuse_taken_qb_id
 from finance.registry import record_type_of
 from finance.syncstate import FRESH_START, SyncStatus, transition
 from sync.mappers import MAPPERS
-from sync.models import SyncAttempt
 from sync.services.client import QboError, QboObject, quote
-from sync.services.drift import ACCEPTED, Drift, differences, shaped_like, voided
+from sync.services.drift import Drift, differences, keep_as_last_write, voided
 from sync.services.engine import SyncContext
 from sync.services.waiting import requeue_waiting_on
 
@@ -145,14 +144,11 @@ def doc_link_existing(*, record: SyncedRecord, qb_id: str, user: User | None) ->
                 "choose which version stays.",
             )
             return record
-        SyncAttempt.objects.create(
-            record_type=record.sync_type,
-            record_id=record.pk,
-            record_version=record.version,
-            operation=ACCEPTED,
-            outcome=SyncAttempt.Outcome.OK,
+        keep_as_last_write(
+            record=record,
+            current=obj,
+            ours=ours,
             message=f"Linked to QuickBooks {mapper.entity} {qb_id}, the same as ours; nothing sent.",
-            payload=shaped_like(obj, ours),
         )
         record = transition(
             record,

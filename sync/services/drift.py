@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from finance.models import SyncedRecord
 from sync.models import SyncAttempt
 from sync.services.client import QboObject
 
@@ -84,6 +85,22 @@ def last_write(*, sync_type: str, record_id: int) -> SyncAttempt | None:
         )
         .order_by("-started_at", "-id")
         .first()
+    )
+
+
+def keep_as_last_write(
+    *, record: SyncedRecord, current: QboObject, ours: dict[str, Any], message: str
+) -> SyncAttempt:
+    """QuickBooks' copy, in the shape of our write, becomes the last write to compare with (the
+    TMS took it, or was linked to it as it is): nothing was sent, the attempt says so."""
+    return SyncAttempt.objects.create(
+        record_type=record.sync_type,
+        record_id=record.pk,
+        record_version=record.version,
+        operation=ACCEPTED,
+        outcome=SyncAttempt.Outcome.OK,
+        message=message,
+        payload=shaped_like(current, ours),
     )
 
 

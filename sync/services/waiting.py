@@ -16,7 +16,9 @@ def requeue_waiting_on(record: SyncedRecord) -> int:
     moved = 0
     for waiting in MAPPERS[record.sync_type].waiting_on(record):
         parked = waiting.model.objects.filter(
-            waiting.condition, sync_status=SyncStatus.PROBLEM, problem_reason=waiting.reason
+            waiting.condition,
+            sync_status=SyncStatus.PROBLEM,
+            problem_reason__in=waiting.reasons,
         )
         moved += move(
             # By id: a join through lines would repeat a record once per line.

@@ -421,6 +421,106 @@ def test_an_amount_changed_in_quickbooks_is_shown_then_overwritten(
     assert remote["PrivateNote"] == "Detention billed separately"
 
 
+def test_an_amount_changed_in_quickbooks_is_taken_into_the_tms(
+    login, live_server, finance_user, qbo, celery_worker
+):
+    invoice = synced_invoice()
+    remote = qbo.get("Invoice", invoice.qb_id)
+    lines = sales_lines(remote)
+    lines[1] = {
+        **lines[1],
+        "Amount": 80.0,
+        "SalesItemLineDetail": {**lines[1]["SalesItemLineDetail"], "UnitPrice": 80.0, "Qty": 1},
+    }
+    qbo_user(qbo).update(
+        "Invoice",
+        {"Id": remote["Id"], "SyncToken": remote["SyncToken"], "sparse": True, "Line": lines},
+        request_id="e2e-walk-change-to-take",
+    )
+    invoice_update(invoice=invoice, memo="Second move discounted")  # ours, meanwhile
+    problem(invoice, "changed_in_quickbooks")
+
+    page = login(finance_user)
+    row = problem_row(page, live_server, invoice)
+    asked = answering(page)
+    row.get_by_role("button", name="Use QuickBooks' version").click()
+    expect(row).to_have_count(0)
+    assert "Line 2 Amount (QuickBooks now 80" in asked[0] and "send nothing" in asked[0]
+
+    invoice = wait_for(lambda: status_of(invoice, SyncStatus.SYNCED), message="never synced")
+    assert invoice.total == Decimal("205.50")  # 125.50 + QuickBooks' 80
+    remote = qbo.get("Invoice", invoice.qb_id)
+    assert Decimal(str(remote["TotalAmt"])) == invoice.total
+    assert remote["PrivateNote"] == "Second move discounted"  # our own edit went too
+
+
+def test_a_document_number_quickbooks_holds_is_sent_under_another_number(
+    login, live_server, finance_user, qbo, celery_worker
+):
+    code = mapped_code()
+    customer = synced_customer()
+    customer.refresh_from_db()
+    qbo_user(qbo).create(
+        "Invoice",
+        {
+            "DocNumber": "INV-4242",
+            "CustomerRef": {"value": customer.qb_id},
+            "Line": [
+                {
+                    "DetailType": "SalesItemLineDetail",
+                    "Amount": 60,
+                    "SalesItemLineDetail": {"ItemRef": {"value": code.qb_id}},
+                }
+            ],
+        },  # fmt: skip
+        request_id="e2e-walk-theirs-4242",
+    )
+    invoice = invoice_with(code, customer=customer, doc_number="INV-4242")
+    problem(invoice, "duplicate_doc_number")
+
+    page = login(finance_user)
+    row = problem_row(page, live_server, invoice)
+    expect(row).to_contain_text("This document number is already used in QuickBooks")
+    row.get_by_role("link", name="Compare with QuickBooks →").click()
+    expect(page.get_by_test_id("holder")).to_contain_text("60")
+    page.get_by_label("Send under another number").fill("INV-4242-B")
+    page.get_by_role("button", name="Send under this number").click()
+    page.wait_for_url("**/sync/problems/?type=invoice")
+
+    invoice = wait_for(lambda: status_of(invoice, SyncStatus.SYNCED), message="never synced")
+    assert invoice.doc_number == "INV-4242-B"
+    assert sorted(o["DocNumber"] for o in qbo.objects("Invoice")) == ["INV-4242", "INV-4242-B"]
+
+
+def test_an_item_made_inactive_in_quickbooks_is_found_reactivated_and_the_invoice_follows(
+    login, live_server, finance_user, qbo, celery_worker
+):
+    invoice = synced_invoice()
+    code = ChargeCode.objects.get(pk=invoice.charge_sets.first().lines.first().charge_code_id)
+    remote = qbo.get("Item", code.qb_id)
+    qbo_user(qbo).update(
+        "Item",
+        {"Id": remote["Id"], "SyncToken": remote["SyncToken"], "sparse": True, "Active": False},
+        request_id="e2e-walk-item-inactive",
+    )
+    invoice_update(invoice=invoice, memo="Re-billed")
+    problem(invoice, "inactive_reference")
+
+    page = login(finance_user)
+    row = problem_row(page, live_server, invoice)
+    row.get_by_role("button", name="Find what QuickBooks refuses").click()
+    expect(row.get_by_test_id("what-to-fix")).to_contain_text(f"Charge code {code.code}")
+    item_row = problem_row(page, live_server, code)
+    expect(item_row).to_contain_text("Changed in QuickBooks since the last sync")
+    answering(page)
+    item_row.get_by_role("button", name="Overwrite QuickBooks").click()
+    expect(item_row).to_have_count(0)
+
+    wait_for(lambda: status_of(invoice, SyncStatus.SYNCED), message="the invoice never followed")
+    assert qbo.get("Item", code.qb_id)["Active"] is True
+    assert qbo.get("Invoice", invoice.qb_id)["PrivateNote"] == "Re-billed"
+
+
 # --- 6. QuickBooks needs reconnecting ------------------------------------------------------
 
 

@@ -138,17 +138,27 @@ def test_support_may_look_but_not_choose(client, support_user, conflict):
     assert Customer.objects.get(pk=customer.pk).qb_id == ""
 
 
-def test_fix_links_lead_finance_only_where_it_can_go(client, finance_user, support_user, db):
+def test_fix_links_lead_finance_only_where_it_can_go(
+    client, finance_user, support_user, db, monkeypatch
+):
+    from dataclasses import replace
+
+    from sync import problems
     from tests.finance.factories import InvoiceFactory
 
     customer = park(CustomerFactory(), reason="customer_email_mismatch")
-    invoice = park(InvoiceFactory(lines=1), reason="duplicate_doc_number")
+    taken = park(InvoiceFactory(lines=1), reason="duplicate_doc_number")
+    # A fix only support can make (none today) is said to finance with a note to send them.
+    only_support = replace(problems.REASONS["validation"], support="correct it in admin")
+    monkeypatch.setitem(problems.REASONS, "validation", only_support)
+    invoice = park(InvoiceFactory(lines=1), reason="validation")
     client.force_login(finance_user)
 
     customers = client.get(reverse("sync:problems"), {"type": "customer"}).content.decode()
     invoices = client.get(reverse("sync:problems"), {"type": "invoice"}).content.decode()
 
     assert match_url(customer) in customers
+    assert reverse("sync:doc_number_match", args=["invoice", taken.pk]) in invoices
     assert "/admin/" not in customers and "/admin/" not in invoices
     assert reverse("sync:detail", args=["invoice", invoice.pk]) in invoices
     assert 'data-testid="support-note"' in invoices and f"TMS id {invoice.pk}" in invoices

@@ -46,7 +46,7 @@ def test_a_customer_made_inactive_in_quickbooks_is_chosen_and_its_invoice_follow
 
     assert push(invoice) == "problem"  # QuickBooks' 610: the customer is inactive
     invoice.refresh_from_db()
-    assert invoice.problem_reason == "customer_not_synced"  # it waits on the customer
+    assert invoice.problem_reason == "uses_a_problem"  # it waits on the customer
 
     actions.record_overwrite_quickbooks(record=customer, user=None)  # reactivate it there
     assert push(customer) == "synced"
@@ -72,7 +72,7 @@ def test_find_what_quickbooks_refuses_names_an_inactive_item(client, finance_use
 
     invoice.refresh_from_db()
     code.refresh_from_db()
-    assert invoice.problem_reason == "missing_item_mapping"
+    assert invoice.problem_reason == "uses_a_problem"
     assert f"Charge code {code.code}" in invoice.last_error_message
     assert (code.sync_status, code.problem_reason) == (SyncStatus.PROBLEM, "changed_in_quickbooks")
     actions.record_overwrite_quickbooks(record=code, user=finance_user)
