@@ -39,6 +39,7 @@ from finance.models import (
     Invoice,
     Load,
     ManualAction,
+    Membership,
     Payment,
     PaymentApplication,
     SyncedRecord,
@@ -163,6 +164,9 @@ class SyncedRecordAdmin(admin.ModelAdmin):
 
     change_form_template = "admin/finance/synced_change_form.html"
     sync_list_display = ("sync_status", "qb_id")
+
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        return ("company", *super().get_list_filter(request))  # support serves every tenant
 
     def get_readonly_fields(
         self, request: HttpRequest, obj: SyncedRecord | None = None
@@ -350,10 +354,17 @@ class SyncedRecordAdmin(admin.ModelAdmin):
 # --- models -------------------------------------------------------------------------------
 
 
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ("user",)
+
+
 @admin.register(Company)
 class CompanyAdmin(admin.ModelAdmin):
     list_display = ("name", "id")
     search_fields = ("name",)
+    inlines = (MembershipInline,)
 
 
 @admin.register(Customer)

@@ -73,6 +73,30 @@ class Company(CheckedFields):
         return self.name
 
 
+class Membership(models.Model):
+    """A user's place in a tenant (a trucking company) and their role there: every page, action
+    and list is scoped to the tenant the user is working in (finance.tenancy)."""
+
+    class Role(models.TextChoices):
+        FINANCE = "finance", "Finance"
+        SUPPORT = "support", "Support"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.FINANCE)
+
+    class Meta:
+        ordering = ["company__name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "company"], name="membership_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.company} ({self.get_role_display()})"
+
+
 class SyncedRecord(CheckedFields):
     """Fields every record that reaches QuickBooks carries (one state machine for all)."""
 

@@ -32,6 +32,7 @@ from finance.models import (
     Invoice,
     Load,
     ManualAction,
+    Membership,
     Payment,
     PaymentApplication,
     SyncedRecord,
@@ -64,6 +65,49 @@ def company_get_default() -> Company:
     company, _ = Company.objects.get_or_create(name="PortPro Demo Trucking")
     finance_settings_get(company=company)
     return company
+
+
+def company_get(*, name: str = "") -> Company:
+    """A tenant by its exact name (the default company without one); refused when unknown."""
+    if not name:
+        return company_get_default()
+    company = Company.objects.filter(name=name).first()
+    if company is None:
+        raise ValidationError(f"No company named {name!r}: create it with tenant_create.")
+    return company
+
+
+@transaction.atomic
+def tenant_ensure(*, name: str) -> tuple[Company, bool]:
+    """A tenant with its finance settings (idempotent: the same name is the same tenant)."""
+    clean = " ".join(name.split())
+    if not clean:
+        raise ValidationError("A company needs a name.")
+    company, created = Company.objects.get_or_create(name=clean)
+    finance_settings_get(company=company)
+    return company, created
+
+
+@transaction.atomic
+def membership_ensure(
+    *, company: Company, username: str, password: str, role: str
+) -> tuple[User, bool]:
+    """A user of this tenant with this role (its Django group too); the password is set as
+    given. Support users are staff (they reach admin, every tenant)."""
+    from django.contrib.auth.models import Group
+    from django.contrib.auth.models import User as UserModel
+
+    if role not in Membership.Role.values:
+        raise ValidationError(f"Unknown role {role!r}: finance or support.")
+    if not username.strip() or not password:
+        raise ValidationError("Give USER:PASSWORD.")
+    user, created = UserModel.objects.get_or_create(username=username.strip())
+    user.set_password(password)
+    user.is_staff = user.is_staff or role == Membership.Role.SUPPORT
+    user.save()
+    user.groups.add(Group.objects.get_or_create(name=Membership.Role(role).label)[0])
+    Membership.objects.update_or_create(user=user, company=company, defaults={"role": role})
+    return user, created
 
 
 def finance_settings_get(*, company: Company) -> FinanceSettings:

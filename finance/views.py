@@ -27,7 +27,8 @@ from finance.forms import (
 from finance.http import AuthenticatedHttpRequest
 from finance.models import DESCRIPTION_FIELDS, FinanceSettings, Invoice
 from finance.selectors import synced_invoices
-from finance.services import company_get_default, finance_settings_get, finance_settings_update
+from finance.services import finance_settings_get, finance_settings_update
+from finance.tenancy import current_company, may_write, switch_company
 
 logger = logging.getLogger(__name__)
 SETTINGS_PERM = "finance.change_financesettings"
@@ -42,7 +43,10 @@ SECTION_FORMS: dict[str, tuple[type[SettingsForm], str]] = {
 def _settings_for(request: AuthenticatedHttpRequest) -> FinanceSettings:
     if not request.user.has_perm(SETTINGS_PERM):
         raise PermissionDenied("You need the Finance role to change QuickBooks settings.")
-    return finance_settings_get(company=company_get_default())
+    company = current_company(request)
+    if not may_write(request.user, company):
+        raise PermissionDenied(f"Your role in {company} is Support: settings are finance's.")
+    return finance_settings_get(company=company)
 
 
 def _ordered_fields(selected: Iterable[str] | None) -> list[tuple[str, str, bool]]:
@@ -166,3 +170,15 @@ def description_preview(request: AuthenticatedHttpRequest) -> HttpResponse:
         except ValidationError as exc:
             context["errors"] = exc.messages
     return render(request, "finance/_description_preview.html", context)
+
+
+@login_required
+@require_POST
+def tenant_switch(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """The company menu: work in another of the user's tenants."""
+    try:
+        company = switch_company(request, int(request.POST.get("company", "0")))
+    except ValueError:
+        raise PermissionDenied("Choose one of your companies.") from None
+    messages.info(request, f"Now working in {company}.")
+    return redirect("sync:problems")

@@ -52,6 +52,14 @@ class QuickBooksConnection(models.Model):
     revoke_confirmed: bool
 
     class Meta:
+        constraints = [
+            # One QuickBooks company belongs to one tenant: webhooks are routed by realm.
+            models.UniqueConstraint(
+                fields=["realm_id"],
+                condition=~models.Q(realm_id=""),
+                name="connection_unique_realm",
+            )
+        ]
         permissions = [
             ("manage_connection", "Can connect and disconnect QuickBooks"),
             ("resolve_problems", "Can re-sync, clear and mark paid on Problem Sync"),

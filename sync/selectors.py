@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
@@ -14,21 +14,18 @@ from finance.registry import RECORD_TYPES, record_type
 from finance.syncstate import SyncStatus
 from sync.models import ProblemEvent, QuickBooksConnection, SyncAttempt
 
-if TYPE_CHECKING:
-    from django.contrib.auth.models import AnonymousUser, User
-
 
 def connection_for_company(*, company: Company) -> QuickBooksConnection:
     connection, _ = QuickBooksConnection.objects.get_or_create(company=company)
     return connection
 
 
-def connection_banner_for(*, user: User | AnonymousUser) -> dict[str, Any] | None:
-    """The reconnect banner: shown to everyone signed in while QuickBooks needs attention."""
+def connection_banner_for(*, company: Company) -> dict[str, Any] | None:
+    """The reconnect banner: shown in a tenant while its QuickBooks needs attention."""
     connection = (
-        QuickBooksConnection.objects.exclude(status=QuickBooksConnection.Status.CONNECTED)
+        QuickBooksConnection.objects.filter(company=company)
+        .exclude(status=QuickBooksConnection.Status.CONNECTED)
         .exclude(realm_id="")
-        .order_by("pk")
         .first()
     )
     if connection is None:

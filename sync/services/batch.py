@@ -173,14 +173,20 @@ def _settle_item(
 
 
 def push_all_now(
-    *, sync_type: str | None = None, progress: Callable[[str, int, int], None] | None = None
+    *,
+    sync_type: str | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    company_id: int | None = None,
 ) -> dict[str, int]:
-    """Push everything due, in this process (management command `sync_now`)."""
+    """Push everything due (of one tenant, or all), in this process (command `sync_now`)."""
     totals: Counter[str] = Counter()
     reclaim_expired_leases()
     mappers = [MAPPERS[sync_type]] if sync_type else ORDERED
     for mapper in mappers:
-        pks = list(due_queryset(mapper.model).order_by("pk").values_list("pk", flat=True))
+        due = due_queryset(mapper.model)
+        if company_id is not None:
+            due = due.filter(company_id=company_id)
+        pks = list(due.order_by("pk").values_list("pk", flat=True))
         for start in range(0, len(pks), settings.SYNC_BATCH_SIZE):
             chunk = pks[start : start + settings.SYNC_BATCH_SIZE]
             totals.update(push_batch(sync_type=mapper.sync_type, pks=chunk))

@@ -13,7 +13,7 @@ from django.utils import timezone
 from intuitlib.enums import Scopes
 from intuitlib.exceptions import AuthClientError
 
-from finance.models import ManualAction
+from finance.models import Company, ManualAction
 from finance.registry import RECORD_TYPES
 from finance.syncstate import SyncStatus, move
 from sync.models import QuickBooksConnection
@@ -101,6 +101,17 @@ def reset_mappings(*, connection: QuickBooksConnection, user: User | None) -> in
     return total
 
 
+def realm_holder(realm_id: str, connection: QuickBooksConnection) -> Company | None:
+    """The other tenant connected to this QuickBooks company, if any."""
+    other = (
+        QuickBooksConnection.objects.filter(realm_id=realm_id)
+        .exclude(pk=connection.pk)
+        .select_related("company")
+        .first()
+    )
+    return other.company if other is not None else None
+
+
 def complete_callback(
     *,
     connection: QuickBooksConnection,
@@ -137,6 +148,14 @@ def complete_callback(
         raise ConnectError(
             "QuickBooks refused the authorization code (it may have expired). Connect again."
         ) from exc
+    holder = realm_holder(realm_id, connection)
+    if holder is not None:
+        _revoke_quietly(auth.refresh_token)  # the grant we will not use
+        _audit(connection, user, f"Connect refused: realm {realm_id} belongs to {holder}")
+        raise ConnectError(
+            f"That QuickBooks company ({realm_id}) is connected to another company in this TMS "
+            f"({holder}). One QuickBooks company serves one company here; nothing was changed."
+        )
     company_name = _company_name(auth, realm_id)
     refused_realm = ""
     with transaction.atomic():
@@ -240,6 +259,9 @@ def connect_with_tokens(
 ) -> QuickBooksConnection:
     """Store a token pair obtained outside the browser (connect_sandbox, tests, scripts)."""
     connection = QuickBooksConnection.objects.select_for_update().get(pk=connection.pk)
+    holder = realm_holder(realm_id, connection)
+    if holder is not None:
+        raise ConnectError(f"QuickBooks company {realm_id} is connected to {holder} already.")
     before = _snapshot(connection)
     now = timezone.now()
     connection.realm_id = realm_id

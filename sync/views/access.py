@@ -4,17 +4,15 @@ from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.http import Http404
 
 from finance.http import AuthenticatedHttpRequest
-from finance.models import Company, SyncedRecord
+from finance.models import SyncedRecord
 from finance.registry import SYNCED_MODELS
-from finance.services import company_get_default
+from finance.tenancy import current_company, may_write
 
 RESOLVE_PERM = "sync.resolve_problems"
 SETTINGS_PERM = "finance.change_financesettings"
 
 
-def current_company(request: AuthenticatedHttpRequest) -> Company:
-    # One TMS company per deployment for now; a user → company link would go here.
-    return company_get_default()
+__all__ = ["current_company", "check_viewer", "check_settings_editor", "get_record_for_user"]
 
 
 def check_viewer(request: AuthenticatedHttpRequest) -> bool:
@@ -22,7 +20,7 @@ def check_viewer(request: AuthenticatedHttpRequest) -> bool:
     user = request.user
     if not (user.has_perm(RESOLVE_PERM) or user.is_staff):
         raise PermissionDenied("You need the Finance role or staff access to see sync problems.")
-    return user.has_perm(RESOLVE_PERM)
+    return user.has_perm(RESOLVE_PERM) and may_write(user, current_company(request))
 
 
 def check_settings_editor(request: AuthenticatedHttpRequest) -> None:

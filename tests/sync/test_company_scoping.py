@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from finance.models import Company, Invoice
+from finance.models import Company, Invoice, Membership
 from finance.services import ChargeSetSpec, LineSpec
 from finance.syncstate import SyncStatus, move
 from sync.models import BulkJob, ProblemEvent
@@ -85,6 +85,7 @@ def test_a_bulk_job_keeps_only_its_companys_ids(company, two_problems, finance_u
 
 def test_another_companys_bulk_progress_is_a_404(client, company, two_problems, finance_user):
     _, theirs, other = two_problems
+    Membership.objects.create(user=finance_user, company=company)
     job = BulkJob.objects.create(
         company=other, action="clear", record_type="invoice", record_ids=[theirs.pk], total=1
     )

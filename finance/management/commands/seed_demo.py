@@ -13,11 +13,21 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.contrib.auth.models import Group, User
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from finance import services
-from finance.models import ChargeCode, Company, CreditMemo, Customer, Invoice, Load, Payment
+from finance.models import (
+    ChargeCode,
+    Company,
+    CreditMemo,
+    Customer,
+    Invoice,
+    Load,
+    Membership,
+    Payment,
+)
 from finance.validators import iso6346_check_digit
 
 BASE_DATE = date(2026, 11, 1)
@@ -146,10 +156,10 @@ def _money(value: Decimal | int) -> Decimal:
 
 
 class Seeder:
-    def __init__(self, *, seed: int, invoices: int) -> None:
+    def __init__(self, *, seed: int, invoices: int, company: Company | None = None) -> None:
         self.rng = random.Random(seed)
         self.invoice_count = invoices
-        self.company = services.company_get_default()
+        self.company = company or services.company_get_default()
         self.containers: set[str] = set()
         self.load_seq = 1000
 
@@ -399,7 +409,8 @@ USERS = [
 ]
 
 
-def ensure_users() -> list[str]:
+def ensure_users(company: Company) -> list[str]:
+    """The demo users, members of `company` (finance as Finance, support as Support)."""
     created = []
     for username, password, group, is_staff, is_superuser in USERS:
         user, new = User.objects.get_or_create(
@@ -416,6 +427,9 @@ def ensure_users() -> list[str]:
             created.append(username)
         if group:
             user.groups.add(Group.objects.get_or_create(name=group)[0])
+            Membership.objects.get_or_create(
+                user=user, company=company, defaults={"role": group.lower()}
+            )
     return created
 
 
@@ -435,6 +449,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--json", action="store_true", dest="as_json", help="Print the summary as JSON."
         )
+        parser.add_argument("--company", default="", help="Seed this tenant (default company).")
 
     def handle(
         self,
@@ -443,18 +458,22 @@ class Command(BaseCommand):
         invoices: int,
         with_users: bool,
         as_json: bool = False,
+        company: str = "",
         **options: Any,
     ) -> None:
         summary: dict[str, Any] = {}
+        try:
+            tenant = services.company_get(name=company)
+        except ValidationError as exc:
+            raise CommandError(" ".join(exc.messages)) from exc
         if with_users:
-            summary["users_created"] = ensure_users()
-        company = services.company_get_default()
+            summary["users_created"] = ensure_users(tenant)
         marker = f"INV-{FIRST_DOC}"
-        if Invoice.objects.filter(company=company, doc_number=marker).exists():
+        if Invoice.objects.filter(company=tenant, doc_number=marker).exists():
             summary["status"] = "already seeded"
-            summary.update(self.counts(company))
+            summary.update(self.counts(tenant))
         else:
-            summary.update(Seeder(seed=seed, invoices=invoices).run())
+            summary.update(Seeder(seed=seed, invoices=invoices, company=tenant).run())
             summary["status"] = "seeded"
         self.report(summary, as_json=as_json)
 

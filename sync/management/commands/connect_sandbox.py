@@ -5,7 +5,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from finance.models import ChargeCode, Company
-from finance.services import company_get_default
+from sync.management.commands.sync_status import company_option
 from sync.models import QuickBooksConnection
 from sync.selectors import connection_for_company
 from sync.services.client import QboError
@@ -28,6 +28,7 @@ class Command(BaseCommand):
         parser.add_argument("--realm", help="use this existing emulator company")
         parser.add_argument("--name", default="PortPro Demo Books", help="name of a new company")
         parser.add_argument("--webhook-url", default="", help="where the emulator sends webhooks")
+        parser.add_argument("--company", default="", help="the tenant to connect (default company)")
         parser.add_argument(
             "--demo-conflicts",
             action="store_true",
@@ -70,7 +71,7 @@ class Command(BaseCommand):
                 name="PortPro TMS",
             )
         tokens = sandbox.tokens_issue(app=app, company=realm)
-        company = company_get_default()
+        company = company_option(options["company"])
         connection = connect_with_tokens(
             connection=connection_for_company(company=company),
             realm_id=tokens["realm_id"],

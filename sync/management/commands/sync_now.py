@@ -4,6 +4,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from finance.registry import SYNC_ORDER
+from sync.management.commands.sync_status import company_option
 from sync.services.batch import push_all_now
 
 
@@ -12,6 +13,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--type", choices=SYNC_ORDER, help="only this record type")
+        parser.add_argument("--company", default="", help="only this tenant (default: all)")
         parser.add_argument(
             "--via-celery", action="store_true", help="hand the work to the Celery workers"
         )
@@ -33,6 +35,7 @@ class Command(BaseCommand):
                 sys.stdout.write("\n")
             sys.stdout.flush()
 
-        totals = push_all_now(sync_type=options["type"], progress=progress)
+        company_id = company_option(options["company"]).pk if options["company"] else None
+        totals = push_all_now(sync_type=options["type"], progress=progress, company_id=company_id)
         summary = ", ".join(f"{k}: {v}" for k, v in sorted(totals.items())) or "nothing due"
         self.stdout.write(f"Done. {summary}")

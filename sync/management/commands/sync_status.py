@@ -1,10 +1,21 @@
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Count
 
+from finance.models import Company
 from finance.registry import SYNC_ORDER, SYNCED_MODELS
+from finance.services import company_get
+
+
+def company_option(name: str) -> Company:
+    """--company NAME: the tenant of that exact name, or a clear error."""
+    try:
+        return company_get(name=name)
+    except ValidationError as exc:
+        raise CommandError(" ".join(exc.messages)) from exc
 
 
 class Command(BaseCommand):
@@ -12,11 +23,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--json", action="store_true", help="print JSON")
+        parser.add_argument("--company", default="", help="only this tenant (default: all)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         counts: dict[str, dict[str, int]] = {}
         for sync_type in SYNC_ORDER:
-            rows = SYNCED_MODELS[sync_type].objects.values("sync_status").annotate(n=Count("id"))
+            records = SYNCED_MODELS[sync_type].objects.all()
+            if options["company"]:
+                records = records.filter(company=company_option(options["company"]))
+            rows = records.values("sync_status").annotate(n=Count("id"))
             counts[sync_type] = {row["sync_status"]: row["n"] for row in rows}
         if options["json"]:
             self.stdout.write(json.dumps(counts, indent=2, sort_keys=True))
