@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 
 from finance.models import Company, Membership
+from finance.services import company_get_default
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -26,6 +27,8 @@ def companies_for(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Company]:
     """The tenants this user may work in, by name."""
     if not getattr(user, "is_authenticated", False):
         return Company.objects.none()
+    if not Company.objects.exists():
+        company_get_default()  # a fresh deployment: its one tenant, made on first use
     if getattr(user, "is_staff", False) or getattr(user, "is_superuser", False):
         return Company.objects.order_by("name")
     mine = Company.objects.filter(memberships__user_id=getattr(user, "pk", 0)).order_by("name")

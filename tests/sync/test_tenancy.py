@@ -157,3 +157,10 @@ def test_commands_take_company(tenants, company):
         call_command("sync_status", "--company", "Nobody")
     with pytest.raises(CommandError, match="No company named"):
         call_command("seed_demo", "--company", "Nobody", stdout=StringIO())
+
+
+def test_a_fresh_deployment_makes_its_one_company_on_first_use(client, finance_user):
+    Company.objects.all().delete()
+    client.force_login(finance_user)
+    assert client.get(reverse("finance:quickbooks")).status_code == 200
+    assert Company.objects.count() == 1
