@@ -603,6 +603,10 @@ def bench_problems(results, company, repeats=15):
         cursor.execute("ANALYZE")
     say(f"seeded {per_type} in {time.monotonic() - t:.1f}s")
     user = get_user_model().objects.create_superuser("bench", "bench@example.com", "x")
+    from finance.models import Membership
+
+    # The bench made several tenants (CPU runs): the pages are this one's.
+    Membership.objects.create(user=user, company=company)
     client = Client()
     client.force_login(user)
     deep = max(1, per_type["invoice"] // 50 - 5)

@@ -169,8 +169,12 @@ def _resume_switched_on(row: FinanceSettings, switched_on: list[str]) -> None:
 
 
 def _announce(records: Iterable[SyncedRecord]) -> None:
+    records = list(records)
     keys = [(r.sync_type, r.pk) for r in records]
-    transaction.on_commit(lambda: records_changed.send(sender=Company, records=keys))
+    tenants = sorted({r.company_id for r in records})
+    transaction.on_commit(
+        lambda: records_changed.send(sender=Company, records=keys, company_ids=tenants)
+    )
 
 
 def record_mark_changed(*, record: SyncedRecord) -> None:

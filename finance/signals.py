@@ -1,6 +1,7 @@
 from django.dispatch import Signal
 
-# Sent after commit with `records=[(sync_type, pk), ...]` for records newly owed to QuickBooks.
+# Sent after commit with `records=[(sync_type, pk), ...]` for records newly owed to QuickBooks,
+# and `company_ids`, the tenants they belong to.
 # finance never imports sync: sync listens and decides whether to push now.
 records_changed = Signal()
 

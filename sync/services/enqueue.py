@@ -90,14 +90,21 @@ def bulk_job(job_id: int) -> None:
     transaction.on_commit(send)
 
 
-def on_records_changed(sender: object, *, records: list[tuple[str, int]], **kwargs: Any) -> None:
+def on_records_changed(
+    sender: object,
+    *,
+    records: list[tuple[str, int]],
+    company_ids: list[int] | None = None,
+    **kwargs: Any,
+) -> None:
     """Push on change: finance announced, after commit, the records it marked as owed."""
     from sync.models import QuickBooksConnection
 
-    # Not connected: nothing to push now; the sweep picks everything up after connecting.
-    if not QuickBooksConnection.objects.filter(
-        status=QuickBooksConnection.Status.CONNECTED
-    ).exists():
+    # Their tenant not connected: nothing to push now; the sweep picks them up after connecting.
+    connected = QuickBooksConnection.objects.filter(status=QuickBooksConnection.Status.CONNECTED)
+    if company_ids is not None:
+        connected = connected.filter(company_id__in=company_ids)
+    if not connected.exists():
         return
     for sync_type, pk in records:
         if not _send("push_record", sync_type, pk, "change", what=f"{sync_type} {pk}"):

@@ -164,3 +164,46 @@ def test_a_fresh_deployment_makes_its_one_company_on_first_use(client, finance_u
     client.force_login(finance_user)
     assert client.get(reverse("finance:quickbooks")).status_code == 200
     assert Company.objects.count() == 1
+
+
+def test_push_on_change_asks_only_about_the_records_own_tenant(
+    tenants, company, monkeypatch, django_capture_on_commit_callbacks
+):
+    from sync.services import enqueue
+
+    _, _, other = tenants
+    mine = connection_for_company(company=company)
+    connect_with_tokens(connection=mine, realm_id="9342", access_token="a", refresh_token="r")
+    sent = []
+    monkeypatch.setattr(enqueue, "_send", lambda *args, **kw: sent.append(args) or True)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        CustomerFactory(company=other)  # its tenant has no QuickBooks connection
+    assert sent == []
+    with django_capture_on_commit_callbacks(execute=True):
+        customer = CustomerFactory(company=company)
+    assert sent == [("push_record", "customer", customer.pk, "change")]
+
+
+def test_every_record_url_and_row_action_of_another_tenant_is_a_404(client, finance_user, tenants):
+    from sync.views.problems import ACTIONS
+
+    _, theirs, _ = tenants
+    customer = theirs.customer
+    client.force_login(finance_user)
+    urls = [
+        ("get", reverse("sync:detail", args=["invoice", theirs.pk])),
+        ("get", reverse("sync:detail", args=["customer", customer.pk])),
+        ("get", reverse("sync:customer_match", args=[customer.pk])),
+        ("post", reverse("sync:customer_match", args=[customer.pk])),
+        ("get", reverse("sync:doc_number_match", args=["invoice", theirs.pk])),
+        ("post", reverse("sync:doc_number_match", args=["invoice", theirs.pk])),
+    ]
+    urls += [
+        ("post", reverse("sync:record_action", args=[kind, record.pk, action]))
+        for action in ACTIONS
+        for kind, record in (("invoice", theirs), ("customer", customer))
+    ]
+    answers = {url: getattr(client, method)(url).status_code for method, url in urls}
+    assert set(answers.values()) == {404}, {u: s for u, s in answers.items() if s != 404}
+    assert Invoice.objects.get(pk=theirs.pk).sync_status == "problem"
