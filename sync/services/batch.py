@@ -37,6 +37,7 @@ from sync.services.engine import (
     settle_retry,
     skip_disabled,
 )
+from sync.services.waiting import one_look_per_batch
 
 BATCH_LIMIT = 30  # Intuit's maximum items per batch request
 
@@ -48,8 +49,9 @@ def push_batch(*, sync_type: str, pks: list[int]) -> dict[str, int]:
     by_company: dict[int, list[SyncedRecord]] = {}
     for record in mapper.load(pks):
         by_company.setdefault(record.company_id, []).append(record)
-    for company_id, records in by_company.items():
-        outcomes.update(_push_company(SyncContext.for_company(company_id), mapper, records))
+    with one_look_per_batch():
+        for company_id, records in by_company.items():
+            outcomes.update(_push_company(SyncContext.for_company(company_id), mapper, records))
     return dict(outcomes)
 
 
