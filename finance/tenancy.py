@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from django.http import HttpRequest
 
 SESSION_KEY = "tenant_id"
+# A request asks for its tenant several times (context processor, access check, view): the
+# answer is kept on the request, for the tenant id the session held when it was worked out.
+_MEMO = "_portpro_tenant"
 
 
 def companies_for(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Company]:
@@ -38,8 +41,17 @@ def companies_for(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Company]:
 
 
 def current_company(request: HttpRequest) -> Company:
-    allowed = companies_for(request.user)
     chosen = request.session.get(SESSION_KEY)
+    memo = getattr(request, _MEMO, None)
+    if memo is not None and memo[0] == chosen:
+        return memo[1]
+    company = _company_for(request, chosen)
+    setattr(request, _MEMO, (chosen, company))
+    return company
+
+
+def _company_for(request: HttpRequest, chosen: int | None) -> Company:
+    allowed = companies_for(request.user)
     company = allowed.filter(pk=chosen).first() if chosen else None
     # Staff may work in every tenant; they start in their own.
     company = company or allowed.filter(memberships__user_id=request.user.pk or 0).first()

@@ -207,3 +207,21 @@ def test_every_record_url_and_row_action_of_another_tenant_is_a_404(client, fina
     answers = {url: getattr(client, method)(url).status_code for method, url in urls}
     assert set(answers.values()) == {404}, {u: s for u, s in answers.items() if s != 404}
     assert Invoice.objects.get(pk=theirs.pk).sync_status == "problem"
+
+
+def test_the_tenant_is_worked_out_once_per_request_and_again_after_a_switch(
+    rf, finance_user, tenants, django_assert_num_queries
+):
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from finance.tenancy import current_company, switch_company
+
+    _, _, other = tenants
+    Membership.objects.create(user=finance_user, company=other)
+    request = rf.get("/")
+    request.user, request.session = finance_user, SessionStore()
+    first = current_company(request)
+    with django_assert_num_queries(0):
+        assert current_company(request) == first
+    switch_company(request, other.pk)
+    assert current_company(request) == other
