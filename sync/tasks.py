@@ -13,7 +13,7 @@ def push_record(sync_type: str, pk: int, trigger: str = "sweep") -> str:
 @shared_task(acks_late=True, ignore_result=True)
 def push_batch(sync_type: str, pks: list[int]) -> dict:
     outcomes = batch.push_batch(sync_type=sync_type, pks=pks)
-    sweep.after_batch(sync_type=sync_type, outcomes=outcomes)
+    sweep.after_batch(sync_type=sync_type, pks=pks, outcomes=outcomes)
     return outcomes
 
 

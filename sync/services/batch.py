@@ -26,6 +26,7 @@ from sync.services.engine import (
     attempt_row,
     claim_many,
     classify_fault,
+    defer_dispatched,
     due_queryset,
     execute,
     plan,
@@ -67,6 +68,10 @@ def _push_company(
     if not ctx.usable:
         release_dispatched(mapper.model, [r.pk for r in records])
         outcomes["waiting"] += len(records)
+        return outcomes
+    wait = ratelimit.write_wait(ctx.realm)
+    if wait > 0:
+        outcomes["deferred"] += defer_dispatched(mapper.model, [r.pk for r in records], wait)
         return outcomes
     claims = claim_many(mapper, records)
     outcomes["not-claimed"] += len(records) - len(claims)

@@ -774,6 +774,18 @@ def release_dispatched(model: type[SyncedRecord], pks: list[int]) -> int:
     )
 
 
+def defer_dispatched(model: type[SyncedRecord], pks: list[int], seconds: float) -> int:
+    """The realm's budget was spent by the time these dispatched records reached a worker:
+    they stay pending, due again when it frees, without being claimed or planned."""
+    return move(
+        model.objects.filter(pk__in=pks, next_retry_at__isnull=False),
+        S.PENDING,
+        how="budget_spent",
+        sources=[S.PENDING],
+        next_retry_at=timezone.now() + timedelta(seconds=seconds),
+    )
+
+
 def due_queryset(model: type[SyncedRecord], *, now: datetime | None = None) -> QuerySet[Any]:
     # Rows typed Any: callers filter on the concrete type's own fields (its company).
     now = now or timezone.now()

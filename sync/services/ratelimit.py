@@ -44,6 +44,7 @@ for i = 2, #KEYS do
   end
 end
 if wait > 0 then return wait end
+if ARGV[1] == '' then return 0 end
 for i = 2, #KEYS do
   redis.call('ZADD', KEYS[i], now, ARGV[1])
   redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[(i - 1) * 2 + 1]) + 1000)
@@ -92,7 +93,7 @@ class _SharedFileWindows:
             staging.write_text(json.dumps(state))
             os.replace(staging, path)
 
-    def try_take(self, realm: str, kind: str) -> float:
+    def try_take(self, realm: str, kind: str, *, take: bool = True) -> float:
         now = time.time()
         with self._state(realm) as state:
             pause = state.get("paused_until", 0) - now
@@ -106,7 +107,7 @@ class _SharedFileWindows:
                 logs[name] = log
                 if len(log) >= limit:
                     wait = max(wait, log[len(log) - limit] + window_ms / 1000 - now)
-            if wait > 0:
+            if wait > 0 or not take:
                 return wait
             for name, _, _ in windows:
                 logs[name].append(now)
@@ -125,9 +126,9 @@ def _shared_file() -> _SharedFileWindows:
     return _SharedFileWindows(Path(settings.VAR_DIR) / "ratelimit")
 
 
-def _keys(realm: str, kind: str) -> tuple[list[str], list]:
+def _keys(realm: str, kind: str, *, take: bool = True) -> tuple[list[str], list]:
     keys = [f"portpro-qb:rl:{realm}:pause"]
-    args: list = [uuid.uuid4().hex]
+    args: list = [uuid.uuid4().hex if take else ""]
     for name, limit, window_ms in _windows(kind):
         keys.append(f"portpro-qb:rl:{realm}:{name}")
         args.extend([limit, window_ms])
@@ -147,18 +148,26 @@ class RateLimited(Exception):
         self.wait = wait
 
 
-def try_acquire(realm: str, kind: str = "request") -> float:
-    """Take one request of this kind now if the budget allows (0), else the seconds to wait."""
+def try_acquire(realm: str, kind: str = "request", *, take: bool = True) -> float:
+    """Take one request of this kind now if the budget allows (0), else the seconds to wait.
+    With take=False only look: nothing is counted."""
     if not settings.QBO_RATE_LIMIT_ENABLED:
         return 0.0
     client = get_redis()
     if client is not None:
-        keys, args = _keys(realm, kind)
+        keys, args = _keys(realm, kind, take=take)
         # redis-py types an answer as "awaitable or value" (one signature for its sync and
         # asyncio clients); this sync client answers the script's integer. Same for pttl below.
         wait_ms = cast(int, client.eval(_ACQUIRE, len(keys), *keys, *args))
         return wait_ms / 1000
-    return _shared_file().try_take(realm, kind)
+    return _shared_file().try_take(realm, kind, take=take)
+
+
+def write_wait(realm: str) -> float:
+    """Seconds until this realm may send a write, batch or single (0: now); counts nothing.
+    The sweep asks before handing a realm more work, so that a spent budget costs no claims."""
+    batch = try_acquire(realm, "batch", take=False)
+    return 0.0 if batch <= 0 else min(batch, try_acquire(realm, "single", take=False))
 
 
 def take(realm: str, kind: str = "request") -> None:

@@ -1,10 +1,13 @@
 """The scheduled sweep: find what is due, hand it to workers in batches, in dependency order."""
 
 import logging
+from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from finance.models import Company
@@ -26,28 +29,65 @@ def dispatch_due(*, limit: int | None = None) -> dict[str, int]:
     """Enqueue due records (batches of ≤ 30), in dependency order, leaving out those whose
     dependencies are still on their way (each mapper's wait_for). Dispatched records are stamped
     with a deadline (next_retry_at = now + lease) so the next sweep does not send them twice;
-    if the task is lost, they become due again when it passes."""
+    if the task is lost, they become due again when it passes.
+
+    Fair shares: each tenant has at most SYNC_REALM_QUEUE_LIMIT records queued or in flight, and
+    none while its QuickBooks budget is spent, so one tenant's backfill holds a few tasks of the
+    shared queue, not thousands, and another tenant's new invoice waits behind those few. A
+    tenant's finished batch refills its own share at once (refill), not at the next beat."""
     reclaim_expired_leases()
-    dispatched: dict[str, int] = {}
+    dispatched: Counter[str] = Counter()
     try:
         with single_flight("sweep", timeout=120, wait=0.5):
-            for company in Company.objects.all():
-                ctx = SyncContext.for_company(company.pk)
-                if not ctx.usable or ratelimit.paused_for(ctx.realm) > 0:
-                    continue  # a 429 pauses this realm's writes; other realms go on
-                budget = limit or settings.SYNC_SWEEP_LIMIT
-                held_after = _changes_held_after(ctx)
-                for mapper in ORDERED:
-                    sent = _dispatch_type(ctx, company, mapper, budget, held_after)
-                    if sent:
-                        dispatched[mapper.sync_type] = sent
-                        budget -= sent
-                    if budget <= 0:
-                        break
+            for company in Company.objects.order_by("pk"):
+                dispatched.update(_dispatch_company(company, limit or settings.SYNC_SWEEP_LIMIT))
     except LockTimeout:
         return {"busy": 1}
     if dispatched:
-        logger.info("sweep dispatched %s", dispatched)
+        logger.info("sweep dispatched %s", dict(dispatched))
+    return dict(dispatched)
+
+
+def refill(*, company_ids: Iterable[int]) -> dict[str, int]:
+    """Work of these tenants just finished: their next records take the room it left."""
+    dispatched: Counter[str] = Counter()
+    for company in Company.objects.filter(pk__in=set(company_ids)):
+        dispatched.update(_dispatch_company(company, settings.SYNC_SWEEP_LIMIT))
+    return dict(dispatched)
+
+
+def queued_count(company: Company) -> int:
+    """Records of this tenant handed to workers and not yet settled: dispatched (stamped with
+    their lease) or being pushed."""
+    now = timezone.now()
+    queued = Q(sync_status=SyncStatus.IN_FLIGHT) | Q(
+        sync_status=SyncStatus.PENDING, next_retry_at__gt=now
+    )
+    return sum(m.model.objects.filter(queued, company=company).count() for m in ORDERED)
+
+
+def _dispatch_company(company: Company, limit: int) -> Counter[str]:
+    dispatched: Counter[str] = Counter()
+    try:
+        # One dispatcher per tenant at a time (the beat's sweep or a refill); a busy one is
+        # already doing what this call would.
+        with single_flight(f"sweep:{company.pk}", timeout=60, wait=0):
+            ctx = SyncContext.for_company(company.pk)
+            if not ctx.usable or ratelimit.write_wait(ctx.realm) > 0:
+                return dispatched  # not connected, paused after a 429, or its budget spent
+            budget = min(limit, settings.SYNC_REALM_QUEUE_LIMIT - queued_count(company))
+            if budget <= 0:
+                return dispatched
+            held_after = _changes_held_after(ctx)
+            for mapper in ORDERED:
+                sent = _dispatch_type(ctx, company, mapper, budget, held_after)
+                if sent:
+                    dispatched[mapper.sync_type] += sent
+                    budget -= sent
+                if budget <= 0:
+                    break
+    except LockTimeout:
+        pass
     return dispatched
 
 
@@ -110,7 +150,10 @@ def _dispatch_type(
     return len(pks)
 
 
-def after_batch(*, sync_type: str, outcomes: dict[str, int]) -> None:
-    """Records others wait for just landed: those can go now, not at the next sweep."""
+def after_batch(*, sync_type: str, pks: list[int], outcomes: dict[str, int]) -> None:
+    """The batch's room in its tenant's share is free again: refill it now. Records others wait
+    for just landed: those can go now too, not at the next sweep."""
+    model = MAPPERS[sync_type].model
+    refill(company_ids=model.objects.filter(pk__in=pks).values_list("company_id", flat=True))
     if MAPPERS[sync_type].unblocks_others and outcomes.get("synced"):
         enqueue.sweep_soon()
