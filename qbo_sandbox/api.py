@@ -306,10 +306,7 @@ def write(request, company, operation):
             return fault_response(fault)
         body["time"] = qbo_time()
         if requestid:
-            RequestLog.objects.update_or_create(
-                company=locked, requestid=requestid,
-                defaults={"status": 200, "body": json.dumps(body)},
-            )  # fmt: skip
+            _log_answer(locked, requestid, body, looked=honour)
         webhooks.enqueue(locked, ctx.events)
     return _maybe_lose_response(locked, json_response(body))
 
@@ -369,15 +366,26 @@ def _batch_answer(ctx, item, requestid, honour):
             result = batch_item(ctx, item)
     except QboFault as fault:
         del ctx.events[events_before:]
+        ctx.live_refs.clear()  # what the rolled-back item wrote is gone again
         return _item_fault(fault, bid)
     result["bId"] = bid
     if requestid and "QueryResponse" not in result:  # queries are not replayed
-        RequestLog.objects.update_or_create(
-            company=ctx.company,
-            requestid=key,
-            defaults={"status": 200, "body": json.dumps(result)},
-        )
+        _log_answer(ctx.company, key, result, looked=honour)
     return result
+
+
+def _log_answer(company, requestid, body, *, looked):
+    """Keep the first answer for replay. When the caller just looked and found none, a plain
+    insert does (the company lock is held); otherwise (requestid ignored) the last one wins."""
+    if looked:
+        RequestLog.objects.create(
+            company=company, requestid=requestid, status=200, body=json.dumps(body)
+        )
+    else:
+        RequestLog.objects.update_or_create(
+            company=company, requestid=requestid,
+            defaults={"status": 200, "body": json.dumps(body)},
+        )  # fmt: skip
 
 
 def _item_fault(fault, bid):

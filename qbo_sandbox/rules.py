@@ -62,6 +62,9 @@ def check_ref(ctx, entity_type, value):
     """A reference must name an existing, active object: 2500 when missing, 610 when inactive."""
     if not value.isdigit():
         raise faults.invalid_reference(entity_type, value)
+    key = (entity_type, int(value))
+    if key in ctx.live_refs:
+        return
     target = Entity.objects.filter(
         company=ctx.company, entity_type=entity_type, qbo_id=int(value), deleted=False
     ).first()
@@ -69,7 +72,7 @@ def check_ref(ctx, entity_type, value):
         raise faults.invalid_reference(entity_type, value)
     if not target.active:
         raise faults.object_not_found()
-    return target
+    ctx.live_refs.add(key)
 
 
 def _first_clash(queryset, existing):

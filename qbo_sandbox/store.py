@@ -58,9 +58,13 @@ class Ctx:
     company: SandboxCompany
     events: list = field(default_factory=list)  # (entity_type, id, verb)
     source: str = "api"
+    # References found live and active in this transaction (a batch checks the same items
+    # thirty times); a write to one of them, or a failed batch item, forgets them.
+    live_refs: set = field(default_factory=set)
 
     def announce(self, entity, verb):
         self.events.append((entity.entity_type, entity.qbo_id, verb))
+        self.live_refs.discard((entity.entity_type, entity.qbo_id))
 
 
 def render(entity):

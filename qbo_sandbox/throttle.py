@@ -9,11 +9,13 @@ import random
 import time
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Sum
 
 from .models import SandboxCompany, ThrottleBucket
 from .store import lock_company
+
+_ADVISORY_CLASS = 7201  # "qbo sandbox throttle", one key per company
 
 
 def enabled(company):
@@ -22,11 +24,22 @@ def enabled(company):
     return getattr(settings, "QBO_SANDBOX_THROTTLE_ENABLED", True)
 
 
+def _lock_counts(pk):
+    """The counts' own lock, not the company row that writes hold: Intuit counts a request when
+    it arrives, and a request waiting behind a long batch must be counted (or refused) then, not
+    seconds later in a bunch with others. SQLite has one write lock anyway."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_ADVISORY_CLASS, pk])
+        return SandboxCompany.objects.get(pk=pk)
+    return lock_company(pk)
+
+
 def admit(company, *, is_batch=False):
     """Count the request; False when it is over a limit (the caller answers 429)."""
-    now = int(time.time())
     with transaction.atomic():
-        locked = lock_company(company.pk)
+        locked = _lock_counts(company.pk)
+        now = int(time.time())  # read under the lock: counted in the order admitted
         if locked.throttle_burst > 0:
             SandboxCompany.objects.filter(pk=company.pk).update(
                 throttle_burst=F("throttle_burst") - 1
