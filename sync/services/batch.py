@@ -8,6 +8,7 @@ settle each item (the same settle_ok / settle_failure as a single push).
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -69,7 +70,7 @@ def _push_company(
         release_dispatched(mapper.model, [r.pk for r in records])
         outcomes["waiting"] += len(records)
         return outcomes
-    wait = ratelimit.write_wait(ctx.realm)
+    wait = ratelimit.write_wait_long(ctx.realm)
     if wait > 0:
         outcomes["deferred"] += defer_dispatched(mapper.model, [r.pk for r in records], wait)
         return outcomes
@@ -100,8 +101,9 @@ def _send_chunk(
 ) -> Counter[str]:
     """As one batch request when the realm's batch budget allows; while it is spent (40 a
     minute), record by record on the requests batches cannot use (500 − 40 a minute), so the
-    whole budget carries writes: ~1,660 a minute instead of 1,200 with batches alone. When
-    both are spent, the rest is rescheduled, never slept on."""
+    whole budget carries writes: ~1,660 a minute instead of 1,200 with batches alone. A short
+    wait (the per-second window) is slept off; when both minute budgets are spent, the rest
+    is rescheduled."""
     outcomes: Counter[str] = Counter()
     pending = list(chunk)
     client = ctx.session.client
@@ -115,6 +117,9 @@ def _send_chunk(
                 client.prepaid = False
             return outcomes
         wait_single = ratelimit.try_acquire(ctx.realm, "single")
+        if 0 < min(wait_batch, wait_single) <= ratelimit.SHORT_WAIT_SECONDS:
+            time.sleep(min(wait_batch, wait_single))
+            continue
         if wait_single > 0:
             # Both budgets spent: the rest waits in RETRY_WAIT (not counted) and the sweep
             # brings it back when the budget frees; this worker goes on with other work.

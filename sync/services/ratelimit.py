@@ -5,7 +5,8 @@ Lua script using Redis' own clock, so workers on several machines agree. Limits 
 500 requests/min and 10/s per realm, 40 batch requests/min per realm and app. A 429 from
 QuickBooks pauses the whole realm (Retry-After, else QBO_THROTTLE_BACKOFF_SECONDS).
 Without Redis the same windows live in a file per realm (shared by every local process).
-Nothing here sleeps: a caller told to wait reschedules its work (RateLimited).
+A caller told to wait longer than SHORT_WAIT_SECONDS reschedules its work (RateLimited) rather
+than hold a worker; a shorter wait (the per-second window) is slept off.
 """
 
 import fcntl
@@ -25,6 +26,9 @@ from sync.services.locks import get_redis
 
 # Clock skew between us and Intuit: count a request as living slightly longer than its window.
 WINDOW_MARGIN_MS = 250
+# A wait this short (the per-second window) is slept off: giving the records back to the sweep
+# for it would cost a claim, a plan and a sweep round trip each time, and leave the realm idle.
+SHORT_WAIT_SECONDS = 1.5
 
 _ACQUIRE = """
 local t = redis.call('TIME')
@@ -138,7 +142,7 @@ def _keys(realm: str, kind: str, *, take: bool = True) -> tuple[list[str], list]
 class RateLimited(Exception):
     """This realm's budget is spent (or it is paused after a 429): try again in `wait` s.
 
-    Raised instead of sleeping: a task never holds a worker process waiting for the limiter;
+    Raised instead of a long sleep: a task never holds a worker process for long;
     its record is rescheduled and the worker goes on with other work (webhooks, other realms).
     """
 
@@ -171,10 +175,19 @@ def write_wait(realm: str) -> float:
 
 
 def take(realm: str, kind: str = "request") -> None:
-    """Take one request now, or raise RateLimited with the wait."""
+    """Take one request now (after a short wait, slept), or raise RateLimited with the wait."""
     wait = try_acquire(realm, kind)
+    while 0 < wait <= SHORT_WAIT_SECONDS:
+        time.sleep(wait)
+        wait = try_acquire(realm, kind)
     if wait > 0:
         raise RateLimited(realm, wait)
+
+
+def write_wait_long(realm: str) -> float:
+    """write_wait when it is longer than a short wait, else 0."""
+    wait = write_wait(realm)
+    return wait if wait > SHORT_WAIT_SECONDS else 0.0
 
 
 def pause_realm(realm: str, seconds: float) -> None:

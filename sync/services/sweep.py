@@ -73,7 +73,7 @@ def _dispatch_company(company: Company, limit: int) -> Counter[str]:
         # already doing what this call would.
         with single_flight(f"sweep:{company.pk}", timeout=60, wait=0):
             ctx = SyncContext.for_company(company.pk)
-            if not ctx.usable or ratelimit.write_wait(ctx.realm) > 0:
+            if not ctx.usable or ratelimit.write_wait_long(ctx.realm) > 0:
                 return dispatched  # not connected, paused after a 429, or its budget spent
             budget = min(limit, settings.SYNC_REALM_QUEUE_LIMIT - queued_count(company))
             if budget <= 0:
