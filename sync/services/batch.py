@@ -108,7 +108,10 @@ def _send_chunk(
     pending = list(chunk)
     client = ctx.session.client
     while len(pending) > 1:
-        wait_batch = ratelimit.try_acquire(ctx.realm, "batch")
+        # A batch slot (40 a minute) is worth 30 records: a chunk begun singly goes on singly
+        # and leaves the slot to a full chunk, unless the single budget runs out.
+        batch_worth_it = len(pending) == len(chunk)
+        wait_batch = ratelimit.try_acquire(ctx.realm, "batch") if batch_worth_it else 60.0
         if wait_batch <= 0:
             client.prepaid = True
             try:
@@ -120,6 +123,15 @@ def _send_chunk(
         if 0 < min(wait_batch, wait_single) <= ratelimit.SHORT_WAIT_SECONDS:
             time.sleep(min(wait_batch, wait_single))
             continue
+        if wait_single > 0 and not batch_worth_it:
+            wait_batch = ratelimit.try_acquire(ctx.realm, "batch")
+            if wait_batch <= 0:  # singles spent, a batch slot free: the rest goes in it
+                client.prepaid = True
+                try:
+                    outcomes.update(_send_batch(ctx, mapper, pending))
+                finally:
+                    client.prepaid = False
+                return outcomes
         if wait_single > 0:
             # Both budgets spent: the rest waits in RETRY_WAIT (not counted) and the sweep
             # brings it back when the budget frees; this worker goes on with other work.

@@ -75,9 +75,10 @@ def _dispatch_company(company: Company, limit: int) -> Counter[str]:
             ctx = SyncContext.for_company(company.pk)
             if not ctx.usable or ratelimit.write_wait_long(ctx.realm) > 0:
                 return dispatched  # not connected, paused after a 429, or its budget spent
-            budget = min(limit, settings.SYNC_REALM_QUEUE_LIMIT - queued_count(company))
-            if budget <= 0:
-                return dispatched
+            room = settings.SYNC_REALM_QUEUE_LIMIT - queued_count(company)
+            if room < min(settings.SYNC_BATCH_SIZE, settings.SYNC_REALM_QUEUE_LIMIT):
+                return dispatched  # wait for a full batch's room: batch slots are scarce
+            budget = min(limit, room)
             held_after = _changes_held_after(ctx)
             for mapper in ORDERED:
                 sent = _dispatch_type(ctx, company, mapper, budget, held_after)
@@ -134,6 +135,9 @@ def _dispatch_type(
     if waiting is not None:
         due = due.exclude(waiting)
     pks = list(due.order_by("pk").values_list("pk", flat=True).distinct()[:budget])
+    size = settings.SYNC_BATCH_SIZE
+    if len(pks) == budget and len(pks) > size:
+        pks = pks[: len(pks) - len(pks) % size]  # more are due: whole batches only
     if not pks:
         return 0
     deadline = timezone.now() + timedelta(seconds=settings.SYNC_LEASE_SECONDS)
@@ -144,7 +148,6 @@ def _dispatch_type(
         sources=CLAIMABLE,
         next_retry_at=deadline,
     )
-    size = settings.SYNC_BATCH_SIZE
     for start in range(0, len(pks), size):
         enqueue.push_dispatched(mapper.sync_type, pks[start : start + size])
     return len(pks)

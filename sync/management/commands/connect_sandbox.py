@@ -30,6 +30,23 @@ class Command(BaseCommand):
         parser.add_argument("--webhook-url", default="", help="where the emulator sends webhooks")
         parser.add_argument("--company", default="", help="the tenant to connect (default company)")
         parser.add_argument(
+            "--sandbox-user",
+            default=DEMO_USER_EMAIL,
+            help=f"the emulator's QuickBooks user who may sign in to this company (password "
+            f"{DEMO_USER_PASSWORD!r}; default {DEMO_USER_EMAIL}); one per tenant keeps each "
+            "tenant's reconnect to its own company",
+        )
+        parser.add_argument(
+            "--map-charge-codes",
+            action="store_true",
+            help="map every charge code of the tenant to a QuickBooks item (made when missing)",
+        )
+        parser.add_argument(
+            "--if-needed",
+            action="store_true",
+            help="do nothing when the tenant is connected already (make demo's restarts)",
+        )
+        parser.add_argument(
             "--demo-conflicts",
             action="store_true",
             help="pre-create QuickBooks data that collides with seeded records and map every "
@@ -44,6 +61,10 @@ class Command(BaseCommand):
         from qbo_sandbox import services as sandbox
         from qbo_sandbox.models import SandboxApp, SandboxCompany
 
+        company = company_option(options["company"])
+        if options["if_needed"] and connection_for_company(company=company).is_usable:
+            self.stdout.write(f"{company} is connected to QuickBooks already.")
+            return
         if options["realm"]:
             realm = SandboxCompany.objects.filter(realm_id=options["realm"]).first()
             if realm is None:
@@ -52,7 +73,7 @@ class Command(BaseCommand):
             realm = sandbox.company_create(name=options["name"])
         # Reconnecting goes through the emulator's sign-in: a QuickBooks user of this company.
         sandbox.user_ensure(
-            email=DEMO_USER_EMAIL,
+            email=options["sandbox_user"],
             password=DEMO_USER_PASSWORD,
             name="PortPro Books",
             realm_ids=[realm.realm_id],
@@ -71,7 +92,6 @@ class Command(BaseCommand):
                 name="PortPro TMS",
             )
         tokens = sandbox.tokens_issue(app=app, company=realm)
-        company = company_option(options["company"])
         connection = connect_with_tokens(
             connection=connection_for_company(company=company),
             realm_id=tokens["realm_id"],
@@ -86,10 +106,14 @@ class Command(BaseCommand):
             f"Connected {company} to emulator company {realm.name} ({realm.realm_id})"
         )
         self.stdout.write(
-            f"QuickBooks sandbox user: {DEMO_USER_EMAIL} / {DEMO_USER_PASSWORD} (emulator sign-in)"
+            f"QuickBooks sandbox user: {options['sandbox_user']} / {DEMO_USER_PASSWORD} "
+            "(emulator sign-in)"
         )
         if options["demo_conflicts"]:
             self._demo_conflicts(company, connection)
+        elif options["map_charge_codes"]:
+            outcome = items_send(codes=ChargeCode.objects.filter(company=company))
+            self.stdout.write(f"Mapped charge codes to QuickBooks items: {outcome}")
 
     def _demo_conflicts(self, company: Company, connection: QuickBooksConnection) -> None:
         ctx = SyncContext.for_company(company.pk)
