@@ -53,8 +53,9 @@ def current_company(request: HttpRequest) -> Company:
 def _company_for(request: HttpRequest, chosen: int | None) -> Company:
     allowed = companies_for(request.user)
     company = allowed.filter(pk=chosen).first() if chosen else None
-    # Staff may work in every tenant; they start in their own.
-    company = company or allowed.filter(memberships__user_id=request.user.pk or 0).first()
+    # Everyone starts in the tenant they joined first (staff may work in every tenant).
+    joined = allowed.filter(memberships__user_id=request.user.pk or 0)
+    company = company or joined.order_by("memberships__id").first()
     company = company or allowed.first()
     if company is None:
         raise PermissionDenied("You are not a member of any company here: ask support to add you.")

@@ -167,13 +167,18 @@ def _wait_healthy(url: str, program: Program, timeout: float = 60) -> bool:
     return False
 
 
+SECOND_SANDBOX_USER = "bayou-books@portpro.example"
 BANNER = """
   portpro-qb is running at http://127.0.0.1:{port}
-    Finance user:  finance / finance     (Problem Sync, Finance settings, QuickBooks connection)
-    Support user:  support / support     (Django admin, QuickBooks ID area)
+  Two trucking companies (tenants), each connected to its own QuickBooks company:
+    PortPro Demo Trucking and {second}
+    Finance user:  finance / finance     (member of both: switch with the company menu)
+    Finance user:  bayou / bayou         ({second} only)
+    Support user:  support / support     (Django admin, every company, QuickBooks ID area)
     Superuser:     admin / admin
   QuickBooks emulator: http://127.0.0.1:{port}/qbo-sandbox/
-    QuickBooks sandbox user: books@portpro.example / sandbox (emulator sign-in)
+    QuickBooks sandbox users (emulator sign-in, password "sandbox"):
+      books@portpro.example (PortPro Demo Books), bayou-books@portpro.example ({second} Books)
   Logs: {logs}/   Stop: Ctrl-C
 """
 
@@ -213,24 +218,20 @@ def demo() -> int:
             supervisor.say(f"    {line}")
         supervisor.stop_all()
         return 1
-    connected = subprocess.run(
-        [python, "manage.py", "shell", "-v", "0", "-c",
-         "from sync.models import QuickBooksConnection as C; import sys; "
-         "sys.exit(0 if C.objects.filter(status='connected').exists() else 1)"],
-        check=False,
-    ).returncode == 0  # fmt: skip
-    if (
-        not connected
-        and subprocess.run(
-            [python, "manage.py", "connect_sandbox", "--demo-conflicts"], check=False
-        ).returncode
-    ):
-        supervisor.say("[demo] connecting to the built-in QuickBooks sandbox failed (above).")
-        supervisor.stop_all()
-        return 1
+    second = os.environ.get("DEMO_TENANT_2", "Bayou Drayage LLC")
+    connects = [
+        ["connect_sandbox", "--if-needed", "--demo-conflicts"],
+        ["connect_sandbox", "--if-needed", "--company", second, "--name", f"{second} Books",
+         "--sandbox-user", SECOND_SANDBOX_USER, "--map-charge-codes"],
+    ]  # fmt: skip
+    for args in connects:
+        if subprocess.run([python, "manage.py", *args], check=False).returncode:
+            supervisor.say("[demo] connecting to the built-in QuickBooks sandbox failed (above).")
+            supervisor.stop_all()
+            return 1
     supervisor.start(worker)
     supervisor.start(beat)
-    supervisor.say(BANNER.format(port=port, logs=logs))
+    supervisor.say(BANNER.format(port=port, logs=logs, second=second))
     return supervisor.run()
 
 

@@ -17,5 +17,10 @@ PY=.venv/bin/python
 mkdir -p "$VAR_DIR/broker/queue" "$VAR_DIR/broker/control" "$VAR_DIR/logs"
 
 $PY manage.py migrate --noinput -v0
+export DEMO_TENANT_2="${DEMO_TENANT_2:-Bayou Drayage LLC}"
 $PY manage.py seed_demo --with-users
+# A second trucking company: its own finance login, data and QuickBooks company (supervise.py
+# connects it); the demo's finance user belongs to both and switches with the company menu.
+$PY manage.py tenant_create --name "$DEMO_TENANT_2" --finance-user bayou:bayou
+$PY manage.py seed_demo --company "$DEMO_TENANT_2" --invoices 60 --seed 7 --with-users
 exec $PY -m portpro_qb.supervise demo

@@ -32,6 +32,7 @@ ACTION_LIMIT = 2.0  # seconds for a disconnect or a reconnect to answer
 OWED = {"pending", "in_flight", "retry_wait"}
 # The emulator's QuickBooks user that connect_sandbox creates for the demo (README).
 SANDBOX_USER = ("books@portpro.example", "sandbox")
+SECOND_TENANT = "Bayou Drayage LLC"  # scripts/demo.sh (DEMO_TENANT_2)
 
 
 def free_port() -> int:
@@ -187,7 +188,31 @@ def check(base: str, env: dict) -> dict:
 
     figures["settled"] = wait(settled, SYNC_WITHIN, "everything settled after the reconnect", 3)
     say(f"after the reconnect nothing is left owed: {figures['settled']}")
+    figures["second_tenant"] = check_second_tenant(base, env, session)
     return figures
+
+
+def check_second_tenant(base: str, env: dict, finance) -> dict:
+    """The second trucking company syncs to its own QuickBooks company; its own login sees it
+    alone; the finance user of both switches to it with the menu."""
+
+    def synced():
+        status = json.loads(manage(env, "sync_status", "--company", SECOND_TENANT, "--json"))
+        invoices = status.get("invoice", {})
+        owed = sum(n for by in status.values() for s, n in by.items() if s in OWED)
+        return status if invoices.get("synced", 0) >= 50 and owed == 0 else None
+
+    status = wait(synced, SYNC_WITHIN, f"{SECOND_TENANT}'s invoices synced", 3)
+    bayou = requests.Session()
+    login(bayou, base, "bayou", "bayou")
+    page = bayou.get(base + "/sync/problems/", timeout=10).text
+    if SECOND_TENANT not in page or "PortPro Demo Trucking" in page:
+        raise Failed(f"the bayou login does not see {SECOND_TENANT} alone")
+    menu = finance.get(base + "/sync/problems/", timeout=10).text
+    if 'data-testid="tenant-menu"' not in menu or SECOND_TENANT not in menu:
+        raise Failed("the finance user of both companies has no company menu")
+    say(f"{SECOND_TENANT}: {status}; its login sees it alone; finance can switch to it")
+    return status
 
 
 def demo_processes(var_dir: Path) -> list[int]:
