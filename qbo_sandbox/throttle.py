@@ -5,6 +5,7 @@ last 60 rows (a sliding window), the per-second limit the current row. The compa
 serializes the check-and-count.
 """
 
+import logging
 import random
 import time
 
@@ -15,6 +16,7 @@ from django.db.models import F, Sum
 from .models import SandboxCompany, ThrottleBucket
 from .store import lock_company
 
+logger = logging.getLogger(__name__)
 _ADVISORY_CLASS = 7201  # "qbo sandbox throttle", one key per company
 
 
@@ -50,9 +52,24 @@ def admit(company, *, is_batch=False):
         window = ThrottleBucket.objects.filter(company=locked, second__gt=now - 60)
         totals = window.aggregate(r=Sum("requests"), b=Sum("batches"))
         current = window.filter(second=now).values_list("requests", flat=True).first() or 0
-        if (totals["r"] or 0) >= locked.per_minute or current >= locked.per_second:
-            return False
-        if is_batch and (totals["b"] or 0) >= locked.batch_per_minute:
+        over = [
+            name
+            for name, count, limit in (
+                ("per_minute", totals["r"] or 0, locked.per_minute),
+                ("per_second", current, locked.per_second),
+                (
+                    "batch_per_minute",
+                    (totals["b"] or 0) if is_batch else 0,
+                    locked.batch_per_minute,
+                ),
+            )
+            if count >= limit
+        ]
+        if over:
+            # Which window refused it: what a pacing client needs to know, and Intuit never says.
+            logger.warning(
+                "realm %s throttled (%s) at %.3f", locked.realm_id, ", ".join(over), time.time()
+            )
             return False
         updated = ThrottleBucket.objects.filter(company=locked, second=now).update(
             requests=F("requests") + 1, batches=F("batches") + (1 if is_batch else 0)
