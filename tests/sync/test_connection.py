@@ -168,3 +168,30 @@ def test_it_gives_the_demo_quickbooks_user_the_company_connect_sandbox_connects(
     assert [c.realm_id for c in services.user_companies(user=user)] == [qbo.realm]
     assert SandboxUser.objects.count() == 1
     assert "books@portpro.example / sandbox" in capsys.readouterr().out
+
+
+def test_a_second_tenant_gets_its_own_emulator_company_user_and_items(qbo, capsys):
+    # make demo's second trucking company: its reconnect must offer its own company only.
+    from django.core.management import call_command
+
+    from finance.models import ChargeCode
+    from finance.services import tenant_ensure
+    from qbo_sandbox import services
+    from qbo_sandbox.models import SandboxCompany
+    from sync.selectors import connection_for_company
+    from tests.finance.factories import ChargeCodeFactory
+
+    other, _ = tenant_ensure(name="Bayou Drayage LLC")
+    code = ChargeCodeFactory(company=other)
+    args = ["--company", other.name, "--name", "Bayou Books", "--sandbox-user", "bayou@x.example"]
+
+    call_command("connect_sandbox", *args, "--map-charge-codes")
+    call_command("connect_sandbox", *args, "--if-needed")
+
+    theirs = connection_for_company(company=other)
+    assert theirs.is_usable and theirs.realm_id != qbo.realm
+    assert SandboxCompany.objects.filter(name="Bayou Books").count() == 1  # not connected twice
+    user = services.user_authenticate(email="bayou@x.example", password="sandbox")
+    assert [c.realm_id for c in services.user_companies(user=user)] == [theirs.realm_id]
+    assert ChargeCode.objects.get(pk=code.pk).qb_id != ""
+    assert "connected to QuickBooks already" in capsys.readouterr().out
