@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 
+from finance.audit import manual_action_record, sync_snapshot
 from finance.models import Customer, ManualAction
 from finance.qb_ids import refuse_taken_qb_id
 from finance.services import customer_update
@@ -132,12 +133,13 @@ def customer_send_as(*, customer: Customer, display_name: str, user: User | None
         raise ValidationError(f"QuickBooks already uses {name!r}: choose another name.")
     if customer.sync_status != SyncStatus.PROBLEM or customer.problem_reason not in NAME_TAKEN:
         raise ValidationError(f"{customer} has no name conflict to resolve.")
+    before = sync_snapshot(customer)
     customer = customer_update(customer=customer, display_name=name)
-    ManualAction.objects.create(
+    manual_action_record(
         kind=ManualAction.Kind.LINK,
-        record_type=customer.sync_type,
-        record_id=customer.pk,
+        record=customer,
         user=user,
+        before=before,
         note=f"Sent to QuickBooks as {name!r} (the name was taken there).",
     )
     return customer

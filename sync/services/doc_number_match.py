@@ -17,7 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from finance.audit import manual_action_record
+from finance.audit import manual_action_record, sync_snapshot
 from finance.models import ManualAction, SyncedRecord
 from finance.qb_ids import refuse_taken_qb_id
 from finance.registry import record_type_of
@@ -181,13 +181,13 @@ def doc_send_as(*, record: SyncedRecord, doc_number: str, user: User | None) -> 
     session = SyncContext.for_company(record.company_id).session
     if session.query(f"SELECT Id FROM {mapper.entity} WHERE DocNumber = {quote(number)}"):
         raise ValidationError(f"QuickBooks already uses {number} too: choose another number.")
-    old = number_of(record)
+    old, before = number_of(record), sync_snapshot(record)
     record = mapper.renumber(record, number)
-    ManualAction.objects.create(
+    manual_action_record(
         kind=ManualAction.Kind.LINK,
-        record_type=record.sync_type,
-        record_id=record.pk,
+        record=record,
         user=user,
+        before=before,
         note=f"Renumbered {old} → {number} (QuickBooks already used {old}); sent again.",
     )
     return record
