@@ -411,8 +411,9 @@ class QuickBooksSession:
                     self._refresh()
                     continue
                 if error.kind == "throttle":
-                    ratelimit.pause_realm(
-                        self.realm, error.retry_after or settings.QBO_THROTTLE_BACKOFF_SECONDS
+                    # The records wait as long as the realm does.
+                    error.retry_after = ratelimit.pause_after_throttle(
+                        self.realm, error.retry_after
                     )
                 raise error from exc
         raise AssertionError("unreachable")

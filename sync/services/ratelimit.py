@@ -7,6 +7,12 @@ QuickBooks pauses the whole realm (Retry-After, else QBO_THROTTLE_BACKOFF_SECOND
 Without Redis the same windows live in a file per realm (shared by every local process).
 A caller told to wait longer than SHORT_WAIT_SECONDS reschedules its work (RateLimited) rather
 than hold a worker; a shorter wait (the per-second window) is slept off.
+
+Intuit counts a request when it arrives, we when we send it; the time between varies (network,
+a busy machine), and requests sent 1.2 s apart can arrive within one second. So the per-second
+window keeps a margin in both time and count: one request fewer than Intuit's limit per
+1.25 s. A 429 is then an accident, and one that our own log shows cannot be the minute's
+(the minute far from spent) pauses the realm briefly instead of for the full backoff.
 """
 
 import fcntl
@@ -29,6 +35,12 @@ WINDOW_MARGIN_MS = 250
 # A wait this short (the per-second window) is slept off: giving the records back to the sweep
 # for it would cost a claim, a plan and a sweep round trip each time, and leave the realm idle.
 SHORT_WAIT_SECONDS = 1.5
+# A 429 while our log shows the minute less than this full was the per-second window's.
+MINUTE_HEADROOM = 0.9
+# The pause after such a 429; a second one within ACCIDENT_MEMORY_SECONDS is no accident and
+# gets the full QBO_THROTTLE_BACKOFF_SECONDS.
+SECOND_WINDOW_PAUSE_SECONDS = 2.0
+ACCIDENT_MEMORY_SECONDS = 60
 
 _ACQUIRE = """
 local t = redis.call('TIME')
@@ -59,7 +71,7 @@ return 0
 
 def _windows(kind: str) -> list[tuple[str, int, int]]:
     windows = [
-        ("second", settings.QBO_RATE_PER_SECOND, 1000 + WINDOW_MARGIN_MS),
+        ("second", max(1, settings.QBO_RATE_PER_SECOND - 1), 1000 + WINDOW_MARGIN_MS),
         ("minute", settings.QBO_RATE_PER_MINUTE, 60_000 + WINDOW_MARGIN_MS),
     ]
     if kind == "batch":
@@ -120,6 +132,21 @@ class _SharedFileWindows:
     def pause(self, realm: str, seconds: float) -> None:
         with self._state(realm) as state:
             state["paused_until"] = max(state.get("paused_until", 0), time.time() + seconds)
+
+    def first_accident(self, realm: str) -> bool:
+        """True (and remembered) unless a 429 was forgiven as an accident in the last while."""
+        now = time.time()
+        with self._state(realm) as state:
+            if state.get("accident_until", 0) > now:
+                return False
+            state["accident_until"] = now + ACCIDENT_MEMORY_SECONDS
+            return True
+
+    def minute_used(self, realm: str) -> int:
+        now = time.time()
+        with self._state(realm) as state:
+            window = (60_000 + WINDOW_MARGIN_MS) / 1000
+            return sum(1 for t in state.get("logs", {}).get("minute", []) if t > now - window)
 
     def paused_for(self, realm: str) -> float:
         with self._state(realm) as state:
@@ -200,6 +227,43 @@ def pause_realm(realm: str, seconds: float) -> None:
             client.set(key, "1", px=int(seconds * 1000))
     else:
         _shared_file().pause(realm, seconds)
+
+
+def pause_after_throttle(realm: str, retry_after: float | None) -> float:
+    """Intuit said 429: pause the realm for Retry-After when given; else briefly if our own log
+    shows the minute far from spent (the per-second window refused an unlucky bunch) and that
+    has not happened lately; else for QBO_THROTTLE_BACKOFF_SECONDS. Returns the pause."""
+    if retry_after:
+        seconds = retry_after
+    elif _minute_used(realm) < MINUTE_HEADROOM * settings.QBO_RATE_PER_MINUTE and _first_accident(
+        realm
+    ):
+        seconds = SECOND_WINDOW_PAUSE_SECONDS
+    else:
+        seconds = float(settings.QBO_THROTTLE_BACKOFF_SECONDS)
+    pause_realm(realm, seconds)
+    return seconds
+
+
+def _minute_used(realm: str) -> int:
+    client = get_redis()
+    if client is None:
+        return _shared_file().minute_used(realm)
+    key = f"portpro-qb:rl:{realm}:minute"
+    newest = cast(list, client.zrange(key, -1, -1, withscores=True))
+    if not newest:
+        return 0
+    # Scores are Redis' clock in ms (the script's); count back from the newest entry.
+    since = newest[0][1] - 60_000 - WINDOW_MARGIN_MS
+    return cast(int, client.zcount(key, since, "+inf"))
+
+
+def _first_accident(realm: str) -> bool:
+    client = get_redis()
+    if client is None:
+        return _shared_file().first_accident(realm)
+    key = f"portpro-qb:rl:{realm}:accident"
+    return bool(client.set(key, "1", nx=True, ex=ACCIDENT_MEMORY_SECONDS))
 
 
 def paused_for(realm: str) -> float:

@@ -1,5 +1,6 @@
 """Each QuickBooks fault ends in the right state with the right reason (DESIGN.md table)."""
 
+import time
 from decimal import Decimal
 
 import pytest
@@ -9,7 +10,7 @@ from finance.models import Customer
 from finance.services import customer_update, invoice_update
 from finance.syncstate import SyncStatus
 from sync.models import QuickBooksConnection, SyncAttempt
-from sync.services import engine
+from sync.services import engine, ratelimit
 from sync.services.engine import SyncContext
 from tests.finance.factories import ChargeCodeFactory, CustomerFactory
 from tests.sync.helpers import invoice_with
@@ -170,16 +171,23 @@ def test_5xx_waits_with_backoff_then_succeeds(qbo):
 
 
 def test_429_does_not_count_as_an_attempt_and_pauses_the_realm(qbo, settings):
-    settings.QBO_THROTTLE_BACKOFF_SECONDS = 2
-    qbo.faults(throttle_burst=1)
+    settings.QBO_THROTTLE_BACKOFF_SECONDS = 30
+    qbo.faults(throttle_burst=2)
     customer = CustomerFactory()
 
     assert push(customer) == "retry"
 
     assert customer.attempts == 0
     assert customer.last_error_code == "3001"
+    # The minute far from spent: the per-second window's accident, a short wait.
     wait = (customer.next_retry_at - customer.last_attempt_at).total_seconds()
     assert 1.5 <= wait <= 3
+    assert 1 < ratelimit.paused_for(qbo.realm) <= 2
+
+    time.sleep(ratelimit.paused_for(qbo.realm))
+    assert push(customer) == "retry"  # again within the minute: the full backoff
+    wait = (customer.next_retry_at - customer.last_attempt_at).total_seconds()
+    assert 29 <= wait <= 31 and customer.attempts == 0
 
 
 def test_an_expired_access_token_is_refreshed_once(qbo):
