@@ -32,7 +32,7 @@ LATENCY_MS = 150
 LIMITS = {"per_minute": 500, "per_second": 10, "batch_per_minute": 40}
 BATCH = 30
 RESULTS = ROOT / "bench" / "results" / "latest.json"
-# "push" / "cpu": that benchmark alone (no results file)
+# "push" / "cpu" / "tenants": that benchmark alone (no results file)
 ONLY = os.environ.get("BENCH_ONLY", "")
 
 
@@ -647,6 +647,17 @@ def bench_problems(results, company, repeats=15):
 # --- main ------------------------------------------------------------------------------------
 
 
+def run_tenants(wiring, procs, results):
+    from bench import tenants
+
+    ceiling = LIMITS["batch_per_minute"] * BATCH + (
+        LIMITS["per_minute"] - LIMITS["batch_per_minute"]
+    )
+    common = {"limits": LIMITS, "latency_ms": LATENCY_MS, "scale": SCALE}
+    tenants.bench_tenants(wiring, procs, results, ceiling_per_min=ceiling, **common)
+    tenants.bench_fairness(wiring, results, **common)
+
+
 def main():
     run_started = time.monotonic()
     env = stack.environment()
@@ -671,6 +682,9 @@ def main():
             return
         procs.start_worker()
         wiring = Wiring()
+        if ONLY == "tenants":  # sections 6 and 7 alone (no results file)
+            run_tenants(wiring, procs, results)
+            return
         company, sandbox, records, counts = bench_push(wiring, procs, results)
         if ONLY == "push":
             return
@@ -688,6 +702,7 @@ def main():
             f"(goal ≤ 250 MB; celery main process {m['worker_main_peak_rss_mb']:.0f} MB)"
         )
         bench_webhook(wiring, results, company, sandbox)
+        run_tenants(wiring, procs, results)
         procs.stop_worker()  # the rest runs in this process (gunicorn serves the emulator)
         bench_cpu(wiring, results)
         bench_problems(results, company)
