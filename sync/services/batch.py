@@ -39,7 +39,7 @@ from sync.services.engine import (
     settle_retry,
     skip_disabled,
 )
-from sync.services.waiting import one_look_per_batch
+from sync.services.waiting import requeue_waiting_on_many
 
 BATCH_LIMIT = 30  # Intuit's maximum items per batch request
 
@@ -51,9 +51,8 @@ def push_batch(*, sync_type: str, pks: list[int]) -> dict[str, int]:
     by_company: dict[int, list[SyncedRecord]] = {}
     for record in mapper.load(pks):
         by_company.setdefault(record.company_id, []).append(record)
-    with one_look_per_batch():
-        for company_id, records in by_company.items():
-            outcomes.update(_push_company(SyncContext.for_company(company_id), mapper, records))
+    for company_id, records in by_company.items():
+        outcomes.update(_push_company(SyncContext.for_company(company_id), mapper, records))
     return dict(outcomes)
 
 
@@ -93,6 +92,8 @@ def _push_company(
     size = min(BATCH_LIMIT, settings.SYNC_BATCH_SIZE)
     for start in range(0, len(writes), size):
         outcomes.update(_send_chunk(ctx, mapper, writes[start : start + size]))
+    # What waits on the records that arrived goes back in the queue: one look for them all.
+    requeue_waiting_on_many(claimed.record for claimed, _ in writes if claimed.arrived)
     return outcomes
 
 
@@ -143,11 +144,11 @@ def _send_chunk(
         claimed, write = pending.pop(0)
         client.prepaid = True
         try:
-            outcomes[send_and_settle(ctx, claimed, write)] += 1
+            outcomes[send_and_settle(ctx, claimed, write, requeue=False)] += 1
         finally:
             client.prepaid = False
     for claimed, write in pending:
-        outcomes[send_and_settle(ctx, claimed, write)] += 1
+        outcomes[send_and_settle(ctx, claimed, write, requeue=False)] += 1
     return outcomes
 
 
@@ -193,7 +194,8 @@ def _settle_item(
         return settle_failure(ctx, claimed, write, error)
     if "Fault" in item:
         return settle_failure(ctx, claimed, write, classify_fault(item["Fault"]))
-    return settle_ok(claimed, item[mapper.entity])  # an item without a Fault carries it
+    # An item without a Fault carries the entity.
+    return settle_ok(claimed, item[mapper.entity], requeue=False)
 
 
 def push_all_now(

@@ -126,6 +126,7 @@ class Claim:
     lease: datetime
     lookup_first: bool
     attempts: int
+    arrived: bool = False  # its first arrival in QuickBooks (or a person's overwrite) settled
 
     def mine(self) -> QuerySet[SyncedRecord]:
         """The record under this claim's lease. Every settle moves it with
@@ -330,19 +331,21 @@ def execute(ctx: SyncContext, claim: Claim) -> str:
     return send_and_settle(ctx, claim, planned)
 
 
-def send_and_settle(ctx: SyncContext, claim: Claim, write: Write) -> str:
+def send_and_settle(ctx: SyncContext, claim: Claim, write: Write, *, requeue: bool = True) -> str:
     try:
         obj = send(ctx, claim, write)
     except Exception as exc:  # noqa: BLE001 - settle_failure classifies everything
         return settle_failure(ctx, claim, write, exc)
     attempt_row(claim, write, SyncAttempt.Outcome.OK, None, ctx._session).save()
-    return settle_ok(claim, obj)
+    return settle_ok(claim, obj, requeue=requeue)
 
 
 # --- settle ----------------------------------------------------------------------------------
 
 
-def settle_ok(claim: Claim, obj: QboObject, *, linked: bool = False) -> str:
+def settle_ok(claim: Claim, obj: QboObject, *, linked: bool = False, requeue: bool = True) -> str:
+    """Synced. `requeue=False`: the caller requeues what waits on an arrived claim itself (a
+    batch does it once for all its records)."""
     fields = dict(
         qb_id=str(obj["Id"]),
         qb_sync_token=str(obj.get("SyncToken", "")),
@@ -370,7 +373,10 @@ def settle_ok(claim: Claim, obj: QboObject, *, linked: bool = False) -> str:
         moved = 1
     # Its first arrival in QuickBooks, or a person's overwrite (reactivated there): what waits on
     # it goes now.
-    if moved and (not claim.record.synced_version or claim.record.qb_overwrite_token):
+    claim.arrived = bool(moved) and (
+        not claim.record.synced_version or bool(claim.record.qb_overwrite_token)
+    )
+    if claim.arrived and requeue:
         requeue_waiting_on(claim.record)
     claim.mapper.after_settle(claim.record, obj)
     return "linked" if linked else "synced"

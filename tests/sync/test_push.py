@@ -5,6 +5,8 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from finance.models import Invoice
 from finance.services import (
@@ -17,10 +19,12 @@ from finance.services import (
 from finance.syncstate import SyncStatus
 from sync.models import SyncAttempt
 from sync.services import engine
+from sync.services.batch import push_batch
 from sync.services.engine import SyncContext
 from sync.services.items import item_map
 from tests.finance.factories import ChargeCodeFactory, CustomerFactory
 from tests.sync.helpers import invoice_with
+from tests.sync.uifactories import park
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -213,3 +217,26 @@ def test_without_auto_create_an_invoice_waits_for_its_customer(qbo):
     assert push(invoice.customer) == "synced"
     Invoice.objects.filter(pk=invoice.pk).update(next_retry_at=invoice.last_attempt_at)
     assert push(invoice) == "synced"
+
+
+@pytest.mark.parametrize("customers", [2, 6])
+def test_a_batch_sends_back_what_waits_on_its_records_with_one_look(qbo, customers):
+    # The question "is anything parked on these?" was asked once per record that arrived (3 per
+    # customer: invoices, credit memos, payments), on the engine's hot path.
+    code = mapped_code(qbo, code="DRAY", name="Drayage")
+    batch = [CustomerFactory() for _ in range(customers)]
+    waiting = [park(invoice_with(code, customer=c), reason="customer_not_synced") for c in batch]
+    elsewhere = park(invoice_with(code), reason="customer_not_synced")
+
+    with CaptureQueriesContext(connection) as queries:
+        outcomes = push_batch(sync_type="customer", pks=[c.pk for c in batch])
+
+    assert outcomes.get("synced") == customers
+    statuses = set(
+        Invoice.objects.filter(pk__in=[i.pk for i in waiting]).values_list("sync_status", flat=True)
+    )
+    assert statuses == {SyncStatus.PENDING}
+    elsewhere.refresh_from_db()
+    assert elsewhere.sync_status == SyncStatus.PROBLEM  # its customer did not arrive
+    looks = [q["sql"] for q in queries if "problem_reason" in q["sql"] and "LIMIT 1" in q["sql"]]
+    assert len(looks) == 3  # one per waiting type (invoice, credit memo, payment), any batch size
