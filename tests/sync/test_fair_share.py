@@ -95,3 +95,51 @@ def test_a_spent_budget_hands_its_tenant_nothing_and_costs_no_claims(two_tenants
     sent.clear()
     assert sweep.dispatch_due() == {"customer": 1}  # the spent tenant is handed nothing
     assert sent == [("push_record", "customer", newcomer.pk)]
+
+
+def test_idle_tenants_cost_the_sweep_no_questions(company, settings, sent):
+    """At a thousand tenants, most have nothing due at any sweep: asking each for its connection,
+    settings, share and five types of due records would be the sweep's whole cost."""
+    from django.db import connection as db
+    from django.test.utils import CaptureQueriesContext
+
+    from finance.services import finance_settings_get, finance_settings_update
+
+    def connected_tenant(name):
+        tenant, _ = tenant_ensure(name=name)
+        connect_with_tokens(
+            connection=connection_for_company(company=tenant),
+            realm_id=f"9{uuid.uuid4().int % 10**12}",
+            access_token="a",
+            refresh_token="r",
+        )
+        return tenant
+
+    def sweep_queries():
+        with CaptureQueriesContext(db) as queries:
+            dispatched = sweep.dispatch_due()
+        return len(queries), dispatched
+
+    busy = connected_tenant("Busy Drayage")
+    CustomerFactory(company=busy)
+    for n in range(3):
+        connected_tenant(f"Idle Carrier {n}")
+    few_idle, dispatched = sweep_queries()
+    assert dispatched == {"customer": 1}
+    CustomerFactory(company=busy)
+    for n in range(3, 12):
+        connected_tenant(f"Idle Carrier {n}")
+    many_idle, dispatched = sweep_queries()
+    assert dispatched == {"customer": 1} and many_idle == few_idle
+
+    # A tenant syncing on a schedule is visited anyway: its clock ticks with nothing due.
+    scheduled = connected_tenant("Scheduled Cartage")
+    finance_settings_update(
+        settings_row=finance_settings_get(company=scheduled),
+        fields={"push_on_change": False},
+        user=None,
+    )
+    assert scheduled in sweep.tenants_to_visit()
+    assert busy not in sweep.tenants_to_visit()  # its customers are queued, none due
+    sweep.dispatch_due()
+    assert connection_for_company(company=scheduled).last_scheduled_at is not None
