@@ -40,7 +40,9 @@ def _cpu_s(pids: list[int]) -> float:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime + stime
+        # utime + stime, and cutime + cstime: what its exited children spent (PostgreSQL's
+        # backends come and go; the postmaster reaps them, and their CPU lands there).
+        total += sum(int(v) for v in fields[11:15])
     return total / CLOCK_TICKS
 
 
