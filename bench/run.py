@@ -647,14 +647,15 @@ def bench_problems(results, company, repeats=15):
 # --- main ------------------------------------------------------------------------------------
 
 
-def run_tenants(wiring, procs, results):
+def run_tenants(wiring, procs, results, *, fairness_only=False):
     from bench import tenants
 
     ceiling = LIMITS["batch_per_minute"] * BATCH + (
         LIMITS["per_minute"] - LIMITS["batch_per_minute"]
     )
     common = {"limits": LIMITS, "latency_ms": LATENCY_MS, "scale": SCALE}
-    tenants.bench_tenants(wiring, procs, results, ceiling_per_min=ceiling, **common)
+    if not fairness_only:
+        tenants.bench_tenants(wiring, procs, results, ceiling_per_min=ceiling, **common)
     tenants.bench_fairness(wiring, results, **common)
 
 
@@ -682,8 +683,8 @@ def main():
             return
         procs.start_worker()
         wiring = Wiring()
-        if ONLY == "tenants":  # sections 6 and 7 alone (no results file)
-            run_tenants(wiring, procs, results)
+        if ONLY in ("tenants", "fairness"):  # sections 6 and 7 (or 7) alone, no results file
+            run_tenants(wiring, procs, results, fairness_only=ONLY == "fairness")
             return
         company, sandbox, records, counts = bench_push(wiring, procs, results)
         if ONLY == "push":

@@ -233,6 +233,7 @@ def bench_tenants(wiring, procs, results, *, limits, latency_ms, ceiling_per_min
 def bench_fairness(wiring, results, *, limits, latency_ms, scale=1.0, duration_s=180.0):
     from bench import seed
     from finance import services
+    from finance.models import ChargeCode, Customer
     from qbo_sandbox.models import Entity
 
     backfill = max(500, round(10_000 * scale))
@@ -248,8 +249,10 @@ def bench_fairness(wiring, results, *, limits, latency_ms, scale=1.0, duration_s
         b, "Books B", throttle_enabled=True, latency_ms=latency_ms, **limits
     )
     seed.push_set(a, customers=500, invoices=backfill, codes=15)
-    customer = services.customer_create(company=b, display_name="Harbor Freight Imports")
-    code = services.charge_code_create(company=b, code="DRAY", name="Drayage")
+    # B's customer and charge code are in QuickBooks before its invoices start (a charge code
+    # made through finance would wait, unmapped, for someone to map it).
+    seed.push_set(b, customers=1, invoices=0, codes=1, tag="B-")
+    customer, code = Customer.objects.get(company=b), ChargeCode.objects.get(company=b)
     a_synced_before = synced_count([a])
     samples: list[float] = []
     waits: list[tuple[str, float]] = []
@@ -271,6 +274,14 @@ def bench_fairness(wiring, results, *, limits, latency_ms, scale=1.0, duration_s
     watchers = []
     started = time.monotonic()
     with Beat(15.0):
+        ready_by = time.monotonic() + 120
+        while synced_count([b]) < 2:
+            if time.monotonic() > ready_by:
+                raise RuntimeError("B's customer and charge code did not reach QuickBooks")
+            time.sleep(0.2)
+        say(f"  B's customer and charge code in QuickBooks after {time.monotonic() - started:.1f}s")
+        started = time.monotonic()
+        a_synced_before = synced_count([a])
         k = 0
         while time.monotonic() - started < duration_s:
             k += 1
