@@ -19,10 +19,20 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from django.db import models
 from django.db.models import Q, QuerySet
 
 from finance.descriptions import describe_invoice
-from finance.models import ChargeCode, CreditMemo, Customer, Invoice, Payment, SyncedRecord
+from finance.models import (
+    ChargeCode,
+    ChargeLine,
+    CreditMemo,
+    Customer,
+    Invoice,
+    Payment,
+    PaymentApplication,
+    SyncedRecord,
+)
 from finance.registry import RECORD_TYPES, RecordType, record_type
 from finance.services import credit_memo_update, invoice_update, quickbooks_balance_fields
 from finance.syncstate import OWED
@@ -110,8 +120,20 @@ def ref(record: SyncedRecord, name: str = "") -> dict[str, str]:
 
 
 def owed(relation: str) -> Q:
-    """Records whose `relation` (a dependency) is not in QuickBooks yet but on its way."""
+    """Records whose `relation` (a dependency, one per record) is not in QuickBooks yet but on
+    its way."""
     return Q(**{f"{relation}__qb_id": "", f"{relation}__sync_status__in": OWED})
+
+
+def owed_via(link: type[models.Model], dependency: str, record: str) -> Q:
+    """Records with any `link` row (a line, an application) whose `dependency` is owed. One
+    uncorrelated subquery, run once: an exclude across a many-valued relation is a correlated
+    EXISTS per record (a sweep of a 4,000-invoice backfill ran 90 s while its charge codes were
+    owed), and Django splits its two conditions over different rows."""
+    rows = link._default_manager.filter(
+        **{f"{dependency}__qb_id": "", f"{dependency}__sync_status__in": OWED}
+    )
+    return Q(pk__in=rows.values(record))
 
 
 @dataclass(frozen=True)
@@ -344,7 +366,7 @@ class InvoiceMapper(Mapper[Invoice]):
     def wait_for(self) -> Q:
         # An invoice whose charge code is still being created would be parked as
         # missing_item_mapping if its batch ran before the item's (same sweep, parallel workers).
-        return owed("customer") | owed("charge_sets__lines__charge_code")
+        return owed("customer") | owed_via(ChargeLine, "charge_code", "charge_set__invoice")
 
     def body(self, invoice: Invoice, ctx: SyncContext) -> QboObject:
         lines = []
@@ -465,7 +487,7 @@ class PaymentMapper(Mapper[Payment]):
         return needs
 
     def wait_for(self) -> Q:
-        return owed("customer") | owed("applications__invoice")
+        return owed("customer") | owed_via(PaymentApplication, "invoice", "payment")
 
     def references(self, payment: Payment) -> list[Need]:
         customer = payment.customer
