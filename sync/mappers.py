@@ -130,10 +130,7 @@ def owed_via(link: type[models.Model], dependency: str, record: str) -> Q:
     uncorrelated subquery, run once: an exclude across a many-valued relation is a correlated
     EXISTS per record (a sweep of a 4,000-invoice backfill ran 90 s while its charge codes were
     owed), and Django splits its two conditions over different rows."""
-    rows = link._default_manager.filter(
-        **{f"{dependency}__qb_id": "", f"{dependency}__sync_status__in": OWED}
-    )
-    return Q(pk__in=rows.values(record))
+    return Q(pk__in=link._default_manager.filter(owed(dependency)).values(record))
 
 
 @dataclass(frozen=True)
