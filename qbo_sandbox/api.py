@@ -266,8 +266,11 @@ def single_write(ctx, entity_type, payload, operation, include=""):
         )
     if set(payload) == {entity_type} and isinstance(payload[entity_type], dict):
         payload = payload[entity_type]  # wrapped body {"Customer": {...}}
-    if operation == "update" and include == "void":
-        operation = "void"  # how a Payment, a SalesReceipt, ... is voided
+    includes = {part.strip() for part in include.split(",")}
+    if operation == "update" and "void" in includes:
+        operation = "void"  # how a Payment, a BillPayment, a SalesReceipt, ... is voided
+    # A DocNumber QBO would refuse as a duplicate (6140) is taken when the request says so.
+    ctx.allow_duplicate_doc_number = "allowduplicatedocnum" in includes
     write_one = WRITE_OPERATIONS.get(operation)
     if write_one is None:
         raise faults.unsupported_operation(f"operation={operation}")
@@ -409,7 +412,11 @@ def batch_item(ctx, item):
     if operation == "update" and not payload.get("Id"):
         raise faults.required_missing("Id")
     return single_write(
-        ctx, entity_type, payload, "" if operation in ("create", "update") else operation
+        ctx,
+        entity_type,
+        payload,
+        "" if operation in ("create", "update") else operation,
+        str(item.get("optionsData") or "").lower(),
     )
 
 

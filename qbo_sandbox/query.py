@@ -1,9 +1,9 @@
 """QBO's query language: SELECT * | COUNT(*) | fields FROM X [WHERE a op v AND ...]
 [ORDER BY|ORDERBY f [ASC|DESC], ...] [STARTPOSITION n] [MAXRESULTS n].
 
-Conditions on denormalized columns (Id, DisplayName/Name, DocNumber, TxnDate, CustomerRef,
-Active, MetaData times) run in the database; the rest are checked in Python over the rows the
-indexed conditions leave.
+Conditions on denormalized columns (Id, DisplayName/Name, DocNumber, TxnDate, CustomerRef or
+VendorRef, Active, MetaData times) run in the database; the rest are checked in Python over the
+rows the indexed conditions leave.
 """
 
 import re
@@ -12,7 +12,7 @@ from functools import partial
 
 from . import faults
 from .models import Entity
-from .store import NAME_LIST, canonical_name, render
+from .store import NAME_LIST, canonical_name, party_ref_field, render
 from .timefmt import parse_qbo_datetime
 
 TOKEN = re.compile(
@@ -244,7 +244,7 @@ def matches(row_value, op, value):
 
 
 COLUMN_FIELDS = {name.lower(): name for name in (
-    "Id", "DisplayName", "Name", "DocNumber", "CustomerRef", "Active", "TxnDate",
+    "Id", "DisplayName", "Name", "DocNumber", "CustomerRef", "VendorRef", "Active", "TxnDate",
     "MetaData.LastUpdatedTime", "MetaData.CreateTime",
 )}  # fmt: skip
 
@@ -300,16 +300,25 @@ COLUMN_FILTERS = {
     "Name": _filter_name,
     "DocNumber": partial(_filter_text, "doc_number"),
     "CustomerRef": partial(_filter_text, "customer_ref"),
+    "VendorRef": partial(_filter_text, "customer_ref"),
     "TxnDate": _filter_txn_date,
     "MetaData.LastUpdatedTime": partial(_filter_timestamp, "updated"),
     "MetaData.CreateTime": partial(_filter_timestamp, "created"),
 }
 
 
-def _db_filter(qs, field, op, value):
+PARTY_FIELDS = ("CustomerRef", "VendorRef")
+
+
+def _db_filter(qs, entity_type, field, op, value):
     """Narrow the queryset for conditions on indexed columns; return (qs, handled), handled
-    meaning the database answered the condition exactly (otherwise Python checks it again)."""
-    column_filter = COLUMN_FILTERS.get(COLUMN_FIELDS.get(field.lower(), field))
+    meaning the database answered the condition exactly (otherwise Python checks it again).
+    The customer_ref column holds one party per entity type (store.party_ref_field): CustomerRef
+    on a bill, say, is not in it."""
+    name = COLUMN_FIELDS.get(field.lower(), field)
+    if name in PARTY_FIELDS and name != party_ref_field(entity_type):
+        return qs, False
+    column_filter = COLUMN_FILTERS.get(name)
     if column_filter is None or op not in LOOKUPS:
         return qs, False
     return column_filter(qs, op, value)
@@ -330,7 +339,7 @@ def _narrow(company, entity_type, where):
             active_condition = True
             qs = qs.filter(active__in=_active_flags(op, value))
             continue
-        qs, handled = _db_filter(qs, field, op, value)
+        qs, handled = _db_filter(qs, entity_type, field, op, value)
         if not handled:
             pending.append((field, op, value))
     if entity_type in NAME_LIST and not active_condition:

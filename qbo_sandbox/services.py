@@ -59,12 +59,28 @@ SEED = [
     ("Item", {"Name": "Hours", "Type": "Service", "IncomeAccountRef": {"value": "1", "name": "Services"}}),
     ("Term", {"Name": "Due on receipt", "DueDays": 0}),
     ("Term", {"Name": "Net 30", "DueDays": 30}),
+    # Payables (added after the first nine, so their Ids stay): 10 A/P, 11 Checking,
+    # 12 Mastercard, 13–18 what a trucking company's bills and expenses go to.
+    ("Account", {"Name": "Accounts Payable (A/P)", "AccountType": "Accounts Payable",
+                 "AccountSubType": "AccountsPayable"}),
+    ("Account", {"Name": "Checking", "AccountType": "Bank", "AccountSubType": "Checking"}),
+    ("Account", {"Name": "Mastercard", "AccountType": "Credit Card", "AccountSubType": "CreditCard"}),
+    ("Account", {"Name": "Subcontractors", "AccountType": "Cost of Goods Sold",
+                 "AccountSubType": "CostOfLaborCos"}),
+    ("Account", {"Name": "Contract Labor", "AccountType": "Expense", "AccountSubType": "CostOfLabor"}),
+    ("Account", {"Name": "Fuel", "AccountType": "Expense", "AccountSubType": "Auto"}),
+    ("Account", {"Name": "Repairs and Maintenance", "AccountType": "Expense",
+                 "AccountSubType": "RepairMaintenance"}),
+    ("Account", {"Name": "Tolls", "AccountType": "Expense", "AccountSubType": "Auto"}),
+    ("Account", {"Name": "Other Expenses", "AccountType": "Expense",
+                 "AccountSubType": "OtherBusinessExpenses"}),
 ]  # fmt: skip
 
 
 @transaction.atomic
 def company_create(*, name, realm_id=None, seed=True) -> SandboxCompany:
-    """A new company; `seed` adds QBO's defaults (accounts 1–5, items Services/Hours, terms)."""
+    """A new company; `seed` adds QBO's defaults (accounts 1–5, items Services/Hours, terms,
+    then the payables accounts 10–18)."""
     company = SandboxCompany(name=name, realm_id=realm_id or _new_realm_id())
     company.full_clean()
     company.save()

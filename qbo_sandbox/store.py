@@ -30,6 +30,14 @@ NAME_LIST = {
     "Item", "PaymentMethod", "TaxAgency", "TaxCode", "TaxRate", "Term", "Vendor",
 }  # fmt: skip
 READ_ONLY = {"Id", "SyncToken", "MetaData", "domain", "sparse", "status"}
+# The party a transaction belongs to, kept in the indexed customer_ref column: a vendor for the
+# payables documents, a customer otherwise.
+VENDOR_TRANSACTIONS = {"Bill", "BillPayment", "VendorCredit"}
+
+
+def party_ref_field(entity_type):
+    """The field whose reference fills Entity.customer_ref for this entity type."""
+    return "VendorRef" if entity_type in VENDOR_TRANSACTIONS else "CustomerRef"
 
 
 def canonical_name(name):
@@ -61,6 +69,8 @@ class Ctx:
     # References found live and active in this transaction (a batch checks the same items
     # thirty times); a write to one of them, or a failed batch item, forgets them.
     live_refs: set = field(default_factory=set)
+    # `include=allowduplicatedocnum` (or a batch item's optionsData): no 6140 for this write.
+    allow_duplicate_doc_number: bool = False
 
     def announce(self, entity, verb):
         self.events.append((entity.entity_type, entity.qbo_id, verb))
@@ -133,7 +143,7 @@ def denormalize(entity):
     entity.doc_number = str(data.get("DocNumber") or "")[:64]
     txn = parse_qbo_datetime(data["TxnDate"]) if data.get("TxnDate") else None
     entity.txn_date = txn.date() if txn else None
-    ref = data.get("CustomerRef")
+    ref = data.get(party_ref_field(entity.entity_type))
     entity.customer_ref = str(ref.get("value", ""))[:32] if isinstance(ref, dict) else ""
     entity.active = bool(data.get("Active", True)) if entity.entity_type in NAME_LIST else True
 
