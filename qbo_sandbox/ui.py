@@ -21,6 +21,7 @@ from django.views.decorators.http import require_POST
 from . import services, store, webhooks
 from .faults import QboFault
 from .models import Entity, SandboxCompany
+from .rules import PAY_TYPES, SETTLEMENTS
 from .signin import signin_required
 from .store import lock_company
 
@@ -62,7 +63,7 @@ def company_detail(request, realm):
         .order_by("entity_type")
     )
     sections = []
-    for entity_type in ("Customer", "Invoice", "Payment"):
+    for entity_type in ("Customer", "Invoice", "Payment", "Vendor", "Bill", "BillPayment"):
         qs = Entity.objects.filter(company=company, entity_type=entity_type, deleted=False)
         sections.append((entity_type, qs.order_by("-updated", "-qbo_id")[:10]))
     return render(
@@ -101,6 +102,7 @@ def entity_detail(request, realm, entity_type, qbo_id):
             "entity": entity,
             "obj": body,
             "pretty": json.dumps(body, indent=2),
+            "pay_accounts": _pay_accounts(company) if name == "Bill" else [],
             "customer_form": CustomerForm(
                 initial={
                     "display_name": body.get("DisplayName", ""),
@@ -111,6 +113,19 @@ def entity_detail(request, realm, entity_type, qbo_id):
     )
 
 
+def _pay_accounts(company):
+    """The accounts a bill can be paid from: (Id, Name, AccountType), bank accounts first."""
+    accounts = Entity.objects.filter(
+        company=company,
+        entity_type="Account",
+        deleted=False,
+        active=True,
+        data__AccountType__in=["Bank", "Credit Card"],
+    ).order_by("qbo_id")
+    rows = [(a.qbo_id, a.data.get("Name", ""), a.data["AccountType"]) for a in accounts]
+    return sorted(rows, key=lambda row: row[2] != "Bank")
+
+
 class CustomerForm(forms.Form):
     display_name = forms.CharField(max_length=100)
     email = forms.EmailField(required=False)
@@ -118,6 +133,14 @@ class CustomerForm(forms.Form):
 
 class PaymentForm(forms.Form):
     amount = forms.DecimalField(max_digits=14, decimal_places=2, min_value=Decimal("0.01"))
+
+
+class BillPaymentForm(PaymentForm):
+    """Pay a bill by check (from a bank account) or by card (charged to a credit card account);
+    whether the account fits the pay type is the API's business (its fault is shown)."""
+
+    pay_type = forms.ChoiceField(choices=[(name, name) for name in PAY_TYPES])
+    account = forms.RegexField(regex=r"^\d+$")
 
 
 def _back(realm, entity_type, qbo_id):
@@ -150,59 +173,106 @@ def customer_edit(request, realm, qbo_id):
     return _back(realm, "customer", qbo_id)
 
 
+def _pay_document(request, realm, doc_type, qbo_id, form, how=None, done="made"):
+    """Apply a payment of the form's amount to one document (an Invoice: a Payment; a Bill: a
+    BillPayment) as the QuickBooks user would; `how` adds the fields saying how it is paid."""
+    company = _company(request, realm)
+    back = _back(realm, doc_type.lower(), qbo_id)
+    if not form.is_valid():
+        invalid = form.errors.as_text()
+        messages.error(
+            request,
+            "Enter an amount greater than zero."
+            if "amount" in form.errors
+            else "Invalid input: " + invalid,
+        )
+        return back
+    settlement = SETTLEMENTS[doc_type]
+    amount = float(form.cleaned_data["amount"])
+
+    def operation(ctx):
+        doc = store.get_entity(ctx.company, doc_type, qbo_id)
+        payload = {
+            settlement.party_ref: doc.data.get(settlement.party_ref),
+            "TotalAmt": amount,
+            "Line": [
+                {"Amount": amount, "LinkedTxn": [{"TxnId": str(qbo_id), "TxnType": doc_type}]}
+            ],
+            **(how or {}),
+        }
+        return store.entity_create(ctx, settlement.payment, payload)
+
+    payment, error = ui_write(company, operation)
+    messages.info(request, error or f"{settlement.payment} {payment.qbo_id} {done}.")
+    return back
+
+
 @require_POST
 @signin_required
 def invoice_receive_payment(request, realm, qbo_id):
-    company = _company(request, realm)
     form = PaymentForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, "Enter an amount greater than zero.")
-        return _back(realm, "invoice", qbo_id)
-
-    def operation(ctx):
-        invoice = store.get_entity(ctx.company, "Invoice", qbo_id)
-        amount = float(form.cleaned_data["amount"])
-        payload = {
-            "CustomerRef": invoice.data.get("CustomerRef"),
-            "TotalAmt": amount,
-            "Line": [
-                {"Amount": amount, "LinkedTxn": [{"TxnId": str(qbo_id), "TxnType": "Invoice"}]}
-            ],
-        }
-        return store.entity_create(ctx, "Payment", payload)
-
-    payment, error = ui_write(company, operation)
-    messages.info(request, error or f"Payment {payment.qbo_id} received.")
-    return _back(realm, "invoice", qbo_id)
+    return _pay_document(request, realm, "Invoice", qbo_id, form, done="received")
 
 
-def _txn_op(request, realm, qbo_id, action):
+@require_POST
+@signin_required
+def bill_pay(request, realm, qbo_id):
+    form = BillPaymentForm(request.POST)
+    how = None
+    if form.is_valid():
+        pay_type = form.cleaned_data["pay_type"]
+        holder, key, _ = PAY_TYPES[pay_type]
+        how = {"PayType": pay_type, holder: {key: {"value": form.cleaned_data["account"]}}}
+    return _pay_document(request, realm, "Bill", qbo_id, form, how)
+
+
+def _txn_op(request, realm, entity_type, qbo_id, action):
+    """Void or delete one transaction as the QuickBooks user; a deleted one sends the user back
+    to the company page."""
     company = _company(request, realm)
 
     def operation(ctx):
-        invoice = store.get_entity(ctx.company, "Invoice", qbo_id)
-        payload = {"Id": str(invoice.qbo_id), "SyncToken": str(invoice.sync_token)}
+        txn = store.get_entity(ctx.company, entity_type, qbo_id)
+        payload = {"Id": str(txn.qbo_id), "SyncToken": str(txn.sync_token)}
         if action == "void":
-            return store.entity_void(ctx, "Invoice", payload)
-        return store.entity_delete(ctx, "Invoice", payload)
+            return store.entity_void(ctx, entity_type, payload)
+        return store.entity_delete(ctx, entity_type, payload)
 
     _, error = ui_write(company, operation)
-    messages.info(request, error or f"Invoice {qbo_id} {action}ed.".replace("eed", "ed"))
+    messages.info(request, error or f"{entity_type} {qbo_id} {action}ed.".replace("eed", "ed"))
     if action == "delete" and not error:
         return redirect("qbo_sandbox:company", realm=realm)
-    return _back(realm, "invoice", qbo_id)
+    return _back(realm, entity_type.lower(), qbo_id)
 
 
 @require_POST
 @signin_required
 def invoice_void(request, realm, qbo_id):
-    return _txn_op(request, realm, qbo_id, "void")
+    return _txn_op(request, realm, "Invoice", qbo_id, "void")
 
 
 @require_POST
 @signin_required
 def invoice_delete(request, realm, qbo_id):
-    return _txn_op(request, realm, qbo_id, "delete")
+    return _txn_op(request, realm, "Invoice", qbo_id, "delete")
+
+
+@require_POST
+@signin_required
+def bill_delete(request, realm, qbo_id):
+    return _txn_op(request, realm, "Bill", qbo_id, "delete")  # QBO's API voids no bill
+
+
+@require_POST
+@signin_required
+def billpayment_void(request, realm, qbo_id):
+    return _txn_op(request, realm, "BillPayment", qbo_id, "void")
+
+
+@require_POST
+@signin_required
+def billpayment_delete(request, realm, qbo_id):
+    return _txn_op(request, realm, "BillPayment", qbo_id, "delete")
 
 
 # --- fault injection API ----------------------------------------------------------------

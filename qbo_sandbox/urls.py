@@ -35,4 +35,16 @@ urlpatterns = [
     path(
         "company/<str:realm>/invoice/<int:qbo_id>/delete", ui.invoice_delete, name="invoice_delete"
     ),
+    path("company/<str:realm>/bill/<int:qbo_id>/pay", ui.bill_pay, name="bill_pay"),
+    path("company/<str:realm>/bill/<int:qbo_id>/delete", ui.bill_delete, name="bill_delete"),
+    path(
+        "company/<str:realm>/billpayment/<int:qbo_id>/void",
+        ui.billpayment_void,
+        name="billpayment_void",
+    ),
+    path(
+        "company/<str:realm>/billpayment/<int:qbo_id>/delete",
+        ui.billpayment_delete,
+        name="billpayment_delete",
+    ),
 ]

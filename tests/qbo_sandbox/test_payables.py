@@ -12,6 +12,7 @@ from quickbooks.objects.vendor import Vendor
 
 from qbo_sandbox import services
 from qbo_sandbox.models import Entity, WebhookDelivery
+from qbo_sandbox.store import Ctx, entity_create
 
 from .test_webhooks import Receiver
 
@@ -583,3 +584,95 @@ def test_a_bill_payment_create_sends_a_webhook(tokens, api, receiver, company):
     last = json.loads(receiver.requests[2][1])[0]
     assert (last["intuitentityid"], last["intuitaccountid"]) == (payment["Id"], company.realm_id)
     assert WebhookDelivery.objects.filter(company=company).count() == 3
+
+
+# --- the sandbox UI: a QuickBooks user pays, voids and deletes ---------------------------------
+
+
+@pytest.fixture
+def ui_bill(company):
+    ctx = Ctx(company)
+    carrier = entity_create(ctx, "Vendor", {"DisplayName": "UI Carrier"})
+    return entity_create(
+        ctx,
+        "Bill",
+        {"VendorRef": {"value": str(carrier.qbo_id)}, "Line": [account_line(150)]},
+    )
+
+
+def ui_url(company, *parts):
+    return "/qbo-sandbox/company/" + "/".join([company.realm_id, *map(str, parts)])
+
+
+def test_the_bill_page_offers_to_pay_and_delete(client, company, ui_bill, signed_in):
+    page = client.get(ui_url(company, "Bill", ui_bill.qbo_id) + "/").content.decode()
+    assert 'id="pay-bill"' in page and "Delete bill" in page and "Void bill" not in page
+    assert 'value="150.0"' in page  # the amount defaults to the balance
+    assert f'<option value="{CHECKING}" data-account-type="Bank">Checking (Bank)' in page
+    assert f'<option value="{MASTERCARD}" data-account-type="Credit Card">Mastercard' in page
+
+
+def test_paying_a_bill_in_the_ui_creates_a_bill_payment_and_a_webhook(
+    client, company, ui_bill, signed_in, tokens, receiver
+):
+    pay_url = ui_url(company, "bill", ui_bill.qbo_id, "pay")
+    response = client.post(pay_url, {"amount": "100.00", "pay_type": "Check", "account": CHECKING})
+    assert response.status_code == 302
+    ui_bill.refresh_from_db()
+    assert ui_bill.data["Balance"] == 50.0
+    payment = Entity.objects.get(entity_type="BillPayment")
+    assert payment.data["VendorRef"] == ui_bill.data["VendorRef"]
+    assert payment.data["CheckPayment"]["BankAccountRef"] == {"value": CHECKING}
+    assert payment.data["Line"][0]["LinkedTxn"] == [
+        {"TxnId": str(ui_bill.qbo_id), "TxnType": "Bill"}
+    ]
+    assert _event_types(receiver, 1) == ["qbo.billpayment.created.v1"]
+    # By card, from the card account.
+    client.post(pay_url, {"amount": "50", "pay_type": "CreditCard", "account": MASTERCARD})
+    ui_bill.refresh_from_db()
+    assert ui_bill.data["Balance"] == 0.0
+
+
+def test_a_refused_ui_payment_shows_the_fault_and_changes_nothing(
+    client, company, ui_bill, signed_in
+):
+    pay_url = ui_url(company, "bill", ui_bill.qbo_id, "pay")
+    wrong = {"amount": "10", "pay_type": "CreditCard", "account": CHECKING}
+    page = client.post(pay_url, wrong, follow=True).content.decode()
+    assert "(6000)" in page and "must name a Credit Card account" in page
+    page = client.post(pay_url, {"amount": "0", "pay_type": "Check", "account": CHECKING},
+                       follow=True).content.decode()  # fmt: skip
+    assert "Enter an amount greater than zero." in page
+    assert not Entity.objects.filter(entity_type="BillPayment").exists()
+    ui_bill.refresh_from_db()
+    assert ui_bill.data["Balance"] == 150.0
+
+
+def test_void_and_delete_a_bill_payment_and_delete_the_bill_in_the_ui(
+    client, company, ui_bill, signed_in
+):
+    pay_url = ui_url(company, "bill", ui_bill.qbo_id, "pay")
+    client.post(pay_url, {"amount": "150", "pay_type": "Check", "account": CHECKING})
+    payment = Entity.objects.get(entity_type="BillPayment")
+    page = client.get(ui_url(company, "BillPayment", payment.qbo_id) + "/").content.decode()
+    assert "Void bill payment" in page and "Delete bill payment" in page
+    client.post(ui_url(company, "billpayment", payment.qbo_id, "void"))
+    payment.refresh_from_db()
+    ui_bill.refresh_from_db()
+    assert (payment.data["TotalAmt"], payment.data["PrivateNote"]) == (0.0, "Voided")
+    assert ui_bill.data["Balance"] == 150.0
+    response = client.post(ui_url(company, "billpayment", payment.qbo_id, "delete"))
+    assert response.url == f"/qbo-sandbox/company/{company.realm_id}/"
+    payment.refresh_from_db()
+    assert payment.deleted is True
+    client.post(ui_url(company, "bill", ui_bill.qbo_id, "delete"))
+    ui_bill.refresh_from_db()
+    assert ui_bill.deleted is True
+
+
+def test_the_ui_pay_action_needs_a_signed_in_user(client, company, ui_bill, sandbox_user):
+    pay_url = ui_url(company, "bill", ui_bill.qbo_id, "pay")
+    response = client.post(pay_url, {"amount": "10", "pay_type": "Check", "account": CHECKING})
+    assert response.status_code == 302 and "/qbo-sandbox/signin" in response.url
+    assert not Entity.objects.filter(entity_type="BillPayment").exists()
+    assert client.get(pay_url).status_code in (302, 405)
