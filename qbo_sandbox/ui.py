@@ -245,34 +245,28 @@ def _txn_op(request, realm, entity_type, qbo_id, action):
     return _back(realm, entity_type.lower(), qbo_id)
 
 
-@require_POST
-@signin_required
-def invoice_void(request, realm, qbo_id):
-    return _txn_op(request, realm, "Invoice", qbo_id, "void")
+# (URL segment, action) of every void / delete button; the view of each is `<segment>_<action>`.
+# No bill void: QBO's API voids no bill.
+TXN_ACTIONS = (
+    ("invoice", "void"),
+    ("invoice", "delete"),
+    ("bill", "delete"),
+    ("billpayment", "void"),
+    ("billpayment", "delete"),
+)
 
 
-@require_POST
-@signin_required
-def invoice_delete(request, realm, qbo_id):
-    return _txn_op(request, realm, "Invoice", qbo_id, "delete")
+def _txn_view(segment, action):
+    @require_POST
+    @signin_required
+    def view(request, realm, qbo_id):
+        return _txn_op(request, realm, store.canonical_name(segment), qbo_id, action)
+
+    view.__name__ = f"{segment}_{action}"
+    return view
 
 
-@require_POST
-@signin_required
-def bill_delete(request, realm, qbo_id):
-    return _txn_op(request, realm, "Bill", qbo_id, "delete")  # QBO's API voids no bill
-
-
-@require_POST
-@signin_required
-def billpayment_void(request, realm, qbo_id):
-    return _txn_op(request, realm, "BillPayment", qbo_id, "void")
-
-
-@require_POST
-@signin_required
-def billpayment_delete(request, realm, qbo_id):
-    return _txn_op(request, realm, "BillPayment", qbo_id, "delete")
+TXN_VIEWS = {f"{segment}_{action}": _txn_view(segment, action) for segment, action in TXN_ACTIONS}
 
 
 # --- fault injection API ----------------------------------------------------------------

@@ -31,20 +31,13 @@ urlpatterns = [
         ui.invoice_receive_payment,
         name="invoice_receive_payment",
     ),
-    path("company/<str:realm>/invoice/<int:qbo_id>/void", ui.invoice_void, name="invoice_void"),
-    path(
-        "company/<str:realm>/invoice/<int:qbo_id>/delete", ui.invoice_delete, name="invoice_delete"
-    ),
     path("company/<str:realm>/bill/<int:qbo_id>/pay", ui.bill_pay, name="bill_pay"),
-    path("company/<str:realm>/bill/<int:qbo_id>/delete", ui.bill_delete, name="bill_delete"),
-    path(
-        "company/<str:realm>/billpayment/<int:qbo_id>/void",
-        ui.billpayment_void,
-        name="billpayment_void",
-    ),
-    path(
-        "company/<str:realm>/billpayment/<int:qbo_id>/delete",
-        ui.billpayment_delete,
-        name="billpayment_delete",
+    *(
+        path(
+            f"company/<str:realm>/{segment}/<int:qbo_id>/{action}",
+            ui.TXN_VIEWS[f"{segment}_{action}"],
+            name=f"{segment}_{action}",
+        )
+        for segment, action in ui.TXN_ACTIONS
     ),
 ]
