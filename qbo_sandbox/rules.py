@@ -596,8 +596,22 @@ def default_bill_due_date(ctx, entity_type, data, existing):
     if data.get("DueDate"):
         return
     due_days = _live(ctx, "Term", term_id).get("DueDays") if term_id.isdigit() else 0
-    txn_date = date.fromisoformat(str(data["TxnDate"])[:10])
-    data["DueDate"] = (txn_date + timedelta(days=int(due_days or 0))).isoformat()
+    data["DueDate"] = (_txn_date(data) + timedelta(days=_whole(due_days))).isoformat()
+
+
+def _txn_date(data):
+    try:
+        return date.fromisoformat(str(data["TxnDate"])[:10])
+    except ValueError:
+        raise faults.business_validation(f"TxnDate is not a valid date: {data['TxnDate']}")
+
+
+def _whole(value):
+    """A term's DueDays as a number of days (0 when it has none or it is not a number)."""
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 def default_ap_account(ctx, entity_type, data, existing):

@@ -196,6 +196,7 @@ def test_an_updated_bill_keeps_what_is_paid(api):
         ({"Line": [{"Amount": 5}]}, "2020", "DetailType"),
         ({"Line": [account_line(5, Description="x" * 4001)]}, "6000", "Description"),
         ({"DocNumber": "B" * 22}, "6000", "DocNumber"),
+        ({"TxnDate": "next week"}, "6000", None),
         ({"SalesTermRef": {"value": "999"}}, "2500", ""),
         ({"APAccountRef": {"value": "999"}}, "2500", ""),
         ({"CustomerRef": {"value": "1"}}, "2010", None),
