@@ -68,7 +68,7 @@ SEED = [
     ("Account", {"Name": "Subcontractors", "AccountType": "Cost of Goods Sold",
                  "AccountSubType": "CostOfLaborCos"}),
     ("Account", {"Name": "Contract Labor", "AccountType": "Expense", "AccountSubType": "CostOfLabor"}),
-    ("Account", {"Name": "Fuel", "AccountType": "Expense", "AccountSubType": "Auto"}),
+    ("Account", {"Name": "Truck Fuel", "AccountType": "Expense", "AccountSubType": "Auto"}),
     ("Account", {"Name": "Repairs and Maintenance", "AccountType": "Expense",
                  "AccountSubType": "RepairMaintenance"}),
     ("Account", {"Name": "Tolls", "AccountType": "Expense", "AccountSubType": "Auto"}),

@@ -88,7 +88,7 @@ def test_a_new_company_has_the_payables_accounts(api):
     assert by_id[CHECKING] == ("Checking", "Bank", "Checking")
     assert by_id[MASTERCARD] == ("Mastercard", "Credit Card", "CreditCard")
     assert by_id[SUBCONTRACTORS] == ("Subcontractors", "Cost of Goods Sold", "CostOfLaborCos")
-    assert by_id[FUEL] == ("Fuel", "Expense", "Auto")
+    assert by_id[FUEL] == ("Truck Fuel", "Expense", "Auto")
     # The first nine seeded objects keep their Ids.
     assert by_id["1"][0] == "Services" and by_id["5"][0] == "Cost of Goods Sold"
     found = api.query("SELECT * FROM Account WHERE AccountType = 'Accounts Payable'").json()
