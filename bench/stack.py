@@ -25,8 +25,11 @@ BASE = f"http://127.0.0.1:{PORT}"
 
 
 def environment() -> dict:
-    """The variables every process of the benchmark runs with (this one included)."""
-    return {
+    """The variables every process of the benchmark runs with (this one included). The
+    engine's SYNC_* settings pass through from the caller's environment, so a run can try
+    another value (`SYNC_REALM_QUEUE_LIMIT=90 make bench`) in the worker too."""
+    passed = {k: v for k, v in os.environ.items() if k.startswith("SYNC_")}
+    return passed | {
         "DJANGO_SETTINGS_MODULE": "portpro_qb.settings",
         "DATABASE_URL": f"{PG}/{DB_NAME}",
         "DATABASE_CONN_MAX_AGE": "60",

@@ -251,8 +251,9 @@ SYNC_BATCH_SIZE = env_int("SYNC_BATCH_SIZE", 30)
 SYNC_RETRY_BASE_SECONDS = env_int("SYNC_RETRY_BASE_SECONDS", 30)
 SYNC_RETRY_MAX_SECONDS = env_int("SYNC_RETRY_MAX_SECONDS", 3600)
 SYNC_SWEEP_LIMIT = env_int("SYNC_SWEEP_LIMIT", 2000)
-# A tenant's share of the shared worker queue: records queued or in flight at once (8 batches).
-SYNC_REALM_QUEUE_LIMIT = env_int("SYNC_REALM_QUEUE_LIMIT", 240)
+# A tenant's share of the shared worker queue: records queued or in flight at once (3 batches,
+# fewer tasks than worker processes, so another tenant's push on change finds one free).
+SYNC_REALM_QUEUE_LIMIT = env_int("SYNC_REALM_QUEUE_LIMIT", 90)
 # Initial beat intervals written by migration sync 0003 (then editable in admin).
 SYNC_SWEEP_SECONDS = env_int("SYNC_SWEEP_SECONDS", 15)
 SYNC_PULL_SECONDS = env_int("SYNC_PULL_SECONDS", 300)
