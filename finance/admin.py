@@ -23,11 +23,15 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from finance import services
+from finance import payables, services
 from finance.descriptions import describe_invoice, validate_mapping
 from finance.forms import DESCRIPTION_FORM_FIELDS, OPTION_FIELDS
 from finance.http import staff_user
 from finance.models import (
+    Bill,
+    BillLine,
+    BillPayment,
+    BillPaymentApplication,
     ChargeCode,
     ChargeLine,
     ChargeSet,
@@ -40,9 +44,11 @@ from finance.models import (
     Load,
     ManualAction,
     Membership,
+    PayCode,
     Payment,
     PaymentApplication,
     SyncedRecord,
+    Vendor,
 )
 from finance.qb_ids import qb_id_override, qb_id_remove, record_label, user_can_change_qb_ids
 from finance.services import record_delete
@@ -627,6 +633,119 @@ class CreditMemoAdmin(SyncedRecordAdmin):
         self, credit_memo: CreditMemo, changes: dict[str, Any], user: User
     ) -> CreditMemo:
         return services.credit_memo_update(credit_memo=credit_memo, **changes)
+
+
+# --- payables ------------------------------------------------------------------------------
+
+
+@admin.register(Vendor)
+class VendorAdmin(SyncedRecordAdmin):
+    list_display = ("display_name", "kind", "email", "is_1099", "is_active", "sync_status", "qb_id")
+    list_filter = ("sync_status", "kind", "is_1099", "is_active")
+    search_fields = ("display_name", "qb_display_name", "company_name", "email", "qb_id")
+    list_select_related = ("company",)
+
+    def update_service(self, vendor: Vendor, changes: dict[str, Any], user: User) -> Vendor:
+        return payables.vendor_update(vendor=vendor, **changes)
+
+    def create_service(self, *, company: Company, display_name: str, **fields: Any) -> Vendor:
+        return payables.vendor_create(company=company, display_name=display_name, **fields)
+
+
+@admin.register(PayCode)
+class PayCodeAdmin(SyncedRecordAdmin):
+    list_display = ("code", "name", "kind", "account_type", "is_active", "sync_status", "qb_id")
+    list_filter = ("sync_status", "kind", "is_active")
+    search_fields = ("code", "name", "qb_id")
+    list_select_related = ("company",)
+
+    def update_service(self, pay_code: PayCode, changes: dict[str, Any], user: User) -> PayCode:
+        return payables.pay_code_update(pay_code=pay_code, **changes)
+
+    def create_service(self, *, company: Company, code: str, name: str, **fields: Any) -> PayCode:
+        return payables.pay_code_create(company=company, code=code, name=name, **fields)
+
+
+class BillLineInline(ReadOnlyInline):
+    model = BillLine
+    fields = ("pay_code", "load", "container_number", "truck_number", "quantity", "rate", "amount")
+    readonly_fields = fields
+
+
+class BillPaymentApplicationInline(ReadOnlyInline):
+    model = BillPaymentApplication
+    fk_name = "bill"
+    fields = ("bill_payment", "amount")
+    readonly_fields = fields
+
+
+@admin.register(Bill)
+class BillAdmin(SyncedRecordAdmin):
+    list_display = (
+        "doc_number",
+        "vendor",
+        "kind",
+        "bill_date",
+        "due_date",
+        "total",
+        "status",
+        "sync_status",
+        "qb_id",
+    )
+    list_filter = ("sync_status", "status", "kind", "bill_date")
+    search_fields = (
+        "doc_number",
+        "vendor__display_name",
+        "lines__truck_number",
+        "lines__container_number",
+        "lines__load__load_number",
+        "qb_id",
+    )
+    list_select_related = ("vendor", "company")
+    date_hierarchy = "bill_date"
+    readonly_fields = ("company", "vendor", "status", "total", "qb_balance")
+    inlines = [BillLineInline, BillPaymentApplicationInline]
+    actions = ["void_selected"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # bills are built in the TMS (finance.payables.bill_create)
+
+    def update_service(self, bill: Bill, changes: dict[str, Any], user: User) -> Bill:
+        return payables.bill_update(bill=bill, user=user, **changes)
+
+    def delete_instead(self, bill: Bill) -> str:
+        return (
+            "Void it instead (the “Void” action: here and in QuickBooks), or remove its "
+            "QuickBooks ID first with “QuickBooks ID…” (QuickBooks then keeps its copy)."
+        )
+
+    @admin.action(description="Void selected bills (here and in QuickBooks)")
+    def void_selected(self, request: HttpRequest, queryset: QuerySet[Bill]) -> None:
+        voided = 0
+        for bill in queryset:
+            try:
+                payables.bill_void(bill=bill, user=staff_user(request))
+                voided += 1
+            except ValidationError as exc:
+                self.message_user(request, " ".join(exc.messages), messages.ERROR)
+        if voided:
+            self.message_user(request, f"Voided {voided} bill(s).", messages.SUCCESS)
+
+
+@admin.register(BillPayment)
+class BillPaymentAdmin(admin.ModelAdmin):
+    """Bill payments made in QuickBooks, as pulled: read only."""
+
+    list_display = ("qb_id", "vendor", "payment_date", "amount", "pay_type", "company")
+    list_filter = ("company", "pay_type", "payment_date")
+    search_fields = ("qb_id", "vendor__display_name", "reference_number")
+    list_select_related = ("vendor", "company")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: BillPayment | None = None) -> bool:
+        return False
 
 
 class FinanceSettingsForm(forms.ModelForm):

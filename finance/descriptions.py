@@ -26,7 +26,9 @@ from django.core.exceptions import ValidationError
 from django.db.models import Prefetch
 
 from finance.models import (
+    BILL_DESCRIPTION_FIELDS,
     DESCRIPTION_FIELDS,
+    BillLine,
     ChargeLine,
     ChargeSet,
     FinanceSettings,
@@ -53,6 +55,7 @@ LABELS = {
     "delivery_date": "Delivered",
     "charge_name": "",
     "charge_note": "",
+    "truck": "Truck",  # bill lines only
 }
 # Placeholders a prefix may use: the charge set number and anything about its load.
 PREFIX_KEYS = frozenset({"n", "label"} | (set(DESCRIPTION_FIELDS) - {"charge_name", "charge_note"}))
@@ -287,3 +290,19 @@ def preview_descriptions(
         prefix=prefix,
         template=template,
     )
+
+
+def describe_bill_line(*, line: BillLine, settings: FinanceSettings) -> str:
+    """A bill line's Description: the chosen bill fields (load #, container #, truck #…) as
+    "Label value" pairs, else the pay code's name; cut at QuickBooks' limit, visibly."""
+    values = {k: _clean(v) for k, v in _load_values(line.load).items()} if line.load else {}
+    values |= {
+        "container": _clean(line.container_number) or values.get("container", ""),
+        "truck": _clean(line.truck_number),
+        "charge_name": _clean(line.pay_code.name),
+        "charge_note": _clean(line.note),
+    }
+    fields = [f for f in settings.bill_description_fields or [] if f in BILL_DESCRIPTION_FIELDS]
+    body = _render_fields(fields, settings.description_separator or " ", values)
+    text, _ = _finish(body or values["charge_name"])
+    return text

@@ -15,13 +15,18 @@ OPTION_FIELDS = [
     "sync_invoices",
     "sync_payments",
     "sync_credit_memos",
+    "sync_vendors",
+    "sync_bills",
     "push_on_change",
     "pull_payments",
+    "pull_bill_payments",
     "auto_create_customers",
     "invoice_sync_trigger",
     "schedule_minutes",
     "payment_pull_days",
     "income_account_ref",
+    "vendor_name_clash",
+    "vendor_name_suffix",
 ]
 DESCRIPTION_FORM_FIELDS = [
     "description_fields",
@@ -40,6 +45,11 @@ class SyncOptionsForm(forms.ModelForm):
             "sync_invoices": "Invoices",
             "sync_payments": "Payments",
             "sync_credit_memos": "Credit memos",
+            "sync_vendors": "Vendors (carriers, drivers)",
+            "sync_bills": "Bills and driver settlements",
+            "pull_bill_payments": "Pull bill payments made in QuickBooks",
+            "vendor_name_clash": "A vendor named like a QuickBooks customer",
+            "vendor_name_suffix": "Suffix for such a vendor's name",
             "push_on_change": "Push each change right away",
             "pull_payments": "Pull payments applied in QuickBooks",
             "auto_create_customers": "Create customers in QuickBooks with their first invoice",
@@ -51,6 +61,9 @@ class SyncOptionsForm(forms.ModelForm):
 
     # Both start at 1: one message for 0 and for −5 (the model's "positive" would say ≥ 0).
     schedule_minutes = forms.IntegerField(min_value=1, label="Sync schedule (minutes)")
+    vendor_name_suffix = forms.CharField(
+        max_length=20, strip=False, label="Suffix for such a vendor's name"
+    )
     payment_pull_days = forms.IntegerField(
         min_value=1, label="Look back for QuickBooks changes (days)"
     )
@@ -63,6 +76,12 @@ class SyncOptionsForm(forms.ModelForm):
             if raw and not raw.isascii():  # int() reads "٥" as 5; nobody means that
                 self.add_error(name, "Use the digits 0–9.")
         return data
+
+    def clean_vendor_name_suffix(self) -> str:
+        suffix = self.cleaned_data["vendor_name_suffix"]
+        if not suffix.strip():
+            raise ValidationError("The suffix must contain something besides spaces.")
+        return suffix
 
     def clean_payment_pull_days(self) -> int | None:
         days = self.cleaned_data["payment_pull_days"]

@@ -220,7 +220,7 @@ class ChargeCode(SyncedRecord):
     is_active = models.BooleanField(default=True)
 
     # Not a column: the mapped QuickBooks item's name, set by the item mapping card (sync).
-    item_name: str
+    target_name: str
 
     class Meta:
         ordering = ["code"]
@@ -416,6 +416,211 @@ class CreditMemoLine(CheckedFields):
         return f"{self.charge_code.code} {self.amount}"
 
 
+# --- payables: what the company pays (carriers, owner-operator drivers, other vendors) ---
+
+
+class Vendor(SyncedRecord):
+    """A carrier, an owner-operator driver or another vendor; syncs as a QuickBooks Vendor."""
+
+    sync_type = "vendor"
+
+    class Kind(models.TextChoices):
+        CARRIER = "carrier", "Carrier"
+        DRIVER = "driver", "Owner-operator driver"
+        OTHER = "other", "Other vendor"
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="vendors")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.CARRIER)
+    display_name = models.CharField(max_length=100)
+    # The name QuickBooks knows it by when ours is taken there by a customer or employee
+    # (names are one list in QuickBooks): display name + the configured suffix.
+    qb_display_name = models.CharField("name in QuickBooks", max_length=100, blank=True, default="")
+    company_name = models.CharField(max_length=100, blank=True, default="")
+    email = models.EmailField(blank=True, default="")
+    phone = models.CharField(max_length=30, blank=True, default="")
+    address_line1 = models.CharField(max_length=200, blank=True, default="")
+    city = models.CharField(max_length=100, blank=True, default="")
+    state = models.CharField(max_length=40, blank=True, default="")
+    postal_code = models.CharField(max_length=20, blank=True, default="")
+    country = models.CharField(max_length=40, blank=True, default="USA")
+    terms_days = models.PositiveSmallIntegerField(default=15)
+    is_1099 = models.BooleanField("1099 vendor", default=False)
+    tax_id = models.CharField("tax id (EIN/SSN)", max_length=20, blank=True, default="")
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["display_name", "id"]
+        indexes = sync_indexes("vendor")
+        constraints = sync_constraints("vendor") + [
+            models.UniqueConstraint(fields=["company", "display_name"], name="vendor_unique_name")
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def name_in_quickbooks(self) -> str:
+        return self.qb_display_name or self.display_name
+
+
+class PayCode(SyncedRecord):
+    """What a bill line pays for (line haul, fuel surcharge, detention…) or deducts (fuel
+    advance, escrow); maps to a QuickBooks account (qb_id is the Account Id)."""
+
+    sync_type = "account"
+
+    class Kind(models.TextChoices):
+        EARNING = "earning", "Pay"
+        DEDUCTION = "deduction", "Deduction"
+
+    class AccountType(models.TextChoices):
+        COST_OF_GOODS_SOLD = "Cost of Goods Sold", "Cost of goods sold"
+        EXPENSE = "Expense", "Expense"
+        OTHER_CURRENT_LIABILITY = "Other Current Liability", "Other current liability (escrow)"
+        OTHER_CURRENT_ASSET = "Other Current Asset", "Other current asset (advances)"
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="pay_codes")
+    code = models.CharField(max_length=20)
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.EARNING)
+    # The type of the account "create the missing accounts" makes for it.
+    account_type = models.CharField(
+        max_length=30, choices=AccountType.choices, default=AccountType.COST_OF_GOODS_SOLD
+    )
+    is_active = models.BooleanField(default=True)
+
+    # Not a column: the mapped QuickBooks account's name, set by the mapping card (sync).
+    target_name: str
+
+    class Meta:
+        ordering = ["code"]
+        indexes = sync_indexes("paycode")
+        constraints = sync_constraints("paycode") + [
+            models.UniqueConstraint(fields=["company", "code"], name="paycode_unique_code")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} · {self.name}"
+
+
+class Bill(SyncedRecord):
+    """A carrier's bill or a driver's settlement (lines over many loads, maybe several trucks);
+    syncs as a QuickBooks Bill."""
+
+    sync_type = "bill"
+
+    class Kind(models.TextChoices):
+        CARRIER_BILL = "carrier_bill", "Carrier bill"
+        SETTLEMENT = "settlement", "Driver settlement"
+        OTHER = "other", "Vendor bill"
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        APPROVED = "approved", "Approved"
+        PARTIALLY_PAID = "partially_paid", "Partially paid"
+        PAID = "paid", "Paid"
+        VOID = "void", "Void"
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="bills")
+    vendor = models.ForeignKey(Vendor, on_delete=models.PROTECT, related_name="bills")
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.CARRIER_BILL)
+    doc_number = models.CharField(
+        "bill / reference #", max_length=21, validators=[validate_doc_number]
+    )
+    bill_date = models.DateField()
+    due_date = models.DateField(null=True, blank=True)
+    terms_days = models.PositiveSmallIntegerField(default=15)
+    period_start = models.DateField(null=True, blank=True)
+    period_end = models.DateField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    memo = models.CharField(max_length=1000, blank=True, default="")
+    total = models.DecimalField(**MONEY, default=Decimal("0.00"))
+    # What QuickBooks says is still owed and the SyncToken it came with (as on invoices).
+    qb_balance = models.DecimalField(**MONEY, null=True, blank=True)
+    qb_balance_token = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-bill_date", "-id"]
+        indexes = sync_indexes("bill") + [
+            models.Index(fields=["company", "doc_number"], name="bill_doc_idx")
+        ]
+        constraints = sync_constraints("bill") + [
+            # QuickBooks warns on a vendor's repeated bill number, not across vendors.
+            models.UniqueConstraint(
+                fields=["company", "vendor", "doc_number"], name="bill_unique_doc"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Bill {self.doc_number}"
+
+    def clean(self) -> None:
+        if self.due_date and self.bill_date and self.due_date < self.bill_date:
+            raise ValidationError({"due_date": "The due date cannot be before the bill date."})
+        if self.period_start and self.period_end and self.period_end < self.period_start:
+            raise ValidationError({"period_end": "The period cannot end before it starts."})
+
+
+class BillLine(CheckedFields):
+    """One pay line: a deduction's amount is negative (QuickBooks accepts negative bill lines
+    while the bill's total is not negative)."""
+
+    bill = models.ForeignKey(Bill, on_delete=models.CASCADE, related_name="lines")
+    pay_code = models.ForeignKey(PayCode, on_delete=models.PROTECT, related_name="lines")
+    load = models.ForeignKey(
+        Load, on_delete=models.PROTECT, null=True, blank=True, related_name="bill_lines"
+    )
+    container_number = models.CharField(
+        max_length=11, blank=True, default="", validators=[validate_container_number]
+    )
+    truck_number = models.CharField("truck #", max_length=20, blank=True, default="")
+    quantity = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("1"))
+    rate = models.DecimalField(**MONEY)
+    amount = models.DecimalField(**MONEY)
+    note = models.CharField(max_length=500, blank=True, default="")
+    position = models.PositiveSmallIntegerField(default=1)
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.pay_code.code} {self.amount}"
+
+
+class BillPayment(CheckedFields):
+    """A bill payment made in QuickBooks (check or card), pulled back: never pushed."""
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="bill_payments")
+    vendor = models.ForeignKey(Vendor, on_delete=models.PROTECT, related_name="bill_payments")
+    qb_id = models.CharField("QuickBooks ID", max_length=32)
+    payment_date = models.DateField()
+    amount = models.DecimalField(**MONEY)
+    pay_type = models.CharField(max_length=12, blank=True, default="")
+    reference_number = models.CharField(max_length=40, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-payment_date", "-id"]
+        constraints = [
+            # Deliveries of one change repeat and race: one row per QuickBooks bill payment.
+            models.UniqueConstraint(fields=["company", "qb_id"], name="billpayment_unique_qb_id")
+        ]
+
+    def __str__(self) -> str:
+        return f"Bill payment {self.qb_id} · {self.amount}"
+
+
+class BillPaymentApplication(CheckedFields):
+    bill_payment = models.ForeignKey(
+        BillPayment, on_delete=models.CASCADE, related_name="applications"
+    )
+    bill = models.ForeignKey(Bill, on_delete=models.CASCADE, related_name="payments_applied")
+    amount = models.DecimalField(**MONEY)
+
+    def __str__(self) -> str:
+        return f"{self.amount} → {self.bill}"
+
+
 DESCRIPTION_FIELDS = {
     # key: (label, how to read it from a charge line's context)
     "container": "Container #",
@@ -432,12 +637,36 @@ DESCRIPTION_FIELDS = {
 }
 
 
+# What a bill line's Description may carry (Finance → QuickBooks, bills).
+BILL_DESCRIPTION_FIELDS = {
+    "load": "Load #",
+    "container": "Container #",
+    "truck": "Truck #",
+    "po": "PO #",
+    "reference": "Reference #",
+    "pickup": "Pickup",
+    "delivery": "Delivery",
+    "pickup_date": "Pickup date",
+    "delivery_date": "Delivery date",
+    "charge_name": "Pay code name",
+    "charge_note": "Line note",
+}
+
+
+def default_bill_description_fields() -> list[str]:
+    return ["charge_name", "load", "container", "truck", "charge_note"]
+
+
 class FinanceSettings(CheckedFields):
     """How one TMS company wants QuickBooks sync to behave (Finance → QuickBooks page)."""
 
     class Trigger(models.TextChoices):
         APPROVED = "approved", "When approved"
         BILLED = "billed", "When billed"
+
+    class NameClash(models.TextChoices):
+        PROBLEM = "problem", "Show it on Problem Sync"
+        SUFFIX = "suffix", "Send it with the suffix"
 
     company = models.OneToOneField(
         Company, on_delete=models.CASCADE, related_name="finance_settings"
@@ -447,11 +676,16 @@ class FinanceSettings(CheckedFields):
     sync_invoices = models.BooleanField(default=True)
     sync_payments = models.BooleanField(default=True)
     sync_credit_memos = models.BooleanField(default=True)
+    sync_vendors = models.BooleanField(default=True)
+    sync_bills = models.BooleanField(default=True)
     push_on_change = models.BooleanField(
         default=True, help_text="Push each change right away; off = only on the schedule."
     )
     pull_payments = models.BooleanField(
         default=True, help_text="Mark invoices paid when payments are applied in QuickBooks."
+    )
+    pull_bill_payments = models.BooleanField(
+        default=True, help_text="Mark bills paid when bill payments are made in QuickBooks."
     )
     # Detailed behaviour.
     auto_create_customers = models.BooleanField(
@@ -469,6 +703,17 @@ class FinanceSettings(CheckedFields):
     income_account_ref = models.CharField(
         max_length=32, blank=True, default="", help_text="QBO income account for new items."
     )
+    vendor_name_clash = models.CharField(
+        max_length=8,
+        choices=NameClash.choices,
+        default=NameClash.PROBLEM,
+        help_text="A vendor named like a QuickBooks customer or employee.",
+    )
+    vendor_name_suffix = models.CharField(
+        max_length=20,
+        default=" (Vendor)",
+        help_text="Added to a vendor's name when QuickBooks has a customer of that name.",
+    )
     # Custom description mapping.
     description_fields = models.JSONField(
         default=list, blank=True, help_text="Ordered keys from DESCRIPTION_FIELDS."
@@ -485,6 +730,11 @@ class FinanceSettings(CheckedFields):
         blank=True,
         default="",
         help_text="Optional template, e.g. 'Container {container} · PO {po} · {charge_note}'.",
+    )
+    bill_description_fields = models.JSONField(
+        default=default_bill_description_fields,
+        blank=True,
+        help_text="Ordered keys from BILL_DESCRIPTION_FIELDS, for bill lines.",
     )
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(

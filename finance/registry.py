@@ -14,13 +14,16 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from finance.models import (
+    Bill,
     ChargeCode,
     CreditMemo,
     Customer,
     FinanceSettings,
     Invoice,
+    PayCode,
     Payment,
     SyncedRecord,
+    Vendor,
 )
 
 
@@ -34,7 +37,7 @@ class RecordType:
     order: int  # dependency order: a type only depends on types with a lower order
     tab_position: int  # where its tab sits on Problem Sync (money first)
     amount_field: str = ""
-    party_field: str = ""  # the customer (later: the vendor) the record belongs to
+    party_field: str = ""  # the customer or vendor the record belongs to
     # Problem Sync search: lookups from the model, `__icontains` added; a path through a
     # to-many relation is searched with a subquery (no duplicated rows).
     search_fields: tuple[str, ...] = ()
@@ -149,11 +152,54 @@ RECORD_TYPES: dict[str, RecordType] = {
                 ),
                 settings_toggle="sync_payments",
             ),
+            RecordType(
+                name="vendor",
+                tab_position=7,
+                model=Vendor,
+                singular="Vendor",
+                tab_title="Vendors",
+                label_fields=("display_name",),
+                order=6,
+                search_fields=("display_name", "email", "company_name"),
+                settings_toggle="sync_vendors",
+            ),
+            RecordType(
+                name="account",
+                tab_position=8,
+                model=PayCode,
+                singular="Pay code",
+                tab_title="Pay codes",
+                label_fields=("code", "name"),
+                order=7,
+                search_fields=("code", "name"),
+                starts_unmapped=True,
+            ),
+            RecordType(
+                name="bill",
+                tab_position=6,
+                model=Bill,
+                singular="Bill",
+                tab_title="Bills",
+                label_fields=("doc_number",),
+                order=8,
+                amount_field="total",
+                party_field="vendor",
+                search_fields=(
+                    "doc_number",
+                    "vendor__display_name",
+                    "lines__load__load_number",
+                    "lines__container_number",
+                    "lines__truck_number",
+                ),
+                settings_toggle="sync_bills",
+                payable_outside=True,
+            ),
         ],
         key=lambda rt: rt.order,
     )
 }
-# Dependency order: customers → items → invoices and credit memos → payments.
+# Dependency order: customers → items → invoices and credit memos → payments; vendors →
+# pay codes (accounts) → bills.
 SYNC_ORDER: list[str] = list(RECORD_TYPES)
 SYNCED_MODELS: dict[str, type[SyncedRecord]] = {n: rt.model for n, rt in RECORD_TYPES.items()}
 

@@ -125,8 +125,11 @@ def quickbooks(request: AuthenticatedHttpRequest) -> HttpResponse:
                 "sync_invoices",
                 "sync_payments",
                 "sync_credit_memos",
+                "sync_vendors",
+                "sync_bills",
                 "push_on_change",
                 "pull_payments",
+                "pull_bill_payments",
             )
         ],
         "detail_fields": [
@@ -136,6 +139,8 @@ def quickbooks(request: AuthenticatedHttpRequest) -> HttpResponse:
                 "invoice_sync_trigger",
                 "payment_pull_days",
                 "income_account_ref",
+                "vendor_name_clash",
+                "vendor_name_suffix",
             )
         ],
     }

@@ -22,17 +22,22 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from django.db import models
 from django.db.models import Q, QuerySet
 
-from finance.descriptions import describe_invoice
+from finance.descriptions import describe_bill_line, describe_invoice
 from finance.models import (
+    Bill,
+    BillLine,
     ChargeCode,
     ChargeLine,
     CreditMemo,
     Customer,
     Invoice,
+    PayCode,
     Payment,
     PaymentApplication,
     SyncedRecord,
+    Vendor,
 )
+from finance.payables import bill_update, vendor_update
 from finance.registry import RECORD_TYPES, RecordType, record_type
 from finance.services import credit_memo_update, invoice_update, quickbooks_balance_fields
 from finance.syncstate import OWED
@@ -79,6 +84,25 @@ class AdoptHook(Protocol):
     services (sync/services/adopt.py); raises ValidationError for what the TMS cannot take."""
 
     def __call__(self, record: Any, obj: QboObject, /, *, user: User | None) -> None: ...
+
+
+@dataclass(frozen=True)
+class ExtraPull:
+    entity: str
+    hook: PullHook
+    toggle: str = ""  # the FinanceSettings flag that switches it off
+
+
+@dataclass(frozen=True)
+class PullRoute:
+    """Where a changed QuickBooks object of one entity goes: its hook, the flag that switches
+    it off, and the model of ours it is (None: not a record of ours, every create concerns us)."""
+
+    entity: str
+    hook: PullHook
+    toggle: str
+    model: type[SyncedRecord] | None
+    creates: bool  # objects created in QuickBooks concern us
 
 
 @dataclass(frozen=True)
@@ -151,6 +175,9 @@ class Mapper(Generic[RecordT]):
     pull_creates: bool = False  # objects created in QuickBooks concern us (a payment does)
     adopt: AdoptHook | None = None  # takes QuickBooks' version into the TMS, a person asking
     doc_number_field: str = ""  # the field sent as DocNumber, which QuickBooks keeps unique
+    # QuickBooks entities pulled for this type that are not records of ours (a bill's
+    # BillPayments); every object of theirs concerns us, creates too.
+    extra_pulls: tuple[ExtraPull, ...] = ()
 
     @property
     def record_type(self) -> RecordType:
@@ -205,6 +232,11 @@ class Mapper(Generic[RecordT]):
         own message)."""
         return "duplicate_name", ""
 
+    def rename_on_clash(self, record: RecordT, ctx: SyncContext) -> bool:
+        """On 6240 with the name held by another kind of object: whether the record took
+        another name (Finance settings say so) and goes again at once."""
+        return False
+
     def apply(self, record: RecordT, obj: QboObject) -> dict[str, Any]:
         """Fields to store from QuickBooks' answer (besides Id and SyncToken)."""
         return {}
@@ -254,30 +286,41 @@ def _require_items(codes: Iterable[ChargeCode]) -> None:
         )
 
 
+def _contact(party: Customer | Vendor, email: str) -> QboObject:
+    """What QuickBooks' name lists share: email, phone, address."""
+    body: QboObject = {}
+    if email:
+        body["PrimaryEmailAddr"] = {"Address": email}
+    if party.phone:
+        body["PrimaryPhone"] = {"FreeFormNumber": party.phone}
+    if party.address_line1:
+        body["BillAddr"] = {
+            "Line1": party.address_line1,
+            "City": party.city,
+            "CountrySubDivisionCode": party.state,
+            "PostalCode": party.postal_code,
+            "Country": party.country,
+        }
+    return body
+
+
+def _same_email(found: QboObject, ours: str) -> bool:
+    theirs = (found.get("PrimaryEmailAddr") or {}).get("Address", "")
+    return bool(theirs) and theirs.strip().lower() == ours.strip().lower()
+
+
 class CustomerMapper(Mapper[Customer]):
     def waiting_on(self, customer: Customer) -> list[Waiting]:
         mine = Q(customer_id=customer.pk)
         return [Waiting(m, mine, "customer_not_synced") for m in (Invoice, CreditMemo, Payment)]
 
     def body(self, customer: Customer, ctx: SyncContext) -> QboObject:
-        body: QboObject = {
+        return {
             "DisplayName": customer.display_name,
             "CompanyName": customer.company_name or customer.display_name,
             "Active": customer.is_active,
+            **_contact(customer, customer.billing_email),
         }
-        if customer.billing_email:
-            body["PrimaryEmailAddr"] = {"Address": customer.billing_email}
-        if customer.phone:
-            body["PrimaryPhone"] = {"FreeFormNumber": customer.phone}
-        if customer.address_line1:
-            body["BillAddr"] = {
-                "Line1": customer.address_line1,
-                "City": customer.city,
-                "CountrySubDivisionCode": customer.state,
-                "PostalCode": customer.postal_code,
-                "Country": customer.country,
-            }
-        return body
 
     def natural_key_query(self, customer: Customer) -> str:
         return f"SELECT * FROM Customer WHERE DisplayName = {quote(customer.display_name)}"
@@ -286,8 +329,7 @@ class CustomerMapper(Mapper[Customer]):
         return obj.get("DisplayName", "").casefold() == customer.display_name.casefold()
 
     def link_allowed(self, customer: Customer, found: QboObject) -> bool:
-        theirs = (found.get("PrimaryEmailAddr") or {}).get("Address", "")
-        return bool(theirs) and theirs.strip().lower() == customer.billing_email.strip().lower()
+        return _same_email(found, customer.billing_email)
 
     def name_taken(self, customer: Customer, found: QboObject | None) -> tuple[str, str]:
         if found is None:
@@ -524,6 +566,164 @@ class PaymentMapper(Mapper[Payment]):
         ) < Decimal("0.005")
 
 
+class VendorMapper(Mapper[Vendor]):
+    def waiting_on(self, vendor: Vendor) -> list[Waiting]:
+        return [Waiting(Bill, Q(vendor_id=vendor.pk), "vendor_not_synced")]
+
+    def body(self, vendor: Vendor, ctx: SyncContext) -> QboObject:
+        return {
+            "DisplayName": vendor.name_in_quickbooks,
+            "CompanyName": vendor.company_name or vendor.display_name,
+            "Vendor1099": vendor.is_1099,
+            "Active": vendor.is_active,
+            **_contact(vendor, vendor.email),
+        }
+
+    def natural_key_query(self, vendor: Vendor) -> str:
+        return f"SELECT * FROM Vendor WHERE DisplayName = {quote(vendor.name_in_quickbooks)}"
+
+    def matches(self, vendor: Vendor, obj: QboObject) -> bool:
+        return obj.get("DisplayName", "").casefold() == vendor.name_in_quickbooks.casefold()
+
+    def link_allowed(self, vendor: Vendor, found: QboObject) -> bool:
+        return _same_email(found, vendor.email)
+
+    def name_taken(self, vendor: Vendor, found: QboObject | None) -> tuple[str, str]:
+        if found is None:
+            return "vendor_name_taken", (
+                f"{vendor.name_in_quickbooks!r} is already the name of a customer or employee in "
+                "QuickBooks (names are one list there): send the vendor with the suffix of "
+                "Finance settings, or rename it."
+            )
+        theirs = (found.get("PrimaryEmailAddr") or {}).get("Address", "no email")
+        return "duplicate_name", (
+            f"QuickBooks vendor {found['Id']} is named {found.get('DisplayName')!r} with email "
+            f"{theirs}; ours has {vendor.email or 'no email'}."
+        )
+
+    def rename_on_clash(self, vendor: Vendor, ctx: SyncContext) -> bool:
+        if ctx.settings.vendor_name_clash != "suffix" or vendor.qb_display_name:
+            return False
+        vendor_update(
+            vendor=vendor, qb_display_name=suffixed(vendor, ctx.settings.vendor_name_suffix)
+        )
+        return True
+
+
+def suffixed(vendor: Vendor, suffix: str) -> str:
+    """The vendor's name with the suffix, within QuickBooks' 100 characters."""
+    suffix = suffix or " (Vendor)"
+    return vendor.display_name[: 100 - len(suffix)] + suffix
+
+
+class AccountMapper(Mapper[PayCode]):
+    """A pay code → a QuickBooks account (created by "create the missing accounts")."""
+
+    def waiting_on(self, code: PayCode) -> list[Waiting]:
+        return [Waiting(Bill, Q(lines__pay_code_id=code.pk), "missing_account_mapping")]
+
+    def body(self, code: PayCode, ctx: SyncContext) -> QboObject:
+        return {
+            "Name": code.name[:100],
+            "AccountType": code.account_type,
+            "Description": f"TMS pay code {code.code}",
+            "Active": code.is_active,
+        }
+
+    def natural_key_query(self, code: PayCode) -> str:
+        return f"SELECT * FROM Account WHERE Name = {quote(code.name[:100])}"
+
+    def matches(self, code: PayCode, obj: QboObject) -> bool:
+        return obj.get("Name", "").casefold() == code.name[:100].casefold()
+
+
+class BillMapper(Mapper[Bill]):
+    def skip_reason(self, bill: Bill, ctx: SyncContext) -> str:
+        if bill.status == Bill.Status.DRAFT:
+            return "Draft: syncs when approved."
+        if bill.status == Bill.Status.VOID and not bill.qb_id:
+            return "Voided before it was synced: nothing to send."
+        return ""
+
+    def renumber(self, bill: Bill, number: str) -> Bill:
+        return bill_update(bill=bill, doc_number=number)
+
+    def dependencies(self, bill: Bill, ctx: SyncContext) -> list[Need]:
+        vendor = bill.vendor
+        return [Need(vendor, "vendor_not_synced", f"Vendor {vendor.display_name}", push_first=True)]
+
+    def references(self, bill: Bill) -> list[Need]:
+        vendor = bill.vendor
+        needs = [Need(vendor, USES_A_PROBLEM, f"Vendor {vendor.display_name}")]
+        codes = {line.pay_code.pk: line.pay_code for line in bill.lines.all()}
+        needs += [Need(c, USES_A_PROBLEM, f"Pay code {c.code}") for c in codes.values()]
+        return needs
+
+    def check(self, bill: Bill, ctx: SyncContext) -> None:
+        lines = list(bill.lines.all())
+        if not lines and bill.status != Bill.Status.VOID:
+            raise MappingProblem("no_lines", "The bill has no lines.")
+        unmapped = sorted({line.pay_code.code for line in lines if not line.pay_code.qb_id})
+        if unmapped:
+            raise MappingProblem(
+                "missing_account_mapping",
+                f"Pay code {', '.join(unmapped)} is not mapped to a QuickBooks account.",
+            )
+
+    def wait_for(self) -> Q:
+        return owed("vendor") | owed_via(BillLine, "pay_code", "bill")
+
+    def body(self, bill: Bill, ctx: SyncContext) -> QboObject:
+        void = bill.status == Bill.Status.VOID
+        lines = [
+            {
+                "LineNum": number,
+                "DetailType": "AccountBasedExpenseLineDetail",
+                # QuickBooks' API cannot void a bill; its screen's void zeroes every line.
+                "Amount": 0.0 if void else money(line.amount),
+                "Description": describe_bill_line(line=line, settings=ctx.settings),
+                "AccountBasedExpenseLineDetail": {
+                    "AccountRef": ref(line.pay_code, line.pay_code.name[:100])
+                },
+            }
+            for number, line in enumerate(bill.lines.all(), 1)
+        ]
+        body: QboObject = {
+            "DocNumber": bill.doc_number,
+            "TxnDate": bill.bill_date.isoformat(),
+            "VendorRef": ref(bill.vendor, bill.vendor.name_in_quickbooks),
+            "Line": lines,
+        }
+        if bill.due_date:
+            body["DueDate"] = bill.due_date.isoformat()
+        note = bill.memo
+        if bill.period_start and bill.period_end:
+            period = f"Settlement {bill.period_start:%m/%d/%Y}–{bill.period_end:%m/%d/%Y}"
+            note = f"{period}. {note}".strip()
+        if void:
+            note = f"Voided in the TMS. {note}".strip()
+        if note:
+            body["PrivateNote"] = note[:4000]
+        return body
+
+    def natural_key_query(self, bill: Bill) -> str:
+        return (
+            f"SELECT * FROM Bill WHERE DocNumber = {quote(bill.doc_number)}"
+            f" AND VendorRef = {quote(bill.vendor.qb_id)}"
+        )
+
+    def matches(self, bill: Bill, obj: QboObject) -> bool:
+        return (
+            obj.get("DocNumber") == bill.doc_number
+            and (obj.get("VendorRef") or {}).get("value") == bill.vendor.qb_id
+        )
+
+    def apply(self, bill: Bill, obj: QboObject) -> dict[str, Any]:
+        if bill.qb_id or obj.get("Balance") in (None, ""):
+            return {}
+        return quickbooks_balance_fields(balance=obj["Balance"], sync_token=obj.get("SyncToken"))
+
+
 MAPPERS: dict[str, Mapper[Any]] = {
     "customer": CustomerMapper(
         "customer",
@@ -571,10 +771,43 @@ MAPPERS: dict[str, Mapper[Any]] = {
         pull_creates=True,
         adopt=adopt.payment_adopt,
     ),
+    "vendor": VendorMapper(
+        "vendor",
+        "Vendor",
+        sparse_update=True,
+        duplicate_name="email",
+        unblocks_others=True,
+        pull=pull_apply.vendor_changed,
+    ),
+    "account": AccountMapper(
+        "account",
+        "Account",
+        sparse_update=True,
+        duplicate_name="link",
+        unblocks_others=True,
+    ),
+    "bill": BillMapper(
+        "bill",
+        "Bill",
+        select_related=("vendor",),
+        prefetch=("lines__pay_code", "lines__load"),
+        pull=pull_apply.bill_changed,
+        extra_pulls=(
+            ExtraPull("BillPayment", pull_apply.bill_payment_changed, "pull_bill_payments"),
+        ),
+        doc_number_field="doc_number",
+    ),
 }
 assert list(MAPPERS) == list(RECORD_TYPES), "mappers and record types must list the same types"
 ORDERED: list[Mapper[Any]] = list(MAPPERS.values())  # dependency order (finance registry)
-PULLED: dict[str, Mapper[Any]] = {m.entity: m for m in ORDERED if m.pull is not None}
+PULLED: dict[str, PullRoute] = {}
+for _mapper in ORDERED:  # dependency order: payments see their invoices' latest state
+    if _mapper.pull is not None:
+        PULLED[_mapper.entity] = PullRoute(
+            _mapper.entity, _mapper.pull, _mapper.pull_toggle, _mapper.model, _mapper.pull_creates
+        )
+    for _extra in _mapper.extra_pulls:
+        PULLED[_extra.entity] = PullRoute(_extra.entity, _extra.hook, _extra.toggle, None, True)
 
 
 def mapper_of(record: SyncedRecord) -> Mapper[Any]:

@@ -2,7 +2,7 @@
 
 Engine code stores the reason *code* on the record (`problem_reason`); pages show `REASONS`.
 `fix` names the screen that fixes it: a URL name resolved by the UI ("admin" = the record's
-admin page, "settings" = Finance → QuickBooks, "mapping" = the charge-code mapping, "connection"
+admin page, "settings" = Finance → QuickBooks, "mapping" = the charge-code or pay-code mapping, "connection"
 = the QuickBooks connection card, "row" = the row's own buttons, no other screen, "match" =
 the customer matching screen, "number" = the document number screen). A user who cannot open admin gets the record's page instead.
 """
@@ -47,6 +47,24 @@ REASONS: dict[str, Reason] = {
         "QuickBooks customer of that name if it is the same one, or send it under another name.",
         "match",
         link_offer=True,
+    ),
+    "vendor_name_taken": Reason(
+        "A customer or employee in QuickBooks has this vendor's name",
+        "QuickBooks keeps one list of names for customers, vendors and employees. Send the "
+        "vendor with the suffix of Finance settings (“Send with suffix”), or rename it in the "
+        "TMS and re-sync.",
+        "row",
+        show_message=True,
+    ),
+    "vendor_not_synced": Reason(
+        "The vendor is not in QuickBooks yet",
+        "Fix the vendor's own problem on the Vendors tab; the bill follows on re-sync.",
+        "customer",
+    ),
+    "missing_account_mapping": Reason(
+        "A pay code has no QuickBooks account",
+        "Map the pay code to a QuickBooks expense account (or let us create it), then re-sync.",
+        "mapping",
     ),
     "duplicate_doc_number": Reason(
         "This document number is already used in QuickBooks",

@@ -42,4 +42,11 @@ urlpatterns = [
         settings_parts.items_create_missing,
         name="items_create_missing",
     ),
+    path("sync/settings/pay-codes/", settings_parts.account_mapping, name="account_mapping"),
+    path("sync/settings/pay-codes/map/", settings_parts.account_map, name="account_map"),
+    path(
+        "sync/settings/pay-codes/create-missing/",
+        settings_parts.accounts_create_missing,
+        name="accounts_create_missing",
+    ),
 ]

@@ -16,12 +16,13 @@ from django.db.models import F
 from django.utils import timezone
 
 from finance.audit import manual_action_record, sync_snapshot
-from finance.models import Company, Invoice, ManualAction, SyncedRecord
+from finance.models import Company, Invoice, ManualAction, SyncedRecord, Vendor
+from finance.payables import vendor_update
 from finance.registry import model_for, record_type
 from finance.selectors import synced_invoices
 from finance.services import finance_settings_get, invoice_void
 from finance.syncstate import FRESH_START, InvalidTransition, SyncStatus, transition
-from sync.mappers import MAPPERS, Need
+from sync.mappers import MAPPERS, Need, suffixed
 from sync.models import BulkJob
 from sync.services import enqueue
 from sync.services.client import NeedsReconnect, QboError, QuickBooksSession
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 RecordT = TypeVar("RecordT", bound=SyncedRecord)
+PAID = Invoice.Status.PAID  # "paid": Bill.Status.PAID is the same value
 logger = logging.getLogger(__name__)
 
 BULK_LIMIT = 20_000  # one job; a larger backlog is better left to the sweep
@@ -132,16 +134,19 @@ def record_undo_clear(*, record: RecordT, user: User | None) -> RecordT:
 
 
 @transaction.atomic
-def invoice_mark_paid_outside(*, invoice: Invoice, user: User | None) -> Invoice:
-    """The payment was applied directly in QuickBooks: paid here, never sent."""
+def record_mark_paid_outside(*, record: RecordT, user: User | None) -> RecordT:
+    """The payment was made directly in QuickBooks (an invoice's, or a bill's): paid here,
+    never sent. Only types the registry calls payable outside have a paid status."""
+    if not record_type(record.sync_type).payable_outside:
+        raise ActionRefused(f"{record} has no paid status to mark.")
     return _move(
-        _lock(invoice),
+        _lock(record),
         SyncStatus.PAID_OUTSIDE,
         "mark paid",
         how="mark_paid",
         user=user,
         audit=ManualAction.Kind.MARK_PAID,
-        status=Invoice.Status.PAID,
+        status=PAID,
         next_retry_at=None,
     )
 
@@ -469,3 +474,26 @@ def bulk_run(*, job_id: int) -> BulkJob:
     BulkJob.objects.filter(pk=job.pk).update(finished_at=timezone.now())
     job.refresh_from_db()
     return job
+
+
+@transaction.atomic
+def vendor_send_with_suffix(*, record: RecordT, user: User | None) -> RecordT:
+    """A customer or employee in QuickBooks has the vendor's name: send the vendor under its
+    name plus Finance settings' suffix ("Acme Trucking (Vendor)")."""
+    record = _lock(record)
+    if not isinstance(record, Vendor):
+        raise ActionRefused("Only vendors are sent with a suffix.")
+    _refuse_unless(record, frozenset({"vendor_name_taken"}), "send with a suffix")
+    before = sync_snapshot(record)
+    name = suffixed(record, finance_settings_get(company=record.company).vendor_name_suffix)
+    vendor_update(vendor=record, qb_display_name=name)
+    record.refresh_from_db()
+    manual_action_record(
+        kind=ManualAction.Kind.RESYNC,
+        record=record,
+        user=user,
+        before=before,
+        note=f"Sent to QuickBooks as {name!r} (the name is taken there).",
+    )
+    enqueue.push_now(record.sync_type, record.pk)
+    return record

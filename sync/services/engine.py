@@ -518,6 +518,9 @@ def _name_taken(ctx: SyncContext, claim: Claim, write: Write, error: QboError) -
     found = lookup(ctx, claim)
     if found and claim.mapper.link_allowed(claim.record, found):
         return link_and_update(ctx, claim, found)
+    if found is None and claim.mapper.rename_on_clash(claim.record, ctx):
+        # Renamed (a new version): it goes again at once under the new name.
+        return settle_retry(claim, error, counted=False, delay=0)
     reason, message = claim.mapper.name_taken(claim.record, found)
     return settle_problem(claim, reason, error, message)
 

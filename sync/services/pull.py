@@ -115,8 +115,10 @@ def _parse_webhook(body: bytes) -> list[ChangeEvent]:
 
 _VERBS = {"created": "create", "updated": "update", "deleted": "delete", "voided": "void",
           "merged": "merge"}  # fmt: skip
-# "creditmemo" in an event type is QuickBooks' "CreditMemo".
-_ENTITY_NAMES = {mapper.entity.lower(): mapper.entity for mapper in MAPPERS.values()}
+# "creditmemo" in an event type is QuickBooks' "CreditMemo", "billpayment" "BillPayment".
+_ENTITY_NAMES = {
+    name.lower(): name for name in [*(mapper.entity for mapper in MAPPERS.values()), *PULLED]
+}
 
 
 def _cloud_event(item: object) -> ChangeEvent:
@@ -253,10 +255,12 @@ def _needs_no_read(connection: QuickBooksConnection, event: WebhookEvent) -> boo
     need no API read: reads are metered and share the realm's budget with pushes."""
     if event.operation != "create":
         return False
-    mapper = PULLED[event.entity_name]
-    if not mapper.pull_creates:
+    route = PULLED[event.entity_name]
+    if not route.creates:
         return True
-    return mapper.model.objects.filter(
+    if route.model is None:  # not a record of ours: it cannot be our echo
+        return False
+    return route.model.objects.filter(
         company_id=connection.company_id, qb_id=event.entity_id
     ).exists()
 
@@ -285,11 +289,10 @@ def apply_change(
     session: QuickBooksSession | None = None,
 ) -> str:
     """Hand a changed QuickBooks object to its type's pull hook (sync/services/pull_apply.py)."""
-    mapper = PULLED.get(entity)
-    if mapper is None:
+    route = PULLED.get(entity)
+    if route is None:
         return "ignored"
-    assert mapper.pull is not None, "PULLED holds only the mappers with a pull hook"
-    return mapper.pull(connection=connection, obj=obj, session=session)
+    return route.hook(connection=connection, obj=obj, session=session)
 
 
 CDC_CAP = 1000  # QuickBooks silently stops at 1,000 objects per CDC answer
@@ -334,8 +337,8 @@ def pull_changes(*, connection: QuickBooksConnection) -> dict[str, int]:
     changes = _changes_since(session, since)
     counts: dict[str, int] = {}
     # In dependency order, so payments applied to invoices see the invoices' latest state.
-    for entity, mapper in PULLED.items():
-        if mapper.pull_toggle and not getattr(fs, mapper.pull_toggle):
+    for entity, route in PULLED.items():
+        if route.toggle and not getattr(fs, route.toggle):
             continue
         for obj in changes.get(entity, []):
             outcome = apply_change(connection=connection, entity=entity, obj=obj, session=session)

@@ -15,7 +15,21 @@ from typing import TYPE_CHECKING
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from finance.models import Customer, Invoice, Payment, PaymentApplication, SyncedRecord
+from finance.models import (
+    Bill,
+    Customer,
+    Invoice,
+    Payment,
+    PaymentApplication,
+    SyncedRecord,
+    Vendor,
+)
+from finance.payables import (
+    bill_payment_forget,
+    bill_payment_record,
+    bill_record_quickbooks_balance,
+    bill_refresh_paid_status,
+)
 from finance.services import (
     invoice_open_balance,
     invoice_record_quickbooks_balance,
@@ -104,26 +118,99 @@ def invoice_changed(
     return "updated"
 
 
+def _party_changed(
+    model: type[Customer] | type[Vendor], connection: QuickBooksConnection, obj: QboObject
+) -> str:
+    qb_id = str(obj.get("Id", ""))
+    party = model.objects.filter(company_id=connection.company_id, qb_id=qb_id).first()
+    if party is None:
+        return "unknown"
+    if deleted(obj):
+        flag(party, "deleted_in_quickbooks", f"{party} was deleted in QuickBooks.")
+        return "flagged"
+    if obj.get("Active") is False and flag_inactive(party, obj):
+        return "flagged"
+    return "seen"
+
+
 def customer_changed(
     *,
     connection: QuickBooksConnection,
     obj: QboObject,
     session: QuickBooksSession | None = None,
 ) -> str:
+    return _party_changed(Customer, connection, obj)
+
+
+def vendor_changed(
+    *,
+    connection: QuickBooksConnection,
+    obj: QboObject,
+    session: QuickBooksSession | None = None,
+) -> str:
+    return _party_changed(Vendor, connection, obj)
+
+
+def bill_changed(
+    *,
+    connection: QuickBooksConnection,
+    obj: QboObject,
+    session: QuickBooksSession | None = None,
+) -> str:
+    """A bill deleted in QuickBooks is a problem (its API cannot void one; a bill voided in
+    QuickBooks' screen arrives as an update with every amount zero, and is flagged too); its
+    Balance, when the answer has one, is kept and sets the paid status."""
     qb_id = str(obj.get("Id", ""))
-    customer = Customer.objects.filter(company_id=connection.company_id, qb_id=qb_id).first()
-    if customer is None:
+    bill = Bill.objects.filter(company_id=connection.company_id, qb_id=qb_id).first()
+    if bill is None:
         return "unknown"
     if deleted(obj):
-        flag(
-            customer,
-            "deleted_in_quickbooks",
-            f"Customer {customer.display_name} was deleted in QuickBooks.",
+        flag(bill, "deleted_in_quickbooks", f"Bill {bill.doc_number} was deleted in QuickBooks.")
+        return "flagged"
+    zeroed = bill.total > 0 and Decimal(str(obj.get("TotalAmt") or 0)) == 0
+    if (voided(obj) or zeroed) and bill.status != Bill.Status.VOID:
+        flag(bill, "voided_in_quickbooks", f"Bill {bill.doc_number} was voided in QuickBooks.", obj)
+        return "flagged"
+    balance = obj.get("Balance")
+    if (
+        balance is not None
+        and balance != ""
+        and bill_record_quickbooks_balance(
+            bill=bill, balance=balance, sync_token=obj.get("SyncToken", "")
         )
-        return "flagged"
-    if obj.get("Active") is False and flag_inactive(customer, obj):
-        return "flagged"
-    return "seen"
+    ):
+        bill_refresh_paid_status(bill=bill)
+    return "updated"
+
+
+def bill_payment_changed(
+    *,
+    connection: QuickBooksConnection,
+    obj: QboObject,
+    session: QuickBooksSession | None = None,
+) -> str:
+    """A bill payment made (changed, voided, deleted) in QuickBooks: its lines say which bills
+    it pays and how much, so no bill is read back (reads are metered)."""
+    company = connection.company
+    qb_id = str(obj.get("Id", ""))
+    if deleted(obj) or voided(obj):
+        bill_payment_forget(company=company, qb_id=qb_id)
+        return "bill payment"
+    applied = [
+        (str(txn.get("TxnId")), Decimal(str(line.get("Amount") or 0)))
+        for line in obj.get("Line") or []
+        for txn in line.get("LinkedTxn") or []
+        if txn.get("TxnType") == "Bill"
+    ]
+    recorded = bill_payment_record(
+        company=company,
+        qb_id=qb_id,
+        payment_date=(obj.get("TxnDate") or str(timezone.now().date()))[:10],
+        pay_type=str(obj.get("PayType") or ""),
+        reference_number=printable(str(obj.get("DocNumber") or "")),
+        applied=[(txn_id, amount) for txn_id, amount in applied if amount > 0],
+    )
+    return "bill payment" if recorded else "unknown"
 
 
 def flag_inactive(record: SyncedRecord, obj: QboObject) -> bool:

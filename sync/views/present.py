@@ -51,6 +51,8 @@ def fix_link(
             "Compare with QuickBooks"
         )
     settings_url = reverse("finance:quickbooks")
+    if reason.fix == "mapping" and code == "missing_account_mapping":
+        return settings_url + "#pay-codes", "Map pay codes"
     if reason.fix == "mapping":
         return settings_url + "#mapping", "Map charge codes"
     if reason.fix == "settings":
@@ -61,7 +63,8 @@ def fix_link(
     party = record_type_of(record).party(record)
     if reason.fix == "customer" and party is not None:
         query = urlencode({"type": party.sync_type, "q": record_type_of(party).label(party)})
-        return reverse("sync:problems") + "?" + query, "See the customer's problem"
+        noun = record_type_of(party).singular.lower()
+        return reverse("sync:problems") + "?" + query, f"See the {noun}'s problem"
     if not can_admin:
         return reverse("sync:detail", args=[record.sync_type, record.pk]), "Open the record"
     return admin_url(record.sync_type, record.pk), "Open in admin"
@@ -131,6 +134,16 @@ def row_actions(record: SyncedRecord, label: str) -> list[RowAction]:
             clear,
         ]
     choices = [RowAction("resync", "Re-sync"), clear]
+    if reason == "vendor_name_taken":
+        choices.insert(
+            0,
+            RowAction(
+                "send-suffixed",
+                "Send with suffix",
+                f"Send {label} to QuickBooks under its name plus the suffix of Finance "
+                "settings (QuickBooks has a customer or employee of this name)?",
+            ),
+        )
     if reason in {"inactive_reference", "invalid_reference"}:
         choices.insert(0, RowAction("check", "Find what QuickBooks refuses"))
     if record_type_of(record).payable_outside:
@@ -138,8 +151,8 @@ def row_actions(record: SyncedRecord, label: str) -> list[RowAction]:
             RowAction(
                 "mark-paid",
                 "Mark paid without sync",
-                "Use this when the payment was applied directly in QuickBooks. The invoice "
-                "will be marked paid here and will not be sent to QuickBooks.",
+                "Use this when the payment was made directly in QuickBooks. It will be "
+                "marked paid here and will not be sent to QuickBooks.",
             )
         )
     return choices

@@ -21,7 +21,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from finance.http import AuthenticatedHttpRequest
-from finance.models import Company, Invoice, SyncedRecord
+from finance.models import Company, SyncedRecord
 from finance.registry import default_tab, model_for, record_type
 from finance.syncstate import OWED, SyncStatus
 from sync import selectors
@@ -38,18 +38,19 @@ from sync.views.present import TYPE_LABELS, TYPE_SINGULAR, present, record_label
 logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 50
-ACTIONS: dict[str, tuple[Callable[..., SyncedRecord] | None, str]] = {
+ACTIONS: dict[str, tuple[Callable[..., SyncedRecord], str]] = {
     # url action → (service, past tense for the toast)
     "resync": (actions.record_resync, "queued for re-sync"),
     "clear": (actions.record_clear, "cleared without sync"),
     "undo-clear": (actions.record_undo_clear, "put back on the problem list"),
-    "mark-paid": (None, "marked paid without sync"),
+    "mark-paid": (actions.record_mark_paid_outside, "marked paid without sync"),
     "overwrite": (actions.record_overwrite_quickbooks, "queued to overwrite QuickBooks' version"),
     "accept-void": (actions.invoice_accept_void, "voided in the TMS as in QuickBooks"),
     "accept": (actions.record_accept_quickbooks, "changed in the TMS to QuickBooks' version"),
     "check": (actions.record_check_references, "checked against QuickBooks (see its row)"),
     "send-new": (actions.record_send_again_as_new, "queued to be created again in QuickBooks"),
     "sync-now": (actions.record_sync_now, "queued to be sent to QuickBooks"),
+    "send-suffixed": (actions.vendor_send_with_suffix, "queued under its name with the suffix"),
 }
 SORT_COLUMNS = [
     ("doc", "Record"),
@@ -228,14 +229,9 @@ def record_action(
     name = f"{TYPE_SINGULAR[sync_type]} {present(record).label}"
     error = None
     try:
-        if action == "mark-paid":
-            if not record_type(sync_type).payable_outside:
-                raise Http404("Only invoices can be marked paid.")
-            assert isinstance(record, Invoice), "only invoices are payable outside (registry)"
-            record = actions.invoice_mark_paid_outside(invoice=record, user=request.user)
-        else:
-            assert service is not None, "only mark-paid has no service of its own"
-            record = service(record=record, user=request.user)
+        if action == "mark-paid" and not record_type(sync_type).payable_outside:
+            raise Http404("Only invoices and bills can be marked paid.")
+        record = service(record=record, user=request.user)
     except actions.InvalidTransition as exc:
         error = str(exc)
     if not _is_htmx(request):

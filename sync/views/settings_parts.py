@@ -1,4 +1,5 @@
-"""The QuickBooks parts of Finance → QuickBooks: connection card and charge-code → Item mapping.
+"""The QuickBooks parts of Finance → QuickBooks: connection card, charge codes → Items and pay
+codes → Accounts.
 
 They live here (loaded into the finance page with htmx) because finance never imports sync.
 """
@@ -18,6 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from finance.http import AuthenticatedHttpRequest
 from finance.models import ChargeCode, Company
 from sync.selectors import connection_for_company
+from sync.services.mapping import MAPPED, MappedType, code_map, create_missing, targets_list
 from sync.views.access import check_settings_editor, current_company
 from sync.views.present import url_or_none
 
@@ -53,90 +55,137 @@ def connection_card(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
-def _read_items(company: Company) -> tuple[list[dict[str, Any]] | None, str | None]:
+def _read_targets(
+    mapped: MappedType, company: Company
+) -> tuple[list[dict[str, Any]] | None, str | None]:
     try:
-        from sync.services.items import items_list
-
-        return items_list(company=company), None
-    except Exception as exc:  # noqa: BLE001 - shown to the user, typing an Item Id still works
-        logger.info("items_list failed: %s", exc)
+        return targets_list(mapped=mapped, company=company), None
+    except Exception as exc:  # noqa: BLE001 - shown to the user, typing an Id still works
+        logger.info("reading %ss failed: %s", mapped.target_noun, exc)
         message = str(exc).rstrip(".") or exc.__class__.__name__
-        return None, f"Could not read items from QuickBooks: {message}."
+        return None, f"Could not read {mapped.target_noun}s from QuickBooks: {message}."
+
+
+# Per mapped type: its card's anchor on Finance → QuickBooks and its URL names.
+URL_NAMES = {
+    "item": ("#mapping", "sync:item_map", "sync:items_create_missing"),
+    "account": ("#pay-codes", "sync:account_map", "sync:accounts_create_missing"),
+}
+
+
+def _mapping(request: AuthenticatedHttpRequest, sync_type: str) -> HttpResponse:
+    check_settings_editor(request)
+    mapped = MAPPED[sync_type]
+    company = current_company(request)
+    targets, targets_error = _read_targets(mapped, company)
+    names = {str(t["id"]): t["name"] for t in targets or []}
+    codes = list(mapped.model.objects.filter(company=company).order_by("code"))
+    for code in codes:
+        code.target_name = names.get(code.qb_id, "")
+    _, map_url, create_url = URL_NAMES[sync_type]
+    context = {
+        "mapped": mapped,
+        "codes": codes,
+        "targets": [t for t in targets or [] if t.get("active", True)],
+        "targets_error": targets_error,
+        "unmapped": sum(1 for c in codes if not c.qb_id),
+        "map_url": reverse(map_url),
+        "create_url": reverse(create_url),
+    }
+    if _is_htmx(request):
+        return render(request, "sync/_code_mapping.html", context)
+    return render(request, "sync/code_mapping.html", context)
 
 
 @login_required
 @require_GET
 def item_mapping(request: AuthenticatedHttpRequest) -> HttpResponse:
-    check_settings_editor(request)
-    company = current_company(request)
-    items, items_error = _read_items(company)
-    names = {str(i["id"]): i["name"] for i in items or []}
-    codes = list(ChargeCode.objects.filter(company=company).order_by("code"))
-    for code in codes:
-        code.item_name = names.get(code.qb_id, "")
-    context = {
-        "codes": codes,
-        "items": [i for i in items or [] if i.get("active", True)],
-        "items_error": items_error,
-        "unmapped": sum(1 for c in codes if not c.qb_id),
-    }
-    template = "sync/_item_mapping.html" if _is_htmx(request) else "sync/item_mapping.html"
-    return render(request, template, context)
+    return _mapping(request, "item")
 
 
-class ItemMapForm(forms.Form):
-    charge_code = forms.ModelChoiceField(
+@login_required
+@require_GET
+def account_mapping(request: AuthenticatedHttpRequest) -> HttpResponse:
+    return _mapping(request, "account")
+
+
+class CodeMapForm(forms.Form):
+    code = forms.ModelChoiceField(
         queryset=ChargeCode.objects.none(),
-        error_messages={"invalid_choice": "That charge code does not exist (any more)."},
+        error_messages={"invalid_choice": "That code does not exist (any more)."},
     )
-    item_id = forms.CharField(required=False, max_length=32)
-    item_id_typed = forms.CharField(required=False, max_length=32)
+    qb_id = forms.CharField(required=False, max_length=32)
+    qb_id_typed = forms.CharField(required=False, max_length=32)
 
-    def __init__(self, *args: Any, company: Company, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, mapped: MappedType, company: Company, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        charge_code = self.fields["charge_code"]
-        assert isinstance(charge_code, forms.ModelChoiceField), "declared above"
-        charge_code.queryset = ChargeCode.objects.filter(company=company)
+        code = self.fields["code"]
+        assert isinstance(code, forms.ModelChoiceField), "declared above"
+        code.queryset = mapped.model.objects.filter(company=company)
+
+
+def _map(request: AuthenticatedHttpRequest, sync_type: str) -> HttpResponse:
+    check_settings_editor(request)
+    mapped = MAPPED[sync_type]
+    anchor = URL_NAMES[sync_type][0]
+    form = CodeMapForm(request.POST, mapped=mapped, company=current_company(request))
+    if not form.is_valid():
+        errors = "; ".join(str(e) for field in form.errors.values() for e in field)
+        messages.error(request, f"Could not map the {mapped.code_noun}: {errors}")
+        return redirect(_settings_url(anchor))
+    code = form.cleaned_data["code"]
+    qb_id = (form.cleaned_data["qb_id"] or form.cleaned_data["qb_id_typed"]).strip()
+    noun = mapped.target_noun
+    if not qb_id.isdigit():
+        messages.error(
+            request, f"{code.code}: choose an {noun} or type its {noun.capitalize()} Id."
+        )
+        return redirect(_settings_url(anchor))
+    try:
+        code_map(code=code, qb_id=qb_id, user=request.user)
+    except ValidationError as exc:
+        messages.error(request, f"Could not map {code.code}: {' '.join(exc.messages)}")
+    except Exception as exc:  # noqa: BLE001 - a plain message next to the table
+        logger.warning("mapping %s failed: %s", code.code, exc)
+        messages.error(request, f"Could not map {code.code}: {exc}")
+    else:
+        messages.success(request, f"{code.code} now maps to QuickBooks {noun} {qb_id}.")
+    return redirect(_settings_url(anchor))
 
 
 @login_required
 @require_POST
 def item_map(request: AuthenticatedHttpRequest) -> HttpResponse:
-    check_settings_editor(request)
-    form = ItemMapForm(request.POST, company=current_company(request))
-    if not form.is_valid():
-        errors = "; ".join(str(e) for field in form.errors.values() for e in field)
-        messages.error(request, f"Could not map the charge code: {errors}")
-        return redirect(_settings_url("#mapping"))
-    charge_code = form.cleaned_data["charge_code"]
-    item_id = (form.cleaned_data["item_id"] or form.cleaned_data["item_id_typed"]).strip()
-    if not item_id.isdigit():
-        messages.error(request, f"{charge_code.code}: choose an item or type its Item Id.")
-        return redirect(_settings_url("#mapping"))
-    try:
-        from sync.services.items import item_map as map_item
+    return _map(request, "item")
 
-        map_item(charge_code=charge_code, item_id=item_id, user=request.user)
-    except ValidationError as exc:
-        messages.error(request, f"Could not map {charge_code.code}: {' '.join(exc.messages)}")
-    except Exception as exc:  # noqa: BLE001 - a plain message next to the table
-        logger.warning("mapping %s failed: %s", charge_code.code, exc)
-        messages.error(request, f"Could not map {charge_code.code}: {exc}")
-    else:
-        messages.success(request, f"{charge_code.code} now maps to QuickBooks item {item_id}.")
-    return redirect(_settings_url("#mapping"))
+
+@login_required
+@require_POST
+def account_map(request: AuthenticatedHttpRequest) -> HttpResponse:
+    return _map(request, "account")
+
+
+def _create_missing(request: AuthenticatedHttpRequest, sync_type: str) -> HttpResponse:
+    check_settings_editor(request)
+    mapped = MAPPED[sync_type]
+    try:
+        result = create_missing(mapped=mapped, company=current_company(request), user=request.user)
+        count = sum((result or {}).values())
+        messages.success(
+            request, f"Sent {count} {mapped.code_noun}(s) to QuickBooks as {mapped.target_noun}s."
+        )
+    except Exception as exc:  # noqa: BLE001
+        messages.error(request, f"Could not create the missing {mapped.target_noun}s: {exc}")
+    return redirect(_settings_url(URL_NAMES[sync_type][0]))
 
 
 @login_required
 @require_POST
 def items_create_missing(request: AuthenticatedHttpRequest) -> HttpResponse:
-    check_settings_editor(request)
-    try:
-        from sync.services.items import items_create_missing as create_missing
+    return _create_missing(request, "item")
 
-        result = create_missing(company=current_company(request), user=request.user)
-        count = result if isinstance(result, int) else len(result or {})
-        messages.success(request, f"Sent {count} charge code(s) to QuickBooks as items.")
-    except Exception as exc:  # noqa: BLE001
-        messages.error(request, f"Could not create the missing items: {exc}")
-    return redirect(_settings_url("#mapping"))
+
+@login_required
+@require_POST
+def accounts_create_missing(request: AuthenticatedHttpRequest) -> HttpResponse:
+    return _create_missing(request, "account")

@@ -138,11 +138,11 @@ def test_an_unmapped_charge_code_is_mapped_to_an_existing_item_and_the_invoice_f
     expect(row).to_contain_text("A charge code has no QuickBooks item")
     row.get_by_role("link", name="Map charge codes →").click()
     page.wait_for_url("**/finance/quickbooks/#mapping")
-    mapping = page.locator(f"#mapping-{code.pk}")
+    mapping = page.locator(f"#mapping-item-{code.pk}")
     mapping.get_by_label("QuickBooks item for CHAS").select_option(label="Chassis (daily)")
     mapping.get_by_role("button", name="Save").click()
     expect(page.locator(".toast")).to_contain_text(f"CHAS now maps to QuickBooks item {item['Id']}")
-    expect(page.locator(f"#mapping-{code.pk}")).to_contain_text(
+    expect(page.locator(f"#mapping-item-{code.pk}")).to_contain_text(
         f"Chassis (daily) (Id {item['Id']})"
     )
 

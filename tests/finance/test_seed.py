@@ -7,7 +7,17 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
 
-from finance.models import ChargeSet, CreditMemo, Customer, Invoice, Load, Payment
+from finance.models import (
+    Bill,
+    ChargeSet,
+    CreditMemo,
+    Customer,
+    Invoice,
+    Load,
+    PayCode,
+    Payment,
+    Vendor,
+)
 from finance.validators import validate_container_number
 
 pytestmark = pytest.mark.django_db
@@ -27,7 +37,7 @@ def _fingerprint():
 
 
 def _wipe():
-    for model in (Payment, CreditMemo, Invoice, Load, Customer):
+    for model in (Payment, CreditMemo, Invoice, Bill, Vendor, PayCode, Load, Customer):
         model.objects.all().delete()
 
 
@@ -37,6 +47,18 @@ def test_it_seeds_realistic_counts(company):
     assert summary["status"] == "seeded"
     assert Invoice.objects.count() == 30 and Customer.objects.count() == 20
     assert Payment.objects.exists() and CreditMemo.objects.exists()
+    # Payables: carriers and drivers, carrier bills and weekly settlements, some over two trucks.
+    assert summary["vendors"] == Vendor.objects.count() == 20
+    assert summary["bills"] == Bill.objects.count() == 50
+    settlements = Bill.objects.filter(kind=Bill.Kind.SETTLEMENT)
+    assert settlements.count() == 20
+    trucks = [
+        set(s.lines.exclude(truck_number="").values_list("truck_number", flat=True))
+        for s in settlements
+    ]
+    assert any(len(t) == 2 for t in trucks)
+    assert all(s.lines.filter(amount__lt=0).exists() for s in settlements)  # deductions
+    assert all(b.total > 0 for b in Bill.objects.all())
 
 
 def test_two_customers_share_a_display_name_and_harbor_has_its_own_email(company):

@@ -249,6 +249,8 @@ def test_it_refuses_impossible_settings_and_saves_nothing(
         "opt-schedule_minutes": "5",
         "opt-payment_pull_days": "30",
         "opt-income_account_ref": "",
+        "opt-vendor_name_clash": "problem",
+        "opt-vendor_name_suffix": " (Vendor)",
         f"opt-{field}": value,
     }
 

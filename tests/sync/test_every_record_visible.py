@@ -20,7 +20,7 @@ PERSON_ACTIONS = {
     "resync": actions.record_resync,
     "clear": actions.record_clear,
     "undo-clear": actions.record_undo_clear,
-    "mark-paid": lambda record, user: actions.invoice_mark_paid_outside(invoice=record, user=user),
+    "mark-paid": actions.record_mark_paid_outside,
     "sync-now": actions.record_sync_now,
     "overwrite": actions.record_overwrite_quickbooks,
     "accept-void": actions.invoice_accept_void,

@@ -103,7 +103,7 @@ def test_mapping_a_charge_code_to_something_that_is_not_an_item_is_refused(
     client.force_login(finance_user)
 
     response = client.post(
-        reverse("sync:item_map"), {"charge_code": code.pk, "item_id": item_id}, follow=True
+        reverse("sync:item_map"), {"code": code.pk, "qb_id": item_id}, follow=True
     )
 
     assert "Could not map TOLL" in response.content.decode()
@@ -120,7 +120,7 @@ def test_mapping_to_an_existing_item_works(client, qbo, finance_user):
     )  # fmt: skip
     client.force_login(finance_user)
 
-    client.post(reverse("sync:item_map"), {"charge_code": code.pk, "item_id": item["Id"]})
+    client.post(reverse("sync:item_map"), {"code": code.pk, "qb_id": item["Id"]})
 
     code.refresh_from_db()
     assert (code.qb_id, code.sync_status) == (item["Id"], SyncStatus.SYNCED)
@@ -132,7 +132,7 @@ def test_a_malformed_mapping_request_is_a_message_not_a_500(client, finance_user
     client.force_login(finance_user)
 
     response = client.post(
-        reverse("sync:item_map"), {"charge_code": charge_code, "item_id": "1"}, follow=True
+        reverse("sync:item_map"), {"code": charge_code, "qb_id": "1"}, follow=True
     )
 
     assert response.status_code == 200

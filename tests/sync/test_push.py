@@ -21,7 +21,7 @@ from sync.models import SyncAttempt
 from sync.services import engine
 from sync.services.batch import push_batch
 from sync.services.engine import SyncContext
-from sync.services.items import item_map
+from sync.services.mapping import code_map
 from tests.finance.factories import ChargeCodeFactory, CustomerFactory
 from tests.sync.helpers import invoice_with
 from tests.sync.uifactories import park
@@ -189,13 +189,13 @@ def test_it_maps_a_charge_code_to_an_existing_item_once(qbo, superuser):
     other = ChargeCodeFactory(code="BRIDGE", name="Bridge tolls")
 
     with pytest.raises(ValidationError, match="already mapped to charge code TOLL"):
-        item_map(charge_code=other, item_id=code.qb_id, user=superuser)
+        code_map(code=other, qb_id=code.qb_id, user=superuser)
     # Mapping is checked in QuickBooks now (issue 13): the target must be an existing item.
     bridge = SyncContext.for_company(other.company_id).session.create(
         "Item", {"Name": "Bridge", "Type": "Service", "IncomeAccountRef": {"value": "1"}},
         request_id="test-bridge-item",
     )  # fmt: skip
-    item_map(charge_code=other, item_id=bridge["Id"], user=superuser)
+    code_map(code=other, qb_id=bridge["Id"], user=superuser)
 
     other.refresh_from_db()
     assert (other.qb_id, other.sync_status) == (bridge["Id"], SyncStatus.SYNCED)

@@ -42,6 +42,7 @@ PAGES = {
     "sync:connection",
     "sync:connection_card",
     "sync:item_mapping",
+    "sync:account_mapping",
     "finance:quickbooks",
 }
 # Of those, the settings (the connection page redirects to them): finance's to edit, not support's.
@@ -49,6 +50,7 @@ SETTINGS_EDITOR_PAGES = {
     "sync:connection",
     "sync:connection_card",
     "sync:item_mapping",
+    "sync:account_mapping",
     "finance:quickbooks",
 }
 # URLs naming one record or job: another tenant's is a 404, by GET and by POST.
@@ -65,6 +67,8 @@ TENANT_POSTS = {
     "sync:resend_descriptions",
     "sync:item_map",
     "sync:items_create_missing",
+    "sync:account_map",
+    "sync:accounts_create_missing",
     "sync:disconnect",
     "sync:connect",
     "finance:tenant_switch",
@@ -272,7 +276,8 @@ def test_tenant_wide_posts_leave_the_other_tenant_untouched(client, finance_user
             reverse("sync:bulk"), {"action": "resync", "type": sync_type, "all_matching": "on"}
         )
     client.post(reverse("sync:resend_descriptions"), {"confirm": "on"})
-    client.post(reverse("sync:item_map"), {"charge_code": theirs["invoice"].pk, "item": "1"})
+    client.post(reverse("sync:item_map"), {"code": theirs["invoice"].pk, "qb_id": "1"})
+    client.post(reverse("sync:account_map"), {"code": theirs["invoice"].pk, "qb_id": "1"})
     preview = client.post(reverse("finance:description_preview"), {"sample": theirs["invoice"].pk})
     assert "Choose an invoice to preview on." in preview.content.decode()
     assert MARK["theirs"] not in preview.content.decode()

@@ -23,6 +23,11 @@ def options(**overrides):
         "opt-schedule_minutes": "5",
         "opt-payment_pull_days": "30",
         "opt-income_account_ref": "",
+        "opt-sync_vendors": "on",
+        "opt-sync_bills": "on",
+        "opt-pull_bill_payments": "on",
+        "opt-vendor_name_clash": "problem",
+        "opt-vendor_name_suffix": " (Vendor)",
     }
     data.update(overrides)
     return {k: v for k, v in data.items() if v is not None}
@@ -146,7 +151,7 @@ def test_it_loads_the_item_mapping_even_without_quickbooks(client, finance_user,
     html = client.get(reverse("sync:item_mapping"), HTTP_HX_REQUEST="true").content.decode()
     assert "DRAY" in html
     # Not connected: the page says so and still offers typing an Item Id.
-    assert "Could not read items from QuickBooks" in html or 'name="item_id"' in html
+    assert "Could not read items from QuickBooks" in html or 'name="qb_id"' in html
 
 
 def test_it_shows_the_connection_card(client, finance_user, company):

@@ -1,4 +1,6 @@
-"""`manage.py seed_demo [--seed N] [--invoices N] [--with-users]`: realistic drayage demo data.
+"""`manage.py seed_demo [--seed N] [--invoices N] [--with-users]`: realistic drayage demo data,
+receivables (customers, invoices, payments, credit memos) and payables (carriers, drivers,
+bills, settlements: finance/management/payables_seed.py).
 
 Everything goes through finance services, so records start PENDING exactly as real ones do.
 Deterministic: one `random.Random(seed)` and a fixed base date, never today. Idempotent: when
@@ -18,7 +20,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from finance import services
+from finance.management.payables_seed import PayablesSeeder
 from finance.models import (
+    Bill,
     ChargeCode,
     Company,
     CreditMemo,
@@ -26,7 +30,9 @@ from finance.models import (
     Invoice,
     Load,
     Membership,
+    PayCode,
     Payment,
+    Vendor,
 )
 from finance.validators import iso6346_check_digit
 
@@ -475,6 +481,14 @@ class Command(BaseCommand):
         else:
             summary.update(Seeder(seed=seed, invoices=invoices, company=tenant).run())
             summary["status"] = "seeded"
+        # Payables on their own marker: a demo seeded before they existed gets them too.
+        if not Vendor.objects.filter(company=tenant).exists():
+            with transaction.atomic():
+                seeder = PayablesSeeder(seed=seed, company=tenant, base_date=BASE_DATE)
+                summary.update(seeder.run())
+            summary["status"] = "seeded"
+        else:
+            summary.update(self.payables_counts(tenant))
         self.report(summary, as_json=as_json)
 
     @staticmethod
@@ -485,6 +499,15 @@ class Command(BaseCommand):
             "invoices": Invoice.objects.filter(company=company).count(),
             "payments": Payment.objects.filter(company=company).count(),
             "credit_memos": CreditMemo.objects.filter(company=company).count(),
+        }
+
+    @staticmethod
+    def payables_counts(company: Company) -> dict[str, int]:
+        return {
+            "vendors": Vendor.objects.filter(company=company).count(),
+            "pay_codes": PayCode.objects.filter(company=company).count(),
+            "bills": Bill.objects.filter(company=company).count(),
+            "settlements": Bill.objects.filter(company=company, kind=Bill.Kind.SETTLEMENT).count(),
         }
 
     def report(self, summary: dict[str, Any], *, as_json: bool) -> None:

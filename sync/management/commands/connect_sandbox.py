@@ -4,14 +4,15 @@ from django.apps import apps
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from finance.models import ChargeCode, Company
+from finance.management.payables_seed import CLASHING_VENDOR
+from finance.models import ChargeCode, Company, PayCode
 from sync.management.commands.sync_status import company_option
 from sync.models import QuickBooksConnection
 from sync.selectors import connection_for_company
 from sync.services.client import QboError
 from sync.services.connection import connect_with_tokens
 from sync.services.engine import SyncContext
-from sync.services.items import items_send
+from sync.services.mapping import codes_send
 
 # The QuickBooks user who signs in to the emulator's consent page and UI in the demo (README).
 DEMO_USER_EMAIL = "books@portpro.example"
@@ -39,7 +40,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--map-charge-codes",
             action="store_true",
-            help="map every charge code of the tenant to a QuickBooks item (made when missing)",
+            help="map every charge code of the tenant to a QuickBooks item and every pay code to "
+            "an account (made when missing)",
         )
         parser.add_argument(
             "--if-needed",
@@ -50,7 +52,8 @@ class Command(BaseCommand):
             "--demo-conflicts",
             action="store_true",
             help="pre-create QuickBooks data that collides with seeded records and map every "
-            "charge code except HAZ, so the Problem Sync page has real cases to fix",
+            "charge code except HAZ and every pay code, so the Problem Sync page has real cases "
+            "to fix",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -112,8 +115,13 @@ class Command(BaseCommand):
         if options["demo_conflicts"]:
             self._demo_conflicts(company, connection)
         elif options["map_charge_codes"]:
-            outcome = items_send(codes=ChargeCode.objects.filter(company=company))
+            outcome = codes_send(codes=ChargeCode.objects.filter(company=company))
             self.stdout.write(f"Mapped charge codes to QuickBooks items: {outcome}")
+            self._map_pay_codes(company)
+
+    def _map_pay_codes(self, company: Company) -> None:
+        outcome = codes_send(codes=PayCode.objects.filter(company=company))
+        self.stdout.write(f"Mapped pay codes to QuickBooks accounts: {outcome}")
 
     def _demo_conflicts(self, company: Company, connection: QuickBooksConnection) -> None:
         ctx = SyncContext.for_company(company.pk)
@@ -128,5 +136,14 @@ class Command(BaseCommand):
             )
         except QboError as error:
             self.stdout.write(f"(Harbor Logistics already in QuickBooks: {error.code})")
-        outcome = items_send(codes=ChargeCode.objects.filter(company=company).exclude(code="HAZ"))
+        outcome = codes_send(codes=ChargeCode.objects.filter(company=company).exclude(code="HAZ"))
         self.stdout.write(f"Mapped charge codes to QuickBooks items (HAZ left unmapped): {outcome}")
+        # Payables: a QuickBooks customer holds one of our carriers' names (names are one list
+        # there), so that carrier and its bills stop on Problem Sync until someone chooses.
+        try:
+            ctx.session.create(
+                "Customer", {"DisplayName": CLASHING_VENDOR}, request_id="pqb-demo-vendor-clash"
+            )
+        except QboError as error:
+            self.stdout.write(f"({CLASHING_VENDOR} already a QuickBooks customer: {error.code})")
+        self._map_pay_codes(company)
