@@ -659,6 +659,23 @@ def run_tenants(wiring, procs, results, *, fairness_only=False):
     tenants.bench_fairness(wiring, results, **common)
 
 
+def run_bills(wiring, results):
+    from bench import payables
+
+    ceiling = LIMITS["batch_per_minute"] * BATCH + (
+        LIMITS["per_minute"] - LIMITS["batch_per_minute"]
+    )
+    payables.bench_bills(
+        wiring,
+        results,
+        limits=LIMITS,
+        latency_ms=LATENCY_MS,
+        ceiling_per_min=ceiling,
+        best_seconds=best_possible_seconds,
+        scale=SCALE,
+    )
+
+
 def main():
     run_started = time.monotonic()
     env = stack.environment()
@@ -686,6 +703,9 @@ def main():
         if ONLY in ("tenants", "fairness"):  # sections 6 and 7 (or 7) alone, no results file
             run_tenants(wiring, procs, results, fairness_only=ONLY == "fairness")
             return
+        if ONLY == "bills":  # section 8 alone, no results file
+            run_bills(wiring, results)
+            return
         company, sandbox, records, counts = bench_push(wiring, procs, results)
         if ONLY == "push":
             return
@@ -704,6 +724,7 @@ def main():
         )
         bench_webhook(wiring, results, company, sandbox)
         run_tenants(wiring, procs, results)
+        run_bills(wiring, results)
         procs.stop_worker()  # the rest runs in this process (gunicorn serves the emulator)
         bench_cpu(wiring, results)
         bench_problems(results, company)

@@ -70,10 +70,10 @@ def manage(env, *args) -> str:
     ).stdout
 
 
-def emulator_invoice_count(env) -> int:
+def emulator_count(env, entity: str) -> int:
     code = (
         "from qbo_sandbox.models import Entity as E;"
-        "print(E.objects.filter(entity_type='Invoice', deleted=False).count())"
+        f"print(E.objects.filter(entity_type='{entity}', deleted=False).count())"
     )
     return int(manage(env, "shell", "-v", "0", "-c", code).strip() or 0)
 
@@ -122,22 +122,35 @@ def check(base: str, env: dict) -> dict:
 
     def synced():
         status = json.loads(manage(env, "sync_status", "--json"))
-        invoices = status.get("invoice", {})
-        remote = emulator_invoice_count(env)
+        invoices, bills = status.get("invoice", {}), status.get("bill", {})
+        remote = emulator_count(env, "Invoice")
         ready = invoices.get("synced", 0) >= 100 and remote >= invoices.get("synced", 0)
         ready = ready and invoices.get("problem", 0) > 0 and not invoices.get("pending")
-        return (status, remote) if ready else None
+        # Payables: carrier bills and settlements too, and the carrier whose name a QuickBooks
+        # customer holds stops with its bills.
+        ready = ready and bills.get("synced", 0) >= 30 and not bills.get("pending")
+        ready = ready and status.get("vendor", {}).get("problem", 0) == 1
+        return (status, remote, emulator_count(env, "Bill")) if ready else None
 
     started = time.monotonic()
-    status, remote = wait(synced, SYNC_WITHIN, "seeded invoices synced into the emulator", 3)
+    status, remote, bills = wait(synced, SYNC_WITHIN, "seeded records synced into the emulator", 3)
     figures["sync_seconds"] = round(time.monotonic() - started, 1)
     figures["status"] = status
     figures["emulator_invoices"] = remote
-    say(f"synced in {figures['sync_seconds']}s: {status}, {remote} invoices in the emulator")
+    figures["emulator_bills"] = bills
+    if bills < status["bill"]["synced"]:
+        raise Failed(f"{status['bill']['synced']} bills synced but {bills} in the emulator")
+    say(
+        f"synced in {figures['sync_seconds']}s: {status}, {remote} invoices and {bills} bills "
+        "in the emulator"
+    )
 
     page = session.get(base + "/sync/problems/", timeout=10).text
     reasons = ["has no QuickBooks item", "email"]
     missing = [r for r in reasons if r not in page]
+    vendors = session.get(base + "/sync/problems/?type=vendor", timeout=10).text
+    if "has this vendor&#x27;s name" not in vendors and "has this vendor's name" not in vendors:
+        missing.append("the vendor name taken by a customer")
     if missing:
         raise Failed(f"Problem Sync does not show the seeded problems {missing}")
     say("Problem Sync shows the seeded problems")
