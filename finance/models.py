@@ -182,19 +182,28 @@ def sync_constraints(prefix: str) -> list[models.BaseConstraint]:
     ]
 
 
-class Customer(SyncedRecord):
-    sync_type = "customer"
+class Contact(models.Model):
+    """How to reach a party of the name list (customers and vendors alike): QuickBooks'
+    PrimaryPhone and BillAddr."""
 
-    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="customers")
-    display_name = models.CharField(max_length=100)
-    company_name = models.CharField(max_length=100, blank=True, default="")
-    billing_email = models.EmailField(blank=True, default="")
     phone = models.CharField(max_length=30, blank=True, default="")
     address_line1 = models.CharField(max_length=200, blank=True, default="")
     city = models.CharField(max_length=100, blank=True, default="")
     state = models.CharField(max_length=40, blank=True, default="")
     postal_code = models.CharField(max_length=20, blank=True, default="")
     country = models.CharField(max_length=40, blank=True, default="USA")
+
+    class Meta:
+        abstract = True
+
+
+class Customer(SyncedRecord, Contact):
+    sync_type = "customer"
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="customers")
+    display_name = models.CharField(max_length=100)
+    company_name = models.CharField(max_length=100, blank=True, default="")
+    billing_email = models.EmailField(blank=True, default="")
     terms_days = models.PositiveSmallIntegerField(default=30)
     is_active = models.BooleanField(default=True)
 
@@ -419,7 +428,7 @@ class CreditMemoLine(CheckedFields):
 # --- payables: what the company pays (carriers, owner-operator drivers, other vendors) ---
 
 
-class Vendor(SyncedRecord):
+class Vendor(SyncedRecord, Contact):
     """A carrier, an owner-operator driver or another vendor; syncs as a QuickBooks Vendor."""
 
     sync_type = "vendor"
@@ -437,12 +446,6 @@ class Vendor(SyncedRecord):
     qb_display_name = models.CharField("name in QuickBooks", max_length=100, blank=True, default="")
     company_name = models.CharField(max_length=100, blank=True, default="")
     email = models.EmailField(blank=True, default="")
-    phone = models.CharField(max_length=30, blank=True, default="")
-    address_line1 = models.CharField(max_length=200, blank=True, default="")
-    city = models.CharField(max_length=100, blank=True, default="")
-    state = models.CharField(max_length=40, blank=True, default="")
-    postal_code = models.CharField(max_length=20, blank=True, default="")
-    country = models.CharField(max_length=40, blank=True, default="USA")
     terms_days = models.PositiveSmallIntegerField(default=15)
     is_1099 = models.BooleanField("1099 vendor", default=False)
     tax_id = models.CharField("tax id (EIN/SSN)", max_length=20, blank=True, default="")

@@ -91,7 +91,7 @@ def test_it_marks_an_invoice_paid_after_confirmation(login, live_server, finance
         "button", name="Mark paid without sync"
     ).click()
     expect(page.locator(f"#row-invoice-{invoice.pk}")).to_have_count(0)
-    assert "applied directly in QuickBooks" in messages[0]
+    assert "made directly in QuickBooks" in messages[0]
     invoice.refresh_from_db()
     assert (invoice.sync_status, invoice.status) == ("paid_outside", Invoice.Status.PAID)
 
