@@ -37,9 +37,14 @@ from finance.models import (
     SyncedRecord,
     Vendor,
 )
-from finance.payables import bill_update, vendor_update
+from finance.payables import bill_update, bill_void, vendor_update
 from finance.registry import RECORD_TYPES, RecordType, record_type
-from finance.services import credit_memo_update, invoice_update, quickbooks_balance_fields
+from finance.services import (
+    credit_memo_update,
+    invoice_update,
+    invoice_void,
+    quickbooks_balance_fields,
+)
 from finance.syncstate import OWED
 from sync.services import adopt, pull_apply
 from sync.services.client import QboObject, QuickBooksSession, quote
@@ -84,6 +89,12 @@ class AdoptHook(Protocol):
     services (sync/services/adopt.py); raises ValidationError for what the TMS cannot take."""
 
     def __call__(self, record: Any, obj: QboObject, /, *, user: User | None) -> None: ...
+
+
+class VoidHook(Protocol):
+    """Voids the record in the TMS through its finance service (its guards apply)."""
+
+    def __call__(self, record: Any, /, *, user: User | None) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -174,6 +185,7 @@ class Mapper(Generic[RecordT]):
     pull_toggle: str = ""  # the FinanceSettings flag that switches pulling this type off
     pull_creates: bool = False  # objects created in QuickBooks concern us (a payment does)
     adopt: AdoptHook | None = None  # takes QuickBooks' version into the TMS, a person asking
+    void_in_tms: VoidHook | None = None  # voids the record in the TMS (the finance service)
     doc_number_field: str = ""  # the field sent as DocNumber, which QuickBooks keeps unique
     # QuickBooks entities pulled for this type that are not records of ours (a bill's
     # BillPayments); every object of theirs concerns us, creates too.
@@ -701,7 +713,7 @@ class BillMapper(Mapper[Bill]):
             period = f"Settlement {bill.period_start:%m/%d/%Y}–{bill.period_end:%m/%d/%Y}"
             note = f"{period}. {note}".strip()
         if void:
-            note = f"Voided in the TMS. {note}".strip()
+            note = "Voided"  # as QuickBooks' own void of a bill writes it (drift.voided)
         if note:
             body["PrivateNote"] = note[:4000]
         return body
@@ -751,6 +763,7 @@ MAPPERS: dict[str, Mapper[Any]] = {
         voidable=True,
         pull=pull_apply.invoice_changed,
         adopt=adopt.invoice_adopt,
+        void_in_tms=lambda invoice, *, user: invoice_void(invoice=invoice, user=user),
         doc_number_field="doc_number",
     ),
     "creditmemo": CreditMemoMapper(
@@ -795,6 +808,7 @@ MAPPERS: dict[str, Mapper[Any]] = {
         extra_pulls=(
             ExtraPull("BillPayment", pull_apply.bill_payment_changed, "pull_bill_payments"),
         ),
+        void_in_tms=lambda bill, *, user: bill_void(bill=bill, user=user),
         doc_number_field="doc_number",
     ),
 }

@@ -20,7 +20,7 @@ from finance.models import Company, Invoice, ManualAction, SyncedRecord, Vendor
 from finance.payables import vendor_update
 from finance.registry import model_for, record_type
 from finance.selectors import synced_invoices
-from finance.services import finance_settings_get, invoice_void
+from finance.services import finance_settings_get
 from finance.syncstate import FRESH_START, InvalidTransition, SyncStatus, transition
 from sync.mappers import MAPPERS, Need, suffixed
 from sync.models import BulkJob
@@ -238,16 +238,17 @@ def record_overwrite_quickbooks(*, record: RecordT, user: User | None) -> Record
 
 
 @transaction.atomic
-def invoice_accept_void(*, record: RecordT, user: User | None) -> RecordT:
-    """Voided in QuickBooks, and rightly: void it in the TMS too (refused, like any void, while
+def record_accept_void(*, record: RecordT, user: User | None) -> RecordT:
+    """Voided in QuickBooks, and rightly (an invoice, a bill): void it in the TMS too (refused, like any void, while
     QuickBooks payments are applied). The engine then finds QuickBooks already voided."""
     record = _lock(record)
-    if not isinstance(record, Invoice):
-        raise ActionRefused("Only invoices are voided.")
+    void = MAPPERS[record.sync_type].void_in_tms
+    if void is None:
+        raise ActionRefused(f"{record} has no void in the TMS.")
     _refuse_unless(record, frozenset({"voided_in_quickbooks"}), "void in the TMS")
-    before = sync_snapshot(record) | {"status": record.status}
+    before = sync_snapshot(record) | {"status": getattr(record, "status", "")}
     try:
-        invoice_void(invoice=record, user=user)
+        void(record, user=user)
     except ValidationError as exc:
         raise ActionRefused(" ".join(exc.messages)) from None
     record.refresh_from_db()

@@ -500,8 +500,10 @@ def _stale(ctx: SyncContext, claim: Claim, write: Write, error: QboError) -> str
     drift = drift_since_last_write(
         sync_type=claim.mapper.sync_type, record_id=record.pk, current=current
     )
-    if write.op == "void" and voided(current):
-        return settle_ok(claim, current)  # voided there already: what we came to do
+    void_by_update = not claim.mapper.voidable and voided(write.body)  # a bill's void
+    if voided(current) and (write.op == "void" or void_by_update):
+        # Voided there already: what we came to do.
+        return settle_ok(claim, current)
     if drift and drift.token != record.qb_overwrite_token:
         return settle_problem(claim, drift.reason, error, drift.summary(), qb_drift=drift.as_json())
     try:

@@ -45,7 +45,7 @@ ACTIONS: dict[str, tuple[Callable[..., SyncedRecord], str]] = {
     "undo-clear": (actions.record_undo_clear, "put back on the problem list"),
     "mark-paid": (actions.record_mark_paid_outside, "marked paid without sync"),
     "overwrite": (actions.record_overwrite_quickbooks, "queued to overwrite QuickBooks' version"),
-    "accept-void": (actions.invoice_accept_void, "voided in the TMS as in QuickBooks"),
+    "accept-void": (actions.record_accept_void, "voided in the TMS as in QuickBooks"),
     "accept": (actions.record_accept_quickbooks, "changed in the TMS to QuickBooks' version"),
     "check": (actions.record_check_references, "checked against QuickBooks (see its row)"),
     "send-new": (actions.record_send_again_as_new, "queued to be created again in QuickBooks"),

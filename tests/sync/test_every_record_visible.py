@@ -23,7 +23,7 @@ PERSON_ACTIONS = {
     "mark-paid": actions.record_mark_paid_outside,
     "sync-now": actions.record_sync_now,
     "overwrite": actions.record_overwrite_quickbooks,
-    "accept-void": actions.invoice_accept_void,
+    "accept-void": actions.record_accept_void,
     "accept": actions.record_accept_quickbooks,
     "check": actions.record_check_references,
     "send-new": actions.record_send_again_as_new,

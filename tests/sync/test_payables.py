@@ -174,7 +174,7 @@ def test_voiding_a_bill_zeroes_it_in_quickbooks(qbo):
     bill.refresh_from_db()
     remote = qbo.get("Bill", bill.qb_id)
     assert remote["TotalAmt"] == 0.0
-    assert remote["PrivateNote"].startswith("Voided in the TMS")
+    assert remote["PrivateNote"] == "Voided"  # as QuickBooks' own void of a bill
     assert len(qbo.objects("Bill")) == 1
 
 
@@ -350,3 +350,26 @@ def test_a_bill_paid_in_the_sandbox_ui_shows_paid_in_the_tms_after_its_webhook(
     payment = BillPayment.objects.get(company=bill.company)
     assert payment.pay_type == "Check"
     assert payment.amount == Decimal("600.00")
+
+
+def test_a_bill_voided_in_quickbooks_is_voided_in_the_tms_too_on_request(qbo, synced_bill):
+    session = SyncContext.for_company(synced_bill.company_id).session
+    remote = session.read("Bill", synced_bill.qb_id)
+    for line in remote["Line"]:
+        line["Amount"] = 0
+    remote["PrivateNote"] = "Voided"  # what voiding a bill in QuickBooks' screen leaves
+    session.call(
+        "post", f"{session.client.api_url}/company/{session.realm}/bill", json.dumps(remote)
+    )
+    voided_token = session.read("Bill", synced_bill.qb_id)["SyncToken"]
+    pull.pull_changes(connection=QuickBooksConnection.objects.get(pk=qbo.connection.pk))
+    bill = Bill.objects.get(pk=synced_bill.pk)
+    assert bill.problem_reason == "voided_in_quickbooks"
+
+    actions.record_accept_void(record=bill, user=None)
+
+    bill.refresh_from_db()
+    assert bill.status == Bill.Status.VOID
+    # Its push finds QuickBooks already voided: nothing is written over it.
+    assert push(bill) == "synced"
+    assert qbo.get("Bill", bill.qb_id)["SyncToken"] == voided_token

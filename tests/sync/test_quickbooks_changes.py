@@ -153,7 +153,7 @@ def test_void_in_the_tms_too_ends_synced_with_quickbooks_still_voided(qbo):
     invoice_changed(connection=qbo.connection, obj=remote)
     invoice.refresh_from_db()
 
-    actions.invoice_accept_void(record=invoice, user=None)
+    actions.record_accept_void(record=invoice, user=None)
     assert push(invoice) == "synced"
 
     invoice.refresh_from_db()
@@ -183,7 +183,7 @@ def test_the_choices_refuse_a_record_quickbooks_did_not_change(qbo):
     invoice = synced_invoice(qbo)
     for choose in (
         actions.record_overwrite_quickbooks,
-        actions.invoice_accept_void,
+        actions.record_accept_void,
         actions.record_send_again_as_new,
     ):
         with pytest.raises(actions.ActionRefused):
