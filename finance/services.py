@@ -21,6 +21,7 @@ from django.db.models import (
 from django.forms.models import model_to_dict
 
 from finance.models import (
+    Bill,
     ChargeCode,
     ChargeLine,
     ChargeSet,
@@ -277,7 +278,7 @@ def record_delete(*, record: SyncedRecord, user: User | None) -> None:
             f"{record} is in QuickBooks (ID {record.qb_id}) and cannot be deleted here. "
             + (
                 "Void it instead, "
-                if isinstance(record, Invoice)
+                if isinstance(record, (Invoice, Bill))
                 else "Make it inactive or remove it in QuickBooks, "
             )
             + "or remove its QuickBooks ID first (QuickBooks then keeps its copy)."

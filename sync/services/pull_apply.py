@@ -167,7 +167,9 @@ def bill_changed(
     if deleted(obj):
         flag(bill, "deleted_in_quickbooks", f"Bill {bill.doc_number} was deleted in QuickBooks.")
         return "flagged"
-    zeroed = bill.total > 0 and Decimal(str(obj.get("TotalAmt") or 0)) == 0
+    # QuickBooks' screen voids a bill by zeroing it; an answer without TotalAmt says nothing.
+    total = obj.get("TotalAmt")
+    zeroed = total not in (None, "") and bill.total > 0 and Decimal(str(total)) == 0
     if (voided(obj) or zeroed) and bill.status != Bill.Status.VOID:
         flag(bill, "voided_in_quickbooks", f"Bill {bill.doc_number} was voided in QuickBooks.", obj)
         return "flagged"

@@ -167,3 +167,11 @@ def test_a_bill_line_description_follows_the_bill_fields_of_finance_settings(com
     assert describe_bill_line(line=line, settings=settings_row) == "Truck TRK-204 | Load LD-7001"
     settings_row.bill_description_fields = []
     assert describe_bill_line(line=line, settings=settings_row) == "Line haul pay"
+
+
+def test_a_bill_in_quickbooks_cannot_be_deleted_here_void_it_instead(bill):
+    from finance.services import record_delete
+
+    with pytest.raises(ValidationError, match="Void it instead"):
+        record_delete(record=bill, user=None)
+    assert Bill.objects.filter(pk=bill.pk).exists()
