@@ -406,7 +406,7 @@ class ChargeCodeAdmin(SyncedRecordAdmin):
     def update_service(
         self, charge_code: ChargeCode, changes: dict[str, Any], user: User
     ) -> ChargeCode:
-        return services.charge_code_update(charge_code=charge_code, **changes)
+        return services.code_update(code=charge_code, **changes)
 
     def create_service(
         self, *, company: Company, code: str, name: str, **fields: Any
@@ -660,7 +660,7 @@ class PayCodeAdmin(SyncedRecordAdmin):
     list_select_related = ("company",)
 
     def update_service(self, pay_code: PayCode, changes: dict[str, Any], user: User) -> PayCode:
-        return payables.pay_code_update(pay_code=pay_code, **changes)
+        return services.code_update(code=pay_code, **changes)
 
     def create_service(self, *, company: Company, code: str, name: str, **fields: Any) -> PayCode:
         return payables.pay_code_create(company=company, code=code, name=name, **fields)

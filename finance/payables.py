@@ -33,9 +33,7 @@ from finance.services import (
     CENT,
     QuickBooksConflict,
     _announce,
-    _balance_token,
     _clean_save,
-    _newer_balance,
     _update_synced,
     record_mark_changed,
 )
@@ -68,20 +66,6 @@ def pay_code_create(*, company: Company, code: str, name: str, **fields: Any) ->
     # for the account to be created); until then bills using it wait as "no account".
     pay_code = _clean_save(PayCode(company=company, code=code, name=name, **fields))
     return transition(pay_code, SyncStatus.SKIPPED, how="unmapped")
-
-
-@transaction.atomic
-def pay_code_update(*, pay_code: PayCode, **fields: Any) -> PayCode:
-    pay_code = PayCode.objects.select_for_update().get(pk=pay_code.pk)
-    changed = [name for name, value in fields.items() if getattr(pay_code, name) != value]
-    for name in changed:
-        setattr(pay_code, name, fields[name])
-    if changed:
-        pay_code.full_clean()
-        pay_code.save(update_fields=[*changed, "updated_at"])
-        if pay_code.qb_id:  # only a mapped account has anything to update in QuickBooks
-            record_mark_changed(record=pay_code)
-    return pay_code
 
 
 # --- bills and settlements ----------------------------------------------------------------
@@ -259,21 +243,6 @@ def bill_void(*, bill: Bill, user: User | None = None, confirm_conflict: bool = 
 
 def bill_open_balance(bill: Bill) -> Decimal:
     return bill.total - bill_paid_in_quickbooks(bill)
-
-
-def bill_record_quickbooks_balance(
-    *, bill: Bill, balance: Decimal | float | str, sync_token: int | str | None
-) -> bool:
-    """QuickBooks' open balance, unless we already hold a newer one (its SyncToken orders the
-    answers, as on invoices)."""
-    token = _balance_token(sync_token)
-    amount = Decimal(str(balance))
-    if not Bill.objects.filter(_newer_balance(token), pk=bill.pk).update(
-        qb_balance=amount, qb_balance_token=token
-    ):
-        return False
-    bill.qb_balance, bill.qb_balance_token = amount, token
-    return True
 
 
 def bill_refresh_paid_status(*, bill: Bill) -> Bill:

@@ -34,6 +34,7 @@ from finance.models import (
     Load,
     ManualAction,
     Membership,
+    PayCode,
     Payment,
     PaymentApplication,
     SyncedRecord,
@@ -225,18 +226,23 @@ def charge_code_create(*, company: Company, code: str, name: str, **fields: Any)
     return transition(charge_code, SyncStatus.SKIPPED, how="unmapped")
 
 
+CodeT = TypeVar("CodeT", ChargeCode, PayCode)
+
+
 @transaction.atomic
-def charge_code_update(*, charge_code: ChargeCode, **fields: Any) -> ChargeCode:
-    charge_code = ChargeCode.objects.select_for_update().get(pk=charge_code.pk)
-    changed = [name for name, value in fields.items() if getattr(charge_code, name) != value]
+def code_update(*, code: CodeT, **fields: Any) -> CodeT:
+    """A charge code or a pay code: only a mapped one (an item, an account) has anything to
+    update in QuickBooks."""
+    code = type(code).objects.select_for_update().get(pk=code.pk)
+    changed: list[str] = [name for name, value in fields.items() if getattr(code, name) != value]
     for name in changed:
-        setattr(charge_code, name, fields[name])
+        setattr(code, name, fields[name])
     if changed:
-        charge_code.full_clean()
-        charge_code.save(update_fields=[*changed, "updated_at"])
-        if charge_code.qb_id:  # only a mapped item has anything to update in QuickBooks
-            record_mark_changed(record=charge_code)
-    return charge_code
+        code.full_clean()
+        code.save(update_fields=[*changed, "updated_at"])
+        if code.qb_id:
+            record_mark_changed(record=code)
+    return code
 
 
 @transaction.atomic
@@ -517,19 +523,21 @@ def _newer_balance(token: int | None) -> Q:
     return newer
 
 
-def invoice_record_quickbooks_balance(
-    *, invoice: Invoice, balance: Decimal | float | str, sync_token: int | str | None
+def record_quickbooks_balance(
+    *, record: Invoice | Bill, balance: Decimal | float | str, sync_token: int | str | None
 ) -> bool:
-    """Keep QuickBooks' open balance unless we already hold a newer one. QuickBooks bumps an
-    invoice's SyncToken on every change, a payment applied to it included, so the token orders
-    the answers; an older one is ignored (False)."""
+    """Keep QuickBooks' open balance of an invoice or a bill unless we already hold a newer
+    one. QuickBooks bumps a document's SyncToken on every change, a payment applied to it
+    included, so the token orders the answers; an older one is ignored (False)."""
     token = _balance_token(sync_token)
     amount = Decimal(str(balance))
-    if not Invoice.objects.filter(_newer_balance(token), pk=invoice.pk).update(
-        qb_balance=amount, qb_balance_token=token
+    if (
+        not type(record)
+        .objects.filter(_newer_balance(token), pk=record.pk)
+        .update(qb_balance=amount, qb_balance_token=token)
     ):
         return False
-    invoice.qb_balance, invoice.qb_balance_token = amount, token
+    record.qb_balance, record.qb_balance_token = amount, token
     return True
 
 
@@ -537,7 +545,7 @@ def quickbooks_balance_fields(
     *, balance: Decimal | float | str, sync_token: int | str | None
 ) -> dict[str, Any]:
     """QuickBooks' balance as plain fields, for an UPDATE of an invoice no newer balance can
-    have reached yet (its first answer); otherwise use invoice_record_quickbooks_balance."""
+    have reached yet (its first answer); otherwise use record_quickbooks_balance."""
     return {"qb_balance": Decimal(str(balance)), "qb_balance_token": _balance_token(sync_token)}
 
 

@@ -321,6 +321,14 @@ def _same_email(found: QboObject, ours: str) -> bool:
     return bool(theirs) and theirs.strip().lower() == ours.strip().lower()
 
 
+def _first_balance(record: Invoice | Bill, obj: QboObject) -> dict[str, Any]:
+    """A new document's first Balance goes with the settle: nothing can have learnt a newer one
+    (a pull only finds documents that already have their QuickBooks ID)."""
+    if record.qb_id or obj.get("Balance") in (None, ""):
+        return {}
+    return quickbooks_balance_fields(balance=obj["Balance"], sync_token=obj.get("SyncToken"))
+
+
 class CustomerMapper(Mapper[Customer]):
     def waiting_on(self, customer: Customer) -> list[Waiting]:
         mine = Q(customer_id=customer.pk)
@@ -462,11 +470,7 @@ class InvoiceMapper(Mapper[Invoice]):
         )
 
     def apply(self, invoice: Invoice, obj: QboObject) -> dict[str, Any]:
-        # A new invoice's first Balance goes with the settle: nothing can have learnt a newer
-        # one (a pull only finds invoices that already have their QuickBooks ID).
-        if invoice.qb_id or obj.get("Balance") in (None, ""):
-            return {}
-        return quickbooks_balance_fields(balance=obj["Balance"], sync_token=obj.get("SyncToken"))
+        return _first_balance(invoice, obj)
 
     def after_settle(self, invoice: Invoice, obj: QboObject) -> None:
         if obj.get("Balance") not in (None, ""):
@@ -731,9 +735,7 @@ class BillMapper(Mapper[Bill]):
         )
 
     def apply(self, bill: Bill, obj: QboObject) -> dict[str, Any]:
-        if bill.qb_id or obj.get("Balance") in (None, ""):
-            return {}
-        return quickbooks_balance_fields(balance=obj["Balance"], sync_token=obj.get("SyncToken"))
+        return _first_balance(bill, obj)
 
 
 MAPPERS: dict[str, Mapper[Any]] = {

@@ -22,7 +22,7 @@ from finance.services import (
     CENT,
     ChargeSetSpec,
     LineSpec,
-    charge_code_update,
+    code_update,
     credit_memo_update,
     customer_update,
     invoice_replace_charges,
@@ -158,8 +158,8 @@ def customer_adopt(customer: Customer, obj: QboObject, *, user: User | None) -> 
 
 
 def item_adopt(code: ChargeCode, obj: QboObject, *, user: User | None) -> None:
-    charge_code_update(
-        charge_code=code,
+    code_update(
+        code=code,
         name=_text(obj, "Name")[:100] or code.name,
         description=_text(obj, "Description")[:400],
         default_rate=_money(obj.get("UnitPrice"), "unit price"),

@@ -27,14 +27,13 @@ from finance.models import (
 from finance.payables import (
     bill_payment_forget,
     bill_payment_record,
-    bill_record_quickbooks_balance,
     bill_refresh_paid_status,
 )
 from finance.services import (
     invoice_open_balance,
-    invoice_record_quickbooks_balance,
     invoice_refresh_paid_status,
     payment_create,
+    record_quickbooks_balance,
 )
 from finance.syncstate import SyncStatus, move, sources_for
 from finance.validators import printable
@@ -83,8 +82,8 @@ def balance_after_answer(*, invoice: Invoice, obj: QboObject) -> None:
     QuickBooks and nothing was before (TMS payments set the status when they were entered)."""
     balance, previous = Decimal(str(obj["Balance"])), invoice.qb_balance
     if invoice.qb_id and balance != previous:
-        if not invoice_record_quickbooks_balance(
-            invoice=invoice, balance=balance, sync_token=obj.get("SyncToken", "")
+        if not record_quickbooks_balance(
+            record=invoice, balance=balance, sync_token=obj.get("SyncToken", "")
         ):
             return  # an older answer than the balance we hold
     if balance >= invoice.total and previous in (None, invoice.total):
@@ -111,8 +110,8 @@ def invoice_changed(
     balance = obj.get("Balance")
     if balance is None or balance == "":
         return "updated"  # an answer that says nothing about the balance
-    if invoice_record_quickbooks_balance(
-        invoice=invoice, balance=balance, sync_token=obj.get("SyncToken", "")
+    if record_quickbooks_balance(
+        record=invoice, balance=balance, sync_token=obj.get("SyncToken", "")
     ):
         invoice_refresh_paid_status(invoice=invoice)
     return "updated"
@@ -177,8 +176,8 @@ def bill_changed(
     if (
         balance is not None
         and balance != ""
-        and bill_record_quickbooks_balance(
-            bill=bill, balance=balance, sync_token=obj.get("SyncToken", "")
+        and record_quickbooks_balance(
+            record=bill, balance=balance, sync_token=obj.get("SyncToken", "")
         )
     ):
         bill_refresh_paid_status(bill=bill)

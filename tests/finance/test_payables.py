@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from finance import payables
 from finance.descriptions import describe_bill_line
 from finance.models import Bill, BillPayment, FinanceSettings, ManualAction, Vendor
-from finance.services import QuickBooksConflict, company_get_default
+from finance.services import QuickBooksConflict, company_get_default, record_quickbooks_balance
 from finance.syncstate import SyncStatus
 from tests.finance.factories import LoadFactory
 
@@ -112,8 +112,8 @@ def test_bill_payments_made_in_quickbooks_set_the_paid_status_once_however_often
 
 
 def test_quickbooks_balance_older_than_the_one_held_is_ignored(bill):
-    assert payables.bill_record_quickbooks_balance(bill=bill, balance="100.00", sync_token="4")
-    assert not payables.bill_record_quickbooks_balance(bill=bill, balance="500.00", sync_token="3")
+    assert record_quickbooks_balance(record=bill, balance="100.00", sync_token="4")
+    assert not record_quickbooks_balance(record=bill, balance="500.00", sync_token="3")
     payables.bill_refresh_paid_status(bill=bill)
     bill.refresh_from_db()
     assert bill.qb_balance == Decimal("100.00")

@@ -187,15 +187,15 @@ def count_reads(monkeypatch) -> list:
 def test_an_older_answer_never_overwrites_a_newer_balance(qbo, synced_invoice):
     # Seen in the 30-minute soak: a push's answer (computed before a QuickBooks payment) was
     # settled after the payment's webhook and put the old open balance back (paid, 911.23).
-    from finance.services import invoice_record_quickbooks_balance
+    from finance.services import record_quickbooks_balance
 
     stale_token = qbo.get("Invoice", synced_invoice.qb_id)["SyncToken"]
     receive_in_quickbooks(qbo, synced_invoice, synced_invoice.total)
     pull.pull_changes(connection=QuickBooksConnection.objects.get(pk=qbo.connection.pk))
     assert Invoice.objects.get(pk=synced_invoice.pk).qb_balance == 0
 
-    kept = invoice_record_quickbooks_balance(
-        invoice=Invoice.objects.get(pk=synced_invoice.pk),
+    kept = record_quickbooks_balance(
+        record=Invoice.objects.get(pk=synced_invoice.pk),
         balance=synced_invoice.total,
         sync_token=stale_token,
     )
