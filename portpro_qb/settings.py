@@ -257,6 +257,21 @@ SYNC_REALM_QUEUE_LIMIT = env_int("SYNC_REALM_QUEUE_LIMIT", 90)
 # Initial beat intervals written by migration sync 0003 (then editable in admin).
 SYNC_SWEEP_SECONDS = env_int("SYNC_SWEEP_SECONDS", 15)
 SYNC_PULL_SECONDS = env_int("SYNC_PULL_SECONDS", 300)
+# Reads are metered (CorePlus): while webhooks are healthy the CDC runs only as a safety sweep
+# at this long interval; SYNC_PULL_SECONDS is the short one (no webhooks, or gone silent).
+SYNC_SAFETY_PULL_SECONDS = env_int("SYNC_SAFETY_PULL_SECONDS", 10800)
+# A webhook asks for one change pull this long after the first event of its burst.
+SYNC_PULL_DEBOUNCE_SECONDS = env_int("SYNC_PULL_DEBOUNCE_SECONDS", 30)
+# A stored webhook event is decided this long after it arrives (our echoes settle first).
+SYNC_WEBHOOK_ECHO_GRACE_SECONDS = env_int("SYNC_WEBHOOK_ECHO_GRACE_SECONDS", 3)
+# A write of ours that no webhook followed for this long: webhooks are taken as silent.
+SYNC_WEBHOOK_SILENCE_SECONDS = env_int("SYNC_WEBHOOK_SILENCE_SECONDS", 900)
+# While Intuit refuses reads, one pull tries again this often (an upgrade lifts the block).
+SYNC_READS_PROBE_SECONDS = env_int("SYNC_READS_PROBE_SECONDS", 3600)
+# Intuit's monthly CorePlus allowance for the developer workspace (Builder tier: 500,000),
+# shared by every tenant; the QuickBooks page warns from this share of it.
+QBO_COREPLUS_ALLOWANCE = env_int("QBO_COREPLUS_ALLOWANCE", 500_000)
+QBO_COREPLUS_WARN_FRACTION = env_float("QBO_COREPLUS_WARN_FRACTION", 0.8)
 
 QB_ID_VERIFIER = env("QB_ID_VERIFIER", "sync.services.verify.qb_object_exists")
 QB_ACCOUNT_VERIFIER = env("QB_ACCOUNT_VERIFIER", "sync.services.verify.qb_income_account_exists")

@@ -33,6 +33,10 @@ else:
 os.environ.setdefault("FIELD_ENCRYPTION_KEY", "C7fKjEnp15QX5CFKk8ZbtKHT6rkj5RPuT0vcTuVDnCc=")
 os.environ.setdefault("QBO_ENVIRONMENT", "local")
 os.environ.setdefault("QBO_SANDBOX_WEBHOOK_RETRY_SCALE", "0.01")
+# Webhook events decided and their change pull run at once (the tests of the debounce itself
+# set their own values).
+os.environ.setdefault("SYNC_PULL_DEBOUNCE_SECONDS", "0")
+os.environ.setdefault("SYNC_WEBHOOK_ECHO_GRACE_SECONDS", "0")
 
 from portpro_qb.settings import *  # noqa: E402,F403
 

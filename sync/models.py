@@ -32,6 +32,8 @@ class QuickBooksConnection(models.Model):
     refresh_token = EncryptedTextField(blank=True, default="")
     access_token_expires_at = models.DateTimeField(null=True, blank=True)
     refresh_token_expires_at = models.DateTimeField(null=True, blank=True)
+    # Intuit's hard limit on the grant (≤ 5 years from consent): no refresh extends it.
+    refresh_token_hard_expires_at = models.DateTimeField(null=True, blank=True)
     token_generation = models.PositiveIntegerField(default=0)
     connected_at = models.DateTimeField(null=True, blank=True)
     connected_by = models.ForeignKey(
@@ -42,6 +44,16 @@ class QuickBooksConnection(models.Model):
     # CDC cursor: QBO time of the last change we have pulled.
     pull_cursor = models.DateTimeField(null=True, blank=True)
     last_pull_at = models.DateTimeField(null=True, blank=True)
+    # A webhook asked for a change pull: the pull runs at this time, reading every change of
+    # the burst in one CDC call (reads are metered).
+    pull_requested_at = models.DateTimeField(null=True, blank=True)
+    # Change pulls failing in a row (they back off), and why the last one failed.
+    pull_failures = models.PositiveSmallIntegerField(default=0)
+    last_pull_error = models.CharField(max_length=500, blank=True, default="")
+    # Webhook health: the last delivery for this realm, and the oldest write of ours that no
+    # delivery has followed since (Intuit echoes our writes; none for long = webhooks silent).
+    last_webhook_at = models.DateTimeField(null=True, blank=True)
+    unechoed_write_at = models.DateTimeField(null=True, blank=True)
     # The last sweep that sent this company's new and changed records on its own schedule
     # (Finance settings' interval, when push on change is off).
     last_scheduled_at = models.DateTimeField(null=True, blank=True)
@@ -119,6 +131,7 @@ class WebhookEvent(models.Model):
         IGNORED = "ignored", "Not for us"
         GONE = "gone", "Object no longer in QuickBooks (handled as deleted)"
         FAILED = "failed", "Gave up after repeated failures"
+        PULLED = "pulled", "Taken in by the change pull (CDC) it asked for"
 
     event_key = models.CharField(max_length=200, unique=True)
     realm_id = models.CharField(max_length=32)
@@ -213,3 +226,39 @@ class BulkJob(models.Model):
     @property
     def percent(self) -> int:
         return 100 if not self.total else int(100 * (self.done + self.failed) / self.total)
+
+
+class ApiUsage(models.Model):
+    """Our calls to QuickBooks per tenant, UTC month and purpose, as Intuit meters them: Core
+    (data in: writes, free) and CorePlus (data out: reads, queries, CDC; a monthly allowance
+    shared by every tenant of the app)."""
+
+    company = models.ForeignKey("finance.Company", on_delete=models.CASCADE, related_name="+")
+    month = models.DateField()  # the first day of the UTC month
+    purpose = models.CharField(max_length=24)
+    core = models.PositiveBigIntegerField(default=0)
+    coreplus = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["company", "month", "purpose"], name="apiusage_unique_bucket"
+            )
+        ]
+        indexes = [models.Index(fields=["month"], name="apiusage_month_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.company_id} {self.month:%Y-%m} {self.purpose}: {self.coreplus} reads"
+
+
+class ReadPause(models.Model):
+    """Intuit refused our reads (the workspace's CorePlus allowance is spent): pulls wait until
+    `retry_at` (a probe), pushes go on. One row for the whole deployment (one app)."""
+
+    since = models.DateTimeField()
+    retry_at = models.DateTimeField()
+    until = models.DateTimeField()  # when Intuit said reads resume (next month)
+    detail = models.CharField(max_length=500, blank=True, default="")
+
+    def __str__(self) -> str:
+        return f"reads paused since {self.since:%Y-%m-%d %H:%M}"

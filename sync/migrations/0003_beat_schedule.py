@@ -7,7 +7,7 @@ JOBS = [
     ("Sweep pending and retry-due records", "sync.tasks.sweep_due", settings.SYNC_SWEEP_SECONDS),
     ("Return expired in-flight leases", "sync.tasks.reclaim_leases", 120),
     ("Pull changes from QuickBooks (CDC)", "sync.tasks.pull_changes", settings.SYNC_PULL_SECONDS),
-    ("Process stored webhook events", "sync.tasks.process_webhooks", 30),
+    ("Process stored webhook events", "sync.tasks.process_webhooks", 30)  # 10 s since 0010,
 ]
 
 

@@ -24,7 +24,7 @@ from finance.services import finance_settings_get
 from finance.syncstate import FRESH_START, InvalidTransition, SyncStatus, transition
 from sync.mappers import MAPPERS, Need, suffixed
 from sync.models import BulkJob
-from sync.services import enqueue
+from sync.services import enqueue, usage
 from sync.services.client import NeedsReconnect, QboError, QuickBooksSession
 from sync.services.drift import (
     deleted,
@@ -274,7 +274,8 @@ def record_accept_quickbooks(*, record: RecordT, user: User | None) -> RecordT:
         raise ActionRefused(f"{record} cannot take QuickBooks' version here.")
     ctx = SyncContext.for_company(record.company_id)
     try:
-        current = ctx.session.read(mapper.entity, record.qb_id)
+        with usage.purpose("check"):
+            current = ctx.session.read(mapper.entity, record.qb_id)
     except (QboError, NeedsReconnect) as exc:
         raise ActionRefused(f"QuickBooks could not be read, nothing changed: {exc}") from None
     token = str(current.get("SyncToken", ""))
@@ -374,7 +375,8 @@ def _gone_or_inactive(session: QuickBooksSession, need: Need) -> bool:
     """Read it; a deleted or inactive one is flagged as a problem of its own."""
     dependency = need.record
     try:
-        obj = session.read(MAPPERS[dependency.sync_type].entity, dependency.qb_id)
+        with usage.purpose("check"):
+            obj = session.read(MAPPERS[dependency.sync_type].entity, dependency.qb_id)
     except NeedsReconnect:
         raise ActionRefused("QuickBooks needs reconnecting: reconnect, then check again.") from None
     except QboError as exc:

@@ -24,7 +24,7 @@ from quickbooks import QuickBooks
 from quickbooks.exceptions import AuthorizationException, QuickbooksException
 
 from sync.models import QuickBooksConnection
-from sync.services import ratelimit
+from sync.services import ratelimit, usage
 from sync.services.locks import single_flight
 
 logger = logging.getLogger(__name__)
@@ -145,6 +145,19 @@ class _Fault:
     write: bool
 
 
+def _reads_refused(f: _Fault) -> QboError | None:
+    """Intuit blocks CorePlus calls for the rest of the month once the app's allowance is spent
+    (a 429 ThrottleExceeded whose detail names the limit): not a per-minute throttle, so the
+    realm's writes must not pause for it."""
+    text = (f.detail + " " + f.message).lower()
+    if f.status == 429 and not f.write and ("coreplus" in text or "call limit" in text):
+        return QboError(
+            "reads_refused", "QuickBooks refused reads: the app's monthly allowance is spent",
+            "3001", 429, f.detail, retry_after=f.retry_after,
+        )  # fmt: skip
+    return None
+
+
 def _throttled(f: _Fault) -> QboError | None:
     if f.status == 429 or f.code == "3001" or "ThrottleExceeded" in f.detail + f.message:
         return QboError(
@@ -186,7 +199,7 @@ def _by_code(f: _Fault) -> QboError:
 
 
 # Read in order: the HTTP status first (gateway errors carry no Intuit code), then the code.
-_CLASSIFIERS = (_throttled, _refused_by_gateway, _server_trouble)
+_CLASSIFIERS = (_reads_refused, _throttled, _refused_by_gateway, _server_trouble)
 
 
 def classify(
@@ -359,6 +372,9 @@ def refresh_tokens(*, connection_id: int, seen_generation: int) -> QuickBooksCon
 
 # --- the session engine code uses --------------------------------------------------------
 
+# Intuit's Core calls (data in); every other call of the API is CorePlus (data out).
+_CORE_METHODS = {"create_object", "update_object", "delete_object"}
+
 
 class QuickBooksSession:
     """Calls for one connection: refresh once on 401, classify every failure as QboError."""
@@ -370,6 +386,9 @@ class QuickBooksSession:
         self.client = _build_client(connection)
         self.last_status: int | None = None
         self.last_duration_ms = 0
+        # Objects this session already holds in their latest version (a CDC answer): a read of
+        # one is answered from here, not bought again (reads are metered).
+        self.known: dict[tuple[str, str], QboObject] = {}
 
     @property
     def realm(self) -> str:
@@ -393,6 +412,7 @@ class QuickBooksSession:
             try:
                 result = getattr(self.client, method)(*args, **kwargs)
                 self._note(started)
+                self._count(method, write=write)
                 return result
             except ratelimit.RateLimited as exc:
                 # Nothing was sent: the record waits for the budget, the worker does not.
@@ -401,6 +421,8 @@ class QuickBooksSession:
             except (QuickbooksException, TransportFailure) as exc:
                 self._note(started)
                 response = self.client.last_response
+                if response is not None and response.status_code not in (401, 429):
+                    self._count(method, write=write)  # a fault QuickBooks served is metered
                 error = classify(
                     exc,
                     response.status_code if response is not None else None,
@@ -410,6 +432,9 @@ class QuickBooksSession:
                 if error.kind == "auth" and attempt == 1:
                     self._refresh()
                     continue
+                if error.kind == "reads_refused":
+                    pause = usage.pause_reads(detail=error.detail, retry_after=error.retry_after)
+                    error.retry_after = max(60.0, (pause.retry_at - timezone.now()).total_seconds())
                 if error.kind == "throttle":
                     # The records wait as long as the realm does.
                     error.retry_after = ratelimit.pause_after_throttle(
@@ -417,6 +442,10 @@ class QuickBooksSession:
                     )
                 raise error from exc
         raise AssertionError("unreachable")
+
+    def _count(self, method: str, *, write: bool) -> None:
+        reads = 0 if write or method in _CORE_METHODS else 1
+        usage.record_call(connection=self.connection, coreplus=reads, core=1 - reads)
 
     def _note(self, started: float) -> None:
         response = self.client.last_response
@@ -440,6 +469,8 @@ class QuickBooksSession:
         qb_id = str(qb_id)
         if not (qb_id.isascii() and qb_id.isdigit()):  # it becomes part of the URL path
             raise QboError("validation", f"{qb_id[:40]!r} is not a QuickBooks id", "2030")
+        if (entity, qb_id) in self.known:
+            return self.known[entity, qb_id]
         return self.call("get_single_object", entity, qb_id)[entity]
 
     def query(self, sql: str) -> list[QboObject]:

@@ -32,7 +32,7 @@ from finance.services import finance_settings_get
 from finance.syncstate import CLAIMABLE, OWED, SYNC_OFF_CODE, SyncStatus, move
 from sync.mappers import MAPPERS, DependencyWait, Mapper, MappingProblem
 from sync.models import QuickBooksConnection, SyncAttempt
-from sync.services import enqueue
+from sync.services import enqueue, usage
 from sync.services.client import (
     NeedsReconnect,
     QboError,
@@ -266,7 +266,8 @@ def _rid(ctx: SyncContext, claim: Claim, op: str) -> str:
 
 def lookup(ctx: SyncContext, claim: Claim) -> QboObject | None:
     """Natural-key look-up: the object a lost or replayed create may already have made."""
-    rows = ctx.session.query(claim.mapper.natural_key_query(claim.record))
+    with usage.purpose("lookup"):
+        rows = ctx.session.query(claim.mapper.natural_key_query(claim.record))
     matches = [row for row in rows if claim.mapper.matches(claim.record, row)]
     return matches[0] if matches else None
 
@@ -292,7 +293,8 @@ def _send_on_fresh_token(
     ctx: SyncContext, claim: Claim, write: Write, current: QboObject | None = None
 ) -> QboObject:
     if current is None:
-        current = ctx.session.read(claim.mapper.entity, claim.record.qb_id)
+        with usage.purpose("conflict"):
+            current = ctx.session.read(claim.mapper.entity, claim.record.qb_id)
     token = str(current.get("SyncToken", "0"))
     claim.record.qb_sync_token = write.body["SyncToken"] = token
     write.rid = _rid(ctx, claim, f"{write.op}-{token}")
@@ -492,7 +494,8 @@ def _stale(ctx: SyncContext, claim: Claim, write: Write, error: QboError) -> str
         return None
     record = claim.record
     try:
-        current = ctx.session.read(claim.mapper.entity, record.qb_id)
+        with usage.purpose("conflict"):
+            current = ctx.session.read(claim.mapper.entity, record.qb_id)
     except QboError as again:
         if again.kind in {"not_found", "invalid_reference"}:
             return settle_problem(claim, "deleted_in_quickbooks", again)
@@ -551,7 +554,8 @@ def _missing(ctx: SyncContext, claim: Claim, write: Write, error: QboError) -> s
     if write.op not in {"update", "void"}:
         return None
     try:
-        ctx.session.read(claim.mapper.entity, claim.record.qb_id)
+        with usage.purpose("conflict"):
+            ctx.session.read(claim.mapper.entity, claim.record.qb_id)
     except QboError as missing:
         if missing.kind in {"not_found", "invalid_reference"}:
             return settle_problem(claim, "deleted_in_quickbooks", error)
@@ -588,6 +592,8 @@ def _refused_data(ctx: SyncContext, claim: Claim, write: Write, error: QboError)
 
 FAILURES: dict[str, Failure] = {
     "throttle": Failure(recoverable=True, counted=False),
+    # The month's read allowance is spent: the record waits for reads to come back.
+    "reads_refused": Failure(recoverable=True, counted=False),
     "transient": Failure(recoverable=True),
     "auth": Failure(recoverable=True),
     "stale": Failure(recoverable=False, reason="validation", resolve=_stale),
@@ -655,10 +661,14 @@ def _quickbooks_failure(
     return outcome or settle_problem(claim, failure.reason, error)
 
 
+# Refusals that say "not now" rather than "not this": the record waits, spending no attempt.
+_WAITS = {"throttle", "reads_refused"}
+
+
 def _retry(
     ctx: SyncContext, claim: Claim, write: Write | None, error: QboError, failure: Failure
 ) -> str:
-    if error.kind == "throttle":
+    if error.kind in _WAITS:
         delay = error.retry_after or settings.QBO_THROTTLE_BACKOFF_SECONDS
         if error.code != "budget":  # our own limiter sent nothing: no attempt to record
             attempt_row(claim, write, SyncAttempt.Outcome.RETRY, error, ctx._session).save()
@@ -674,7 +684,7 @@ def _fix_up_failed(ctx: SyncContext, claim: Claim, second: Exception) -> str:
         isinstance(second, QboError)
         and FAILURES.get(second.kind, FAILURES["validation"]).recoverable
     ):
-        throttled = second.kind == "throttle"
+        throttled = second.kind in _WAITS
         delay = (second.retry_after or settings.QBO_THROTTLE_BACKOFF_SECONDS) if throttled else None
         return settle_retry(claim, second, counted=not throttled, delay=delay)
     return settle_failure(ctx, claim, None, second)

@@ -73,11 +73,6 @@ def sweep_now() -> None:
     _send("sweep_due", what="a sweep")
 
 
-def webhook_events(pks: list[int]) -> None:
-    for pk in pks:
-        after_commit("process_webhook_event", pk, what=f"webhook event {pk}")
-
-
 def bulk_job(job_id: int) -> None:
     """A person is watching its progress bar: without a broker it runs here rather than never."""
 

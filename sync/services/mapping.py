@@ -14,6 +14,7 @@ from django.db.models import QuerySet
 from finance.models import ChargeCode, Company, ManualAction, PayCode
 from finance.syncstate import SyncStatus, move, transition
 from finance.validators import validate_qb_id
+from sync.services import usage
 from sync.services.batch import push_batch
 from sync.services.engine import SyncContext
 from sync.services.verify import qb_object_exists
@@ -59,7 +60,8 @@ MAPPED: dict[str, MappedType] = {
 def targets_list(*, mapped: MappedType, company: Company) -> list[dict[str, Any]]:
     """The QuickBooks objects codes may map to, active and inactive, read from QuickBooks."""
     ctx = SyncContext.for_company(company.pk)
-    rows = ctx.session.query(mapped.list_query)
+    with usage.purpose("mapping"):
+        rows = ctx.session.query(mapped.list_query)
     return [
         {
             "id": row["Id"],

@@ -17,13 +17,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from sync.mappers import MAPPERS, PULLED
 from sync.models import QuickBooksConnection, WebhookEvent
-from sync.services import enqueue
+from sync.services import usage
 from sync.services.client import NeedsReconnect, QboError, QboObject, QuickBooksSession, session_for
 
 logger = logging.getLogger(__name__)
@@ -155,30 +154,44 @@ def _legacy_event(realm: str, entity: dict[str, Any]) -> ChangeEvent:
 
 
 def webhook_receive(*, body: bytes, signature: str) -> list[int]:
-    """Verify, store, enqueue. Returns ids of new events (repeats are counted, not redone)."""
+    """Verify and store; Intuit wants the answer within 3 s, so nothing else happens here.
+    Returns ids of new events (repeats are counted, not stored again). The beat pass decides
+    each event a few seconds later (SYNC_WEBHOOK_ECHO_GRACE_SECONDS): Intuit announces our own
+    writes too, and by then the push that caused one has settled, so the echo is known as ours
+    and costs no read."""
     if not signature_valid(body, signature):
         raise PermissionError("invalid intuit-signature")
-    events = parse_webhook(body)
-    new_ids = []
-    for event in events:
-        if not event.entity_id or not event.realm_id:
-            continue
-        try:
-            with transaction.atomic():
-                stored = WebhookEvent.objects.create(
-                    event_key=event.key,
-                    realm_id=event.realm_id,
-                    entity_name=event.entity,
-                    entity_id=event.entity_id,
-                    operation=event.operation,
-                    occurred_at=event.occurred_at,
-                )
-            new_ids.append(stored.pk)
-        except IntegrityError:
-            WebhookEvent.objects.filter(event_key=event.key).update(deliveries=F("deliveries") + 1)
-
-    enqueue.webhook_events(new_ids)
-    return new_ids
+    events = [e for e in parse_webhook(body) if e.entity_id and e.realm_id]
+    by_key = {event.key: event for event in events}  # one delivery may repeat an event
+    usage.note_webhooks(realm_ids={event.realm_id for event in events})
+    if not by_key:
+        return []
+    seen = set(
+        WebhookEvent.objects.filter(event_key__in=list(by_key)).values_list("event_key", flat=True)
+    )
+    due = timezone.now() + timedelta(seconds=settings.SYNC_WEBHOOK_ECHO_GRACE_SECONDS)
+    fresh = [
+        WebhookEvent(
+            event_key=event.key,
+            realm_id=event.realm_id,
+            entity_name=event.entity,
+            entity_id=event.entity_id,
+            operation=event.operation,
+            occurred_at=event.occurred_at,
+            next_attempt_at=due,
+        )
+        for key, event in by_key.items()
+        if key not in seen
+    ]
+    # A redelivery racing this one stores its copy first: ignore_conflicts keeps it single.
+    WebhookEvent.objects.bulk_create(fresh, ignore_conflicts=True)
+    if seen:
+        WebhookEvent.objects.filter(event_key__in=seen).update(deliveries=F("deliveries") + 1)
+    return list(
+        WebhookEvent.objects.filter(event_key__in=[event.event_key for event in fresh]).values_list(
+            "pk", flat=True
+        )
+    )
 
 
 WEBHOOK_MAX_ATTEMPTS = 8  # then the event is given up on; the CDC sweep still sees the change
@@ -215,6 +228,9 @@ def _event_backoff(attempts: int) -> float:
 
 
 def webhook_event_process(*, event_id: int) -> str:
+    """Decide one stored event: not ours, our own echo, a deletion (no read needed), or a
+    change to take in — then the realm's change pull is asked for (one CDC per burst, not
+    one read per event). The event stays open until that pull has run."""
     event = WebhookEvent.objects.filter(pk=event_id, processed_at__isnull=True).first()
     if event is None:
         return "done"
@@ -223,59 +239,92 @@ def webhook_event_process(*, event_id: int) -> str:
         return _event_done(event, WebhookEvent.Outcome.IGNORED, "not for us")
     if _needs_no_read(connection, event):
         return _event_done(event, WebhookEvent.Outcome.SKIPPED)
-    try:
-        session = session_for(connection)
-        if event.operation == "delete":
-            obj = {"Id": event.entity_id, "status": "Deleted"}
-        else:
-            obj = session.read(event.entity_name, event.entity_id)
-        apply_change(connection=connection, entity=event.entity_name, obj=obj, session=session)
-    except NeedsReconnect as exc:
-        # Not the event's fault: it waits for the connection without spending attempts.
-        return _event_later(event, str(exc), delay=RECONNECT_WAIT_SECONDS, counted=False)
-    except QboError as exc:
-        if exc.kind == "not_found":
-            # QuickBooks no longer has it (deleted, or merged away): a deletion, not a retry.
+    if event.operation == "delete":
+        try:
             gone = {"Id": event.entity_id, "status": "Deleted"}
             apply_change(connection=connection, entity=event.entity_name, obj=gone)
-            return _event_done(event, WebhookEvent.Outcome.GONE, str(exc))
-        if exc.kind == "throttle":
-            delay = exc.retry_after or settings.QBO_THROTTLE_BACKOFF_SECONDS
-            return _event_later(event, str(exc), delay=delay, counted=False)
-        return _event_later(event, str(exc), delay=_event_backoff(event.attempts), counted=True)
-    except Exception as exc:  # noqa: BLE001 - a bug must not make the event a poison pill
-        logger.exception("webhook event %s failed", event.pk)
-        error = f"{exc.__class__.__name__}: {exc}"
-        return _event_later(event, error, delay=_event_backoff(event.attempts), counted=True)
-    return _event_done(event, WebhookEvent.Outcome.PROCESSED)
+        except Exception as exc:  # noqa: BLE001 - a bug must not make the event a poison pill
+            logger.exception("webhook event %s failed", event.pk)
+            error = f"{exc.__class__.__name__}: {exc}"
+            return _event_later(event, error, delay=_event_backoff(event.attempts), counted=True)
+        return _event_done(event, WebhookEvent.Outcome.PROCESSED)
+    due = request_pull(connection_id=connection.pk)
+    # Looked at again only if that pull has not taken it in by then (it failed, or waits).
+    later = (due - timezone.now()).total_seconds() + settings.SYNC_PULL_SECONDS
+    WebhookEvent.objects.filter(pk=event.pk).update(
+        next_attempt_at=timezone.now() + timedelta(seconds=max(later, 60))
+    )
+    return "pull_requested"
+
+
+def request_pull(*, connection_id: int) -> datetime:
+    """The realm's next change pull, a debounce after the first event that asked for it: the
+    events of a burst share that one CDC call. Returns when it is due."""
+    due = timezone.now() + timedelta(seconds=settings.SYNC_PULL_DEBOUNCE_SECONDS)
+    QuickBooksConnection.objects.filter(pk=connection_id, pull_requested_at__isnull=True).update(
+        pull_requested_at=due
+    )
+    requested = QuickBooksConnection.objects.values_list("pull_requested_at", flat=True).get(
+        pk=connection_id
+    )
+    return requested or due
 
 
 def _needs_no_read(connection: QuickBooksConnection, event: WebhookEvent) -> bool:
-    """Echoes of our own creates, and new objects of types we never import from QuickBooks,
-    need no API read: reads are metered and share the realm's budget with pushes."""
-    if event.operation != "create":
-        return False
+    """Echoes of our own writes, and new objects of types we never import from QuickBooks,
+    need no pull: reads are metered and share the realm's budget with pushes."""
     route = PULLED[event.entity_name]
-    if not route.creates:
+    if event.operation == "create" and not route.creates:
         return True
     if route.model is None:  # not a record of ours: it cannot be our echo
         return False
-    return route.model.objects.filter(
-        company_id=connection.company_id, qb_id=event.entity_id
-    ).exists()
+    ours = route.model.objects.filter(company_id=connection.company_id, qb_id=event.entity_id)
+    if event.operation == "create":
+        return ours.exists()
+    changed_at = _event_time(event.occurred_at)
+    if changed_at is None or event.operation not in {"update", "void"}:
+        return False
+    # Our write of it settled after QuickBooks made this change: the change is that write.
+    return ours.filter(last_synced_at__gte=changed_at).exists()
 
 
-def webhook_events_process_pending(*, limit: int = 200) -> int:
-    """The beat job's pass over stored events: those due now, soonest due first (an event that
-    keeps failing moves back in the line instead of blocking it)."""
+def _event_time(value: str) -> datetime | None:
+    """Intuit's event times: ISO 8601, up to nanoseconds (more than datetime takes)."""
+    match = re.fullmatch(r"(.+?T\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:?\d\d)?", value.strip())
+    if match is None:
+        return None
+    base, fraction, zone = match.groups()
+    text = base + (fraction or "")[:7] + ("+00:00" if zone in (None, "Z") else zone)
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def webhook_events_process_pending(*, limit: int = 500) -> int:
+    """The beat job's pass: stored events due now, soonest due first (an event that keeps
+    failing moves back in the line instead of blocking it), then the change pulls they asked
+    for that are due."""
     due = WebhookEvent.objects.filter(
         processed_at__isnull=True, next_attempt_at__lte=timezone.now()
     ).order_by("next_attempt_at", "pk")
     done = 0
     for pk in list(due.values_list("pk", flat=True)[:limit]):
-        if webhook_event_process(event_id=pk) != "retry":
+        if webhook_event_process(event_id=pk) not in {"retry", "pull_requested"}:
             done += 1
+    run_requested_pulls()
     return done
+
+
+def run_requested_pulls() -> int:
+    """The change pulls webhooks asked for, once their debounce has passed."""
+    ran = 0
+    for connection in QuickBooksConnection.objects.filter(
+        status=QuickBooksConnection.Status.CONNECTED, pull_requested_at__lte=timezone.now()
+    ).select_related("company__finance_settings"):
+        if _pull_quietly(connection, purpose="webhook_pull") is not None:
+            ran += 1
+    return ran
 
 
 # --- applying what changed --------------------------------------------------------------
@@ -302,39 +351,114 @@ def _cdc_time(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
-def _changes_since(session: QuickBooksSession, since: datetime) -> dict[str, list[QboObject]]:
-    """All changes since `since`. One call when under the cap; otherwise entity by entity,
-    moving the window to the newest change seen until an answer comes back under the cap."""
-    changes = session.cdc(sorted(PULLED), _cdc_time(since))
+def _changes_since(
+    session: QuickBooksSession, since: datetime, entities: list[str] | None = None
+) -> dict[str, list[QboObject]]:
+    """All changes since `since`, in as few calls as the cap allows (each is a metered read):
+    one call when under the cap; otherwise the entities absent from the cut answer in one call
+    again, and those present page by page, the window moving to the newest change seen."""
+    entities = entities or sorted(PULLED)
+    changes = session.cdc(entities, _cdc_time(since))
     if sum(len(objs) for objs in changes.values()) < CDC_CAP:
         return changes
-    complete: dict[str, list[QboObject]] = {}
-    for entity in sorted(PULLED):
-        window, objs = since, []
-        for _ in range(100):
-            batch = session.cdc([entity], _cdc_time(window)).get(entity, [])
-            objs.extend(batch)
-            times = [
-                datetime.fromisoformat(o["MetaData"]["LastUpdatedTime"])
-                for o in batch
-                if (o.get("MetaData") or {}).get("LastUpdatedTime")
-            ]
-            if len(batch) < CDC_CAP or not times or max(times) <= window:
-                break
-            window = max(times)  # overlap is harmless: applying a change twice is a no-op
-        complete[entity] = objs
-    return complete
+    present = [entity for entity in entities if changes.get(entity)]
+    absent = [entity for entity in entities if entity not in present]
+    complete = _changes_since(session, since, absent) if absent else {}
+    if len(present) == 1 and not absent:
+        present_pages = {present[0]: _pages(session, present[0], since, changes[present[0]])}
+    else:
+        present_pages = {entity: _pages(session, entity, since) for entity in present}
+    return {**complete, **present_pages}
 
 
-def pull_changes(*, connection: QuickBooksConnection) -> dict[str, int]:
-    """CDC since the stored cursor (≤ 30 days), applied in order; the cursor moves on success."""
+def _pages(
+    session: QuickBooksSession,
+    entity: str,
+    since: datetime,
+    first: list[QboObject] | None = None,
+) -> list[QboObject]:
+    window, objs = since, []
+    for _ in range(100):
+        batch = (
+            first if first is not None else session.cdc([entity], _cdc_time(window)).get(entity, [])
+        )
+        first = None
+        objs.extend(batch)
+        times = [
+            datetime.fromisoformat(o["MetaData"]["LastUpdatedTime"])
+            for o in batch
+            if (o.get("MetaData") or {}).get("LastUpdatedTime")
+        ]
+        if len(batch) < CDC_CAP or not times or max(times) <= window:
+            break
+        window = max(times)  # overlap is harmless: applying a change twice is a no-op
+    return objs
+
+
+def pull_changes(
+    *, connection: QuickBooksConnection, purpose: str = "manual_pull"
+) -> dict[str, int]:
+    """CDC since the stored cursor (≤ 30 days), applied in order; the cursor moves on success,
+    and the webhook events received before it started are taken in by it."""
     started = timezone.now()
+    # Claimed: events arriving from now on ask for a pull of their own.
+    QuickBooksConnection.objects.filter(pk=connection.pk).update(pull_requested_at=None)
     fs = connection.company.finance_settings
     # QuickBooks refuses a changedSince older than 30 days; stay a few minutes inside it.
     floor = started - timedelta(days=min(30, fs.payment_pull_days)) + timedelta(minutes=5)
     since = max(connection.pull_cursor or floor, floor)
     session = session_for(connection)
-    changes = _changes_since(session, since)
+    try:
+        with usage.purpose(purpose):
+            counts = _apply_changes(session, connection, _changes_since(session, since))
+    except Exception as exc:
+        _pull_failed(connection, exc)
+        raise
+    # Overlap the next window a little: our clock and Intuit's are not the same clock.
+    QuickBooksConnection.objects.filter(pk=connection.pk).update(
+        pull_cursor=started - timedelta(seconds=60),
+        last_pull_at=timezone.now(),
+        pull_failures=0,
+        last_pull_error="",
+    )
+    WebhookEvent.objects.filter(
+        realm_id=connection.realm_id, processed_at__isnull=True, received_at__lt=started
+    ).update(processed_at=timezone.now(), outcome=WebhookEvent.Outcome.PULLED, error="")
+    usage.reads_resumed()
+    return counts
+
+
+def _pull_failed(connection: QuickBooksConnection, exc: Exception) -> None:
+    """Not taken in: the events that asked for the pull still want it, after a back-off (a
+    failing pull must not spend a metered read every pass)."""
+    failures = QuickBooksConnection.objects.values_list("pull_failures", flat=True).get(
+        pk=connection.pk
+    )
+    if isinstance(exc, QboError) and exc.kind == "reads_refused":
+        delay = float(exc.retry_after or settings.SYNC_READS_PROBE_SECONDS)
+    elif isinstance(exc, QboError) and exc.kind == "throttle":
+        delay = exc.retry_after or settings.QBO_THROTTLE_BACKOFF_SECONDS
+    else:
+        delay = _event_backoff(failures)
+    QuickBooksConnection.objects.filter(pk=connection.pk).update(
+        pull_requested_at=timezone.now() + timedelta(seconds=delay),
+        pull_failures=min(failures + 1, 1000),
+        last_pull_error=f"{exc.__class__.__name__}: {exc}"[:500],
+    )
+
+
+def _apply_changes(
+    session: QuickBooksSession,
+    connection: QuickBooksConnection,
+    changes: dict[str, list[QboObject]],
+) -> dict[str, int]:
+    fs = connection.company.finance_settings
+    # The answer holds each changed object's latest version: a hook wanting one (a payment's
+    # invoices) takes it from here rather than reading it again.
+    for entity, objs in changes.items():
+        for obj in objs:
+            if obj.get("Id") and obj.get("status") != "Deleted":
+                session.known[entity, str(obj["Id"])] = obj
     counts: dict[str, int] = {}
     # In dependency order, so payments applied to invoices see the invoices' latest state.
     for entity, route in PULLED.items():
@@ -343,21 +467,93 @@ def pull_changes(*, connection: QuickBooksConnection) -> dict[str, int]:
         for obj in changes.get(entity, []):
             outcome = apply_change(connection=connection, entity=entity, obj=obj, session=session)
             counts[outcome] = counts.get(outcome, 0) + 1
-    # Overlap the next window a little: our clock and Intuit's are not the same clock.
-    QuickBooksConnection.objects.filter(pk=connection.pk).update(
-        pull_cursor=started - timedelta(seconds=60), last_pull_at=timezone.now()
-    )
     return counts
 
 
-def pull_all() -> dict[str, int]:
+def webhooks_healthy(connection: QuickBooksConnection, now: datetime) -> bool:
+    """Webhooks are configured, have reached us for this realm, and followed our writes."""
+    if not settings.QBO_WEBHOOK_VERIFIER_TOKEN or connection.last_webhook_at is None:
+        return False
+    unechoed = connection.unechoed_write_at
+    return unechoed is None or now - unechoed < timedelta(
+        seconds=settings.SYNC_WEBHOOK_SILENCE_SECONDS
+    )
+
+
+def pull_interval(connection: QuickBooksConnection, now: datetime) -> int:
+    """The safety sweep's interval: long while webhooks bring the changes, short otherwise."""
+    if webhooks_healthy(connection, now):
+        return settings.SYNC_SAFETY_PULL_SECONDS
+    return settings.SYNC_PULL_SECONDS
+
+
+def pull_schedule(connection: QuickBooksConnection) -> dict[str, Any]:
+    """How this tenant's changes come in, for its QuickBooks page."""
+    now = timezone.now()
+    healthy = webhooks_healthy(connection, now)
+    if not settings.QBO_WEBHOOK_VERIFIER_TOKEN:
+        why = "webhooks are not configured (QBO_WEBHOOK_VERIFIER_TOKEN)"
+    elif connection.last_webhook_at is None:
+        why = "no webhook has arrived from this QuickBooks company yet"
+    elif not healthy:
+        why = "webhooks went silent after our writes"
+    else:
+        why = ""
+    return {
+        "webhooks_healthy": healthy,
+        "why_short": why,
+        "interval": _spoken(pull_interval(connection, now)),
+        "last_pull_at": connection.last_pull_at,
+        "last_webhook_at": connection.last_webhook_at,
+        "last_pull_error": connection.last_pull_error,
+        "paused": usage.reads_pause(),
+    }
+
+
+def _spoken(seconds: int) -> str:
+    for unit, size in (("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} seconds"
+
+
+def pull_purpose_due(connection: QuickBooksConnection, now: datetime) -> str | None:
+    if connection.pull_requested_at is not None and connection.pull_requested_at <= now:
+        return "webhook_pull"
+    if connection.last_pull_at is None:
+        return "safety_pull"
+    # Half a beat tick of slack: a sweep due a second after this tick is not put off a tick.
+    slack = timedelta(seconds=settings.SYNC_PULL_SECONDS / 2)
+    if now - connection.last_pull_at + slack >= timedelta(seconds=pull_interval(connection, now)):
+        return "safety_pull"
+    return None
+
+
+def _pull_quietly(connection: QuickBooksConnection, *, purpose: str) -> dict[str, int] | None:
+    """One pull; a failure is logged (the next tick tries again), never raised to beat."""
+    if usage.reads_paused_now() is not None:
+        return None
+    try:
+        return pull_changes(connection=connection, purpose=purpose)
+    except (QboError, NeedsReconnect) as exc:
+        logger.warning("pull for realm %s failed: %s", connection.realm_id, exc)
+    except Exception:  # noqa: BLE001 - one tenant's bug must not stop the others' pulls
+        logger.exception("pull for realm %s failed", connection.realm_id)
+    return None
+
+
+def pull_all(*, now: datetime | None = None) -> dict[str, int]:
+    """Beat's pull tick: each connected tenant whose pull is due (asked for by its webhooks, or
+    its safety sweep). While Intuit refuses reads, nothing is read but one probe an hour."""
+    now = now or timezone.now()
     totals: dict[str, int] = {}
     for connection in QuickBooksConnection.objects.filter(
         status=QuickBooksConnection.Status.CONNECTED
     ).select_related("company__finance_settings"):
-        try:
-            for key, value in pull_changes(connection=connection).items():
-                totals[key] = totals.get(key, 0) + value
-        except (QboError, NeedsReconnect) as exc:
-            logger.warning("pull for realm %s failed: %s", connection.realm_id, exc)
+        purpose = pull_purpose_due(connection, now)
+        if purpose is None:
+            continue
+        for key, value in (_pull_quietly(connection, purpose=purpose) or {}).items():
+            totals[key] = totals.get(key, 0) + value
     return totals

@@ -6,6 +6,7 @@ from typing import Any
 from finance.models import Company, SyncedRecord
 from sync.mappers import MAPPERS
 from sync.models import QuickBooksConnection
+from sync.services import usage
 from sync.services.client import NeedsReconnect, QboError, session_for
 
 
@@ -21,7 +22,8 @@ def _read_active(company_id: int, entity: str, qb_id: str) -> tuple[dict[str, An
             f"QuickBooks is not connected, so the {subject} cannot be checked. Connect first.",
         )
     try:
-        obj = session_for(connection).read(entity, qb_id)
+        with usage.purpose("check"):
+            obj = session_for(connection).read(entity, qb_id)
     except NeedsReconnect:
         return None, f"QuickBooks needs reconnecting, so the {subject} cannot be checked."
     except QboError as error:

@@ -28,7 +28,7 @@ from sync import selectors
 from sync.forms import BulkForm, ProblemFilterForm
 from sync.mappers import MAPPERS
 from sync.models import BulkJob, ProblemEvent
-from sync.services import actions
+from sync.services import actions, usage
 from sync.services.client import NeedsReconnect, QboError
 from sync.services.drift import deleted, differences, last_write, voided
 from sync.services.engine import SyncContext
@@ -306,7 +306,8 @@ def _compare_with_quickbooks(record: SyncedRecord) -> dict[str, Any]:
         return {"error": "Not in QuickBooks yet: nothing to compare."}
     try:
         session = SyncContext.for_company(record.company_id).session
-        current = session.read(MAPPERS[record.sync_type].entity, record.qb_id)
+        with usage.purpose("check"):
+            current = session.read(MAPPERS[record.sync_type].entity, record.qb_id)
     except (QboError, NeedsReconnect) as exc:
         return {"error": f"QuickBooks could not be read: {exc}"}
     last = last_write(sync_type=record.sync_type, record_id=record.pk)

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from finance.http import AuthenticatedHttpRequest
 from finance.models import ChargeCode, Company
 from sync.selectors import connection_for_company
+from sync.services import pull, usage
 from sync.services.mapping import MAPPED, MappedType, code_map, create_missing, targets_list
 from sync.views.access import check_settings_editor, current_company
 from sync.views.present import url_or_none
@@ -50,6 +51,8 @@ def connection_card(request: AuthenticatedHttpRequest) -> HttpResponse:
         "connect_url": url_or_none("sync:connect"),
         "disconnect_url": url_or_none("sync:disconnect"),
         "can_manage": request.user.has_perm("sync.manage_connection"),
+        "reads": usage.read_budget(company=connection.company),
+        "pulls": pull.pull_schedule(connection),
     }
     template = "sync/_connection_card.html" if _is_htmx(request) else "sync/connection_card.html"
     return render(request, template, context)

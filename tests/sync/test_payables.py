@@ -283,7 +283,7 @@ def test_a_bill_payment_webhook_marks_the_bill_paid(qbo, synced_bill):
     pull.webhook_events_process_pending()
 
     event = WebhookEvent.objects.get(entity_name="BillPayment")
-    assert event.outcome == WebhookEvent.Outcome.PROCESSED
+    assert event.outcome == WebhookEvent.Outcome.PULLED
     assert Bill.objects.get(pk=synced_bill.pk).status == Bill.Status.PAID
     assert SyncAttempt.objects.count() == writes_before  # nothing is written back
 

@@ -29,7 +29,7 @@ def cloud_event(qbo, entity: str, entity_id: str, n: int, verb: str = "updated")
                 "id": f"evt-{entity_id}-{n}",
                 "source": "intuit.qbo",
                 "type": f"qbo.{entity.lower()}.{verb}.v1",
-                "time": "2026-12-01T10:00:00Z",
+                "time": timezone.now().isoformat(),  # when QuickBooks made the change
                 "intuitaccountid": qbo.realm,
                 "intuitentityid": entity_id,
                 "data": {},
@@ -87,19 +87,20 @@ def test_it_records_a_quickbooks_payment_once_under_20_concurrent_deliveries_and
     assert invoice.status == Invoice.Status.PARTIALLY_PAID
 
 
-def test_an_event_for_an_object_quickbooks_no_longer_has_is_handled_as_gone(
+def test_an_event_for_an_object_quickbooks_deleted_is_taken_in_by_the_pull(
     qbo, synced_invoice, settings
 ):
-    # QuickBooks answers 610 for a deleted invoice: before, the event stayed unprocessed and
-    # was read again on every pass, forever.
+    # QuickBooks deleted the invoice: the event asks for the realm's change pull, whose answer
+    # holds the deletion; the event is closed by it instead of being read again every pass.
     qbo_api_delete(qbo, synced_invoice)
     body = cloud_event(qbo, "Invoice", synced_invoice.qb_id, 1)
     (event_id,) = pull.webhook_receive(body=body, signature=signed(body))
 
-    outcome = pull.webhook_event_process(event_id=event_id)
+    assert pull.webhook_event_process(event_id=event_id) == "pull_requested"
+    assert pull.run_requested_pulls() == 1
 
     event = WebhookEvent.objects.get(pk=event_id)
-    assert outcome == "gone" and event.processed_at is not None
+    assert event.outcome == "pulled" and event.processed_at is not None
     invoice = Invoice.objects.get(pk=synced_invoice.pk)
     assert (invoice.sync_status, invoice.problem_reason) == ("problem", "deleted_in_quickbooks")
 
@@ -117,24 +118,30 @@ def qbo_api_delete(qbo, invoice):
     )
 
 
-def test_a_failing_event_backs_off_and_ends_in_a_terminal_state(qbo, settings):
-    # A read that keeps failing (here: a 5xx on every call) is retried later, not at once,
-    # and gives up after its attempt budget instead of being retried forever.
+def test_a_failing_pull_backs_off_and_the_event_waits_for_it(qbo, settings):
+    # A pull that keeps failing (a 5xx on every call) is tried again later, each time later,
+    # not at every pass (each try is a metered read); the event stays open until one works.
     qbo.faults(error_rate=1.0)
     body = cloud_event(qbo, "Payment", "4242", 1)
     (event_id,) = pull.webhook_receive(body=body, signature=signed(body))
+    pull.webhook_event_process(event_id=event_id)
+    connection = QuickBooksConnection.objects.filter(pk=qbo.connection.pk)
     delays = []
-    for _ in range(pull.WEBHOOK_MAX_ATTEMPTS):
-        WebhookEvent.objects.filter(pk=event_id).update(next_attempt_at=timezone.now())
-        pull.webhook_event_process(event_id=event_id)
-        event = WebhookEvent.objects.get(pk=event_id)
-        if event.processed_at is None:
-            delays.append((event.next_attempt_at - timezone.now()).total_seconds())
+    for _ in range(4):
+        connection.update(pull_requested_at=timezone.now())
+        assert pull.run_requested_pulls() == 0
+        due = connection.get().pull_requested_at
+        delays.append((due - timezone.now()).total_seconds())
+        assert pull.run_requested_pulls() == 0  # not due again at once
 
-    event = WebhookEvent.objects.get(pk=event_id)
-    assert event.processed_at is not None and event.outcome == "failed"
-    assert event.attempts == pull.WEBHOOK_MAX_ATTEMPTS
-    assert delays == sorted(delays) and delays[0] > 10  # growing back-off, never "right away"
+    assert delays == sorted(delays) and delays[0] > 10, delays
+    assert connection.get().pull_failures == 4 and "transient" in connection.get().last_pull_error
+    assert WebhookEvent.objects.get(pk=event_id).processed_at is None
+    qbo.clear_faults()
+    connection.update(pull_requested_at=timezone.now())
+    assert pull.run_requested_pulls() == 1, connection.get().last_pull_error
+    assert WebhookEvent.objects.get(pk=event_id).outcome == "pulled"
+    assert connection.get().pull_failures == 0
 
 
 def test_poison_events_do_not_starve_a_good_one(qbo, synced_invoice, settings, monkeypatch):
@@ -158,15 +165,24 @@ def test_poison_events_do_not_starve_a_good_one(qbo, synced_invoice, settings, m
     remote = receive_in_quickbooks(qbo, synced_invoice, synced_invoice.total)
     body = cloud_event(qbo, "Payment", remote["Id"], 1, verb="created")
     pull.webhook_receive(body=body, signature=signed(body))
-    reads = count_reads(monkeypatch)
+    before = metered_reads()
 
     pull.webhook_events_process_pending()
     pull.webhook_events_process_pending()
 
     assert Invoice.objects.get(pk=synced_invoice.pk).status == Invoice.Status.PAID
-    # Each poison event was read once and is done ("gone"); the second pass read nothing.
-    assert len(reads) <= 205 + 2, len(reads)
+    # The 206 events asked for one change pull: one CDC call, no object read one by one
+    # (before the debounce: 205 reads for the lost objects, 423 before the back-off).
+    assert metered_reads() - before == 1
     assert not WebhookEvent.objects.filter(processed_at__isnull=True).exists()
+
+
+def metered_reads() -> int:
+    from django.db.models import Sum
+
+    from sync.models import ApiUsage
+
+    return ApiUsage.objects.aggregate(n=Sum("coreplus"))["n"] or 0
 
 
 def count_reads(monkeypatch) -> list:
@@ -218,8 +234,10 @@ def test_an_unexpected_error_backs_the_event_off_instead_of_failing_every_pass(
     body = cloud_event(qbo, "Payment", remote["Id"], 1)
     (event_id,) = pull.webhook_receive(body=body, signature=signed(body))
 
-    outcome = pull.webhook_event_process(event_id=event_id)
+    pull.webhook_events_process_pending()  # does not raise: other tenants' pulls go on
 
     event = WebhookEvent.objects.get(pk=event_id)
-    assert (outcome, event.attempts, event.processed_at) == ("retry", 1, None)
-    assert event.next_attempt_at > timezone.now() and "a bug in a pull handler" in event.error
+    connection = QuickBooksConnection.objects.get(pk=qbo.connection.pk)
+    assert event.processed_at is None
+    assert connection.pull_requested_at > timezone.now() + timedelta(seconds=10)
+    assert "a bug in a pull handler" in connection.last_pull_error
