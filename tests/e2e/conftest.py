@@ -149,3 +149,30 @@ def sandbox_app(live_server, settings, transactional_db):
         verifier_token=settings.QBO_WEBHOOK_VERIFIER_TOKEN,
     )
     return sandbox_company
+
+
+def taken_in(predicate, *, timeout: float = 40, message: str = ""):
+    """Wait until a change made in QuickBooks has reached the TMS the way it does in the
+    product: the emulator's webhook is stored, and beat's webhook pass (here every second)
+    decides it and runs the change pull it asks for."""
+    import time
+
+    from sync.tasks import process_webhooks
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        process_webhooks.delay()
+        if wait_for_quietly(predicate, 1.0):
+            return
+    raise AssertionError(message or "the change made in QuickBooks never reached the TMS")
+
+
+def wait_for_quietly(predicate, seconds: float) -> bool:
+    import time
+
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False

@@ -9,8 +9,7 @@ from finance.models import Customer, Invoice
 from finance.syncstate import SyncStatus
 from sync.models import QuickBooksConnection
 from sync.services import engine
-from sync.tasks import pull_changes
-from tests.e2e.conftest import screenshot, wait_for
+from tests.e2e.conftest import screenshot, taken_in, wait_for
 from tests.finance.factories import ChargeCodeFactory, CustomerFactory
 from tests.qbo_sandbox.helpers import SANDBOX_EMAIL, SANDBOX_PASSWORD
 from tests.sync.helpers import invoice_with
@@ -115,9 +114,7 @@ def test_it_marks_the_invoice_paid_when_paid_in_the_sandbox(
     sandbox_sign_in(page)  # the sandbox UI is a QuickBooks user's, as in QuickBooks itself
     page.locator("#receive-payment button[type=submit]").click()
     expect(page.locator("#invoice-balance")).to_have_text("0.0")
-    # The webhook normally brings it in; the scheduled CDC pull is the fallback (beat's tick).
-    pull_changes.delay()
-    wait_for(
+    taken_in(
         lambda: Invoice.objects.get(pk=invoice.pk).status == Invoice.Status.PAID,
         timeout=40,
         message="the payment applied in the sandbox never reached the TMS invoice",
@@ -134,8 +131,7 @@ def test_a_void_made_in_quickbooks_is_chosen_not_overwritten(
     page.goto(f"{qbo.base_url}/company/{qbo.realm}/invoice/{invoice.qb_id}/")
     sandbox_sign_in(page)
     page.locator("#void-invoice button[type=submit]").click()
-    pull_changes.delay()  # the webhook normally brings it in; CDC is the fallback
-    wait_for(
+    taken_in(
         lambda: Invoice.objects.get(pk=invoice.pk).problem_reason == "voided_in_quickbooks",
         timeout=40,
         message="the void made in QuickBooks never reached Problem Sync",

@@ -16,8 +16,7 @@ from finance.services import finance_settings_get, invoice_update, payment_creat
 from finance.syncstate import SyncStatus
 from sync.models import QuickBooksConnection
 from sync.services.engine import SyncContext
-from sync.tasks import pull_changes
-from tests.e2e.conftest import wait_for
+from tests.e2e.conftest import taken_in, wait_for
 from tests.e2e.test_engine_flow import sandbox_sign_in, sandbox_user_of, synced_customer
 from tests.finance.factories import ChargeCodeFactory, CustomerFactory
 from tests.sync.conftest import beat  # noqa: F401 - fixture
@@ -86,9 +85,17 @@ def in_quickbooks(qbo, entity, qb_id, *, operation):
 
 
 def pulled(record, reason):
-    """The change made in QuickBooks reaches the TMS (webhook, or the CDC pull)."""
-    pull_changes.delay()
-    return problem(record, reason, timeout=40)
+    """The change made in QuickBooks reaches the TMS (its webhook, then the change pull)."""
+    taken_in(lambda: problem_now(record, reason), timeout=40, message=f"{record} not {reason}")
+    return problem_now(record, reason)
+
+
+def problem_now(record, reason):
+    return (
+        type(record)
+        .objects.filter(pk=record.pk, sync_status=SyncStatus.PROBLEM, problem_reason=reason)
+        .first()
+    )
 
 
 def answering(page, answer=True):
