@@ -24,6 +24,7 @@ from sync.mappers import MAPPERS, PULLED
 from sync.models import QuickBooksConnection, WebhookEvent
 from sync.services import usage
 from sync.services.client import NeedsReconnect, QboError, QboObject, QuickBooksSession, session_for
+from sync.services.locks import LockTimeout, single_flight
 
 logger = logging.getLogger(__name__)
 MAX_WEBHOOK_BYTES = 1_000_000  # Intuit: about 1 MB per CloudEvents request
@@ -535,12 +536,27 @@ def _pull_quietly(connection: QuickBooksConnection, *, purpose: str) -> dict[str
     if usage.reads_paused_now() is not None:
         return None
     try:
-        return pull_changes(connection=connection, purpose=purpose)
+        # One pull of a realm at a time: beat passes overlap when a pull is slow, and a second
+        # CDC over the same window is a read spent for nothing. A request made while one runs
+        # stays for the next pass.
+        with single_flight(f"pull:{connection.realm_id}", timeout=600, wait=0):
+            connection.refresh_from_db()
+            if purpose == "webhook_pull" and not _still_requested(connection):
+                return None
+            return pull_changes(connection=connection, purpose=purpose)
+    except LockTimeout:
+        return None
     except (QboError, NeedsReconnect) as exc:
         logger.warning("pull for realm %s failed: %s", connection.realm_id, exc)
     except Exception:  # noqa: BLE001 - one tenant's bug must not stop the others' pulls
         logger.exception("pull for realm %s failed", connection.realm_id)
     return None
+
+
+def _still_requested(connection: QuickBooksConnection) -> bool:
+    return connection.pull_requested_at is not None and connection.pull_requested_at <= (
+        timezone.now()
+    )
 
 
 def pull_all(*, now: datetime | None = None) -> dict[str, int]:
