@@ -244,6 +244,9 @@ QBO_RATE_PER_MINUTE = env_int("QBO_RATE_PER_MINUTE", 500)
 QBO_RATE_PER_SECOND = env_int("QBO_RATE_PER_SECOND", 10)
 QBO_BATCH_RATE_PER_MINUTE = env_int("QBO_BATCH_RATE_PER_MINUTE", 40)
 QBO_THROTTLE_BACKOFF_SECONDS = env_int("QBO_THROTTLE_BACKOFF_SECONDS", 60)
+# The connection card and every page's banner warn this many days before a tenant's QuickBooks
+# authorization ends (Intuit's hard expiry, ≤ 5 years from consent, or the rolling one).
+QBO_TOKEN_EXPIRY_WARNING_DAYS = env_int("QBO_TOKEN_EXPIRY_WARNING_DAYS", 30)
 
 SYNC_LEASE_SECONDS = env_int("SYNC_LEASE_SECONDS", 300)
 SYNC_MAX_ATTEMPTS = env_int("SYNC_MAX_ATTEMPTS", 12)
@@ -281,6 +284,10 @@ QBO_SANDBOX_THROTTLE_ENABLED = env_bool("QBO_SANDBOX_THROTTLE_ENABLED", True)
 QBO_SANDBOX_REFRESH_GRACE_SECONDS = env_int("QBO_SANDBOX_REFRESH_GRACE_SECONDS", 30)
 # Token for /qbo-sandbox/api/faults/<realm> (header X-Sandbox-Admin-Token); empty = staff only.
 QBO_SANDBOX_ADMIN_TOKEN = env("QBO_SANDBOX_ADMIN_TOKEN", "")
+# Emulator: monthly CorePlus calls per app (all its companies) before its 429; per app: create-app.
+QBO_SANDBOX_COREPLUS_ALLOWANCE = env_int("QBO_SANDBOX_COREPLUS_ALLOWANCE", 500_000)
+# Emulator: days from consent to a refresh token's hard expiry (Intuit: at most 5 years).
+QBO_SANDBOX_REFRESH_HARD_EXPIRY_DAYS = env_int("QBO_SANDBOX_REFRESH_HARD_EXPIRY_DAYS", 1826)
 
 
 def _is_loopback(url):

@@ -1,6 +1,15 @@
 from django.contrib import admin
 
-from .models import Entity, SandboxApp, SandboxCompany, SandboxUser, Token, WebhookDelivery
+from .models import (
+    Entity,
+    SandboxApp,
+    SandboxCompany,
+    SandboxUser,
+    Token,
+    UsageCounter,
+    WebhookDelivery,
+    WebhookEvent,
+)
 
 
 @admin.register(SandboxCompany)
@@ -20,12 +29,28 @@ class SandboxUserAdmin(admin.ModelAdmin):
 
 @admin.register(SandboxApp)
 class SandboxAppAdmin(admin.ModelAdmin):
-    list_display = ("name", "client_id", "webhook_url", "webhook_format", "created")
+    list_display = (
+        "name",
+        "client_id",
+        "webhook_url",
+        "webhook_format",
+        "webhook_content_type",
+        "coreplus_allowance",
+        "created",
+    )
 
 
 @admin.register(Token)
 class TokenAdmin(admin.ModelAdmin):
-    list_display = ("app", "company", "created", "access_expires_at", "rotated_at", "revoked")
+    list_display = (
+        "app",
+        "company",
+        "created",
+        "access_expires_at",
+        "hard_expires_at",
+        "rotated_at",
+        "revoked",
+    )
     list_filter = ("revoked",)
 
 
@@ -50,3 +75,15 @@ class EntityAdmin(admin.ModelAdmin):
 class WebhookDeliveryAdmin(admin.ModelAdmin):
     list_display = ("app", "company", "status", "attempts", "next_attempt_at", "last_status")
     list_filter = ("status",)
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(admin.ModelAdmin):
+    list_display = ("app", "company", "webhook_format", "created", "due_at", "delivery")
+
+
+@admin.register(UsageCounter)
+class UsageCounterAdmin(admin.ModelAdmin):
+    list_display = ("app", "company", "month", "core", "coreplus", "coreplus_read",
+                    "coreplus_query", "coreplus_cdc")  # fmt: skip
+    list_filter = ("month",)

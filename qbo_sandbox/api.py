@@ -14,7 +14,7 @@ from django.http import HttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from . import faults, store, throttle, webhooks
+from . import faults, store, throttle, usage, webhooks
 from .faults import QboFault, fault_response, json_response
 from .models import Entity, RequestLog, SandboxCompany, Token
 from .oauth import bearer_token, token_is_live
@@ -33,44 +33,52 @@ BATCH_KEYS = {"bId", "operation", "optionsData"}
 def v3(request, realm, rest):
     company = SandboxCompany.objects.filter(realm_id=realm).first()
     parts = [p for p in rest.strip("/").split("/") if p]
-    refusal = _gateway_refusal(request, company, parts)
+    token, refusal = _authorization(request, company)
     if refusal is not None:
         return refusal
+    shape = _shape(parts) if parts else None
+    meter = usage.Meter(app=token.app, company=company, kind=usage.call_kind(request.method, shape))
+    refusal = _gateway_refusal(company, meter)
+    if refusal is not None:
+        return refusal
+    request.qbo_usage = meter  # the batch endpoint counts its items on it
     try:
-        return route(request, company, parts, rest)
+        response = route(request, company, parts, rest)
     except QboFault as fault:
-        return fault_response(fault)
+        response = fault_response(fault)
+    meter.save()  # served, faults included: Intuit counts the calls it answers
+    return response
 
 
-def _gateway_refusal(request, company, parts):
-    """What Intuit's gateway answers before the v3 service sees the request (bearer token, then
-    throttle, then injected latency and errors); None to let it through."""
-    refusal = _authorization_refusal(request, company)
-    if refusal is not None:
-        return refusal
+def _gateway_refusal(company, meter):
+    """What Intuit's gateway answers before the v3 service sees the request (throttle, the
+    monthly CorePlus allowance, then injected latency and errors); None to let it through."""
     webhooks.maybe_resume()  # any authorized request restarts deliveries after a restart
-    if not throttle.admit(company, is_batch=bool(parts) and _shape(parts) == "batch"):
+    if not throttle.admit(company, is_batch=meter.kind == usage.BATCH):
         return faults.throttled(company.throttle_format)
+    if meter.kind != usage.BATCH and not meter.take(meter.kind):
+        return meter.refusal()  # a batch's Query items are refused one by one instead
     if company.latency_ms:
         time.sleep(company.latency_ms / 1000)
     return _injected_error(company)
 
 
-def _authorization_refusal(request, company):
-    """401 for a missing, expired or revoked bearer token; 403 for a live one of another realm."""
+def _authorization(request, company):
+    """(token, None) for a live bearer token of this realm; (None, 401) for a missing, expired
+    or revoked one; (None, 403) for a live one of another realm."""
     value = bearer_token(request)
     token = (
-        Token.objects.select_related("company").filter(access_token=value).first()
+        Token.objects.select_related("company", "app").filter(access_token=value).first()
         if value
         else None
     )
     if token is None or not token_is_live(token):
-        return faults.unauthorized(
+        return None, faults.unauthorized(
             "Token expired: " + (value[:20] + "..." if value else "no bearer token")
         )
     if company is None or token.company_id != company.pk:
-        return faults.forbidden()
-    return None
+        return None, faults.forbidden()
+    return token, None
 
 
 def _injected_error(company):
@@ -327,11 +335,14 @@ def _maybe_lose_response(company, response):
 def batch(request, company):
     items = _batch_items(request)
     requestid = request.GET.get("requestid") or ""
+    meter = getattr(request, "qbo_usage", None)
+    if meter is not None:
+        meter.itemised = True
     with transaction.atomic():
         locked = lock_company(company.pk)
         honour = bool(requestid) and not locked.ignore_requestid
         ctx = store.Ctx(locked)
-        results = [_batch_answer(ctx, item, requestid, honour) for item in items]
+        results = [_metered_answer(ctx, item, requestid, honour, meter) for item in items]
         webhooks.enqueue(locked, ctx.events)
     return _maybe_lose_response(
         locked, json_response({"BatchItemResponse": results, "time": qbo_time()})
@@ -350,6 +361,16 @@ def _batch_items(request):
             f"({MAX_BATCH_ITEMS})."
         )
     return items
+
+
+def _metered_answer(ctx, item, requestid, honour, meter):
+    """Each item is metered by its own kind (a Query CorePlus, a write Core); a Query item past
+    the app's monthly CorePlus allowance is answered with the limit's Fault and not run."""
+    kind = usage.QUERY if isinstance(item, dict) and "Query" in item else usage.CORE
+    if meter is not None and not meter.take(kind):
+        bid = str(item.get("bId", ""))
+        return _item_fault(usage.coreplus_limit_fault(usage.allowance(meter.app)), bid)
+    return _batch_answer(ctx, item, requestid, honour)
 
 
 def _batch_answer(ctx, item, requestid, honour):

@@ -79,6 +79,11 @@ class SandboxUser(models.Model):
 
 class SandboxApp(models.Model):
     FORMAT_CHOICES = [("cloudevents", "CloudEvents"), ("legacy", "legacy eventNotifications")]
+    CONTENT_TYPE_CHOICES = [
+        ("", "the format's own (CloudEvents: application/cloudevents+json)"),
+        ("application/cloudevents+json", "application/cloudevents+json"),
+        ("application/json", "application/json"),
+    ]
 
     name = models.CharField(max_length=200, default="Sandbox app")
     client_id = models.CharField(max_length=80, unique=True)
@@ -87,6 +92,13 @@ class SandboxApp(models.Model):
     verifier_token = models.CharField(max_length=80)
     webhook_url = models.CharField(max_length=500, blank=True, default="")
     webhook_format = models.CharField(max_length=16, choices=FORMAT_CHOICES, default="cloudevents")
+    # Intuit sends CloudEvents as application/cloudevents+json, sometimes as application/json;
+    # a receiver must take both. Empty = the format's own (legacy: application/json).
+    webhook_content_type = models.CharField(
+        max_length=40, choices=CONTENT_TYPE_CHOICES, blank=True, default=""
+    )
+    # Monthly CorePlus calls across all the app's companies; None = QBO_SANDBOX_COREPLUS_ALLOWANCE.
+    coreplus_allowance = models.PositiveBigIntegerField(null=True, blank=True, default=None)
     created = models.DateTimeField(auto_now_add=True)
 
     def __str__(self):
@@ -117,6 +129,9 @@ class Token(models.Model):
     rotated_at = models.DateTimeField(null=True, blank=True)
     replaced_by = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL)
     revoked = models.BooleanField(default=False)
+    # Fixed at consent and copied on every rotation: a refresh never extends it (Intuit, 2025).
+    # None (rows from before it existed) = created + QBO_SANDBOX_REFRESH_HARD_EXPIRY_DAYS.
+    hard_expires_at = models.DateTimeField(null=True, blank=True)
 
 
 class Entity(models.Model):
@@ -190,11 +205,15 @@ class ThrottleBucket(models.Model):
 
 
 class WebhookDelivery(models.Model):
+    """One request to an app's webhook URL: up to 100 events, of one or several companies."""
+
     STATUS_CHOICES = [("pending", "pending"), ("delivered", "delivered"), ("failed", "failed")]
 
     app = models.ForeignKey(SandboxApp, on_delete=models.CASCADE)
-    company = models.ForeignKey(SandboxCompany, on_delete=models.CASCADE)
+    # The company when every event is of one company; None for a delivery of several.
+    company = models.ForeignKey(SandboxCompany, null=True, blank=True, on_delete=models.CASCADE)
     body = models.TextField()  # fixed at creation: a redelivery keeps the event ids
+    content_type = models.CharField(max_length=60, default="application/json; charset=utf-8")
     status = models.CharField(max_length=16, choices=STATUS_CHOICES, default="pending")
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField()
@@ -208,6 +227,49 @@ class WebhookDelivery(models.Model):
         indexes = [
             # the delivery loop (qbo_sandbox.webhooks.deliver_due)
             models.Index(fields=["status", "next_attempt_at"], name="qbs_webhook_due"),
+        ]
+
+
+class WebhookEvent(models.Model):
+    """One change to announce to one app, fixed when the change commits (its CloudEvent id too);
+    the delivery loop packs an app's pending events, of any of its companies, into deliveries."""
+
+    app = models.ForeignKey(SandboxApp, on_delete=models.CASCADE)
+    company = models.ForeignKey(SandboxCompany, on_delete=models.CASCADE)
+    webhook_format = models.CharField(max_length=16, default="cloudevents")
+    # A CloudEvent, or a legacy `entities` element (the realm comes from `company`).
+    payload = models.TextField()
+    created = models.DateTimeField()
+    due_at = models.DateTimeField()  # created + the coalescing window
+    delivery = models.ForeignKey(
+        WebhookDelivery, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+
+    class Meta:
+        indexes = [
+            # the packer: unpacked events, oldest first (qbo_sandbox.webhooks.pack_due)
+            models.Index(fields=["delivery", "due_at"], name="qbs_webhook_event_due"),
+        ]
+
+
+class UsageCounter(models.Model):
+    """API calls one app made to one company in one UTC month, as Intuit's App Partner Program
+    meters them: Core (data in: writes) and CorePlus (data out: reads, queries, CDC)."""
+
+    app = models.ForeignKey(SandboxApp, on_delete=models.CASCADE)
+    company = models.ForeignKey(SandboxCompany, on_delete=models.CASCADE)
+    month = models.DateField()  # the first day of the UTC month
+    core = models.PositiveBigIntegerField(default=0)
+    coreplus = models.PositiveBigIntegerField(default=0)
+    # CorePlus by kind (they add up to `coreplus`): what a benchmark wants to tell apart.
+    coreplus_read = models.PositiveBigIntegerField(default=0)
+    coreplus_query = models.PositiveBigIntegerField(default=0)
+    coreplus_cdc = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            # app and month first: the allowance sums an app's month over all its companies
+            models.UniqueConstraint(fields=["app", "month", "company"], name="qbs_usage_uniq")
         ]
 
 

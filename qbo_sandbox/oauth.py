@@ -27,7 +27,6 @@ KNOWN_SCOPES = {
 CODE_SECONDS = 300
 # What the consent page's forms send back; a signed-out POST returns to the page they make.
 CONSENT_PARAMS = ("client_id", "redirect_uri", "response_type", "scope", "state")
-HARD_EXPIRY_SECONDS = 5 * 365 * 24 * 3600
 
 
 def _abs(request, name):
@@ -184,8 +183,7 @@ def token(request):
         "expires_in": payload["expires_in"],
     }
     if request.META.get("HTTP_X_INCLUDE_REFRESH_TOKEN_HARD_EXPIRES_IN", "").lower() == "true":
-        remaining = issued.created + dt.timedelta(seconds=HARD_EXPIRY_SECONDS) - timezone.now()
-        body["x_refresh_token_hard_expires_in"] = int(remaining.total_seconds())
+        body["x_refresh_token_hard_expires_in"] = services.token_hard_expires_in(issued)
     if "openid" in issued.scope.split():
         body["id_token"] = id_token(request, app, issued.company)
     return _json(body, 200)
@@ -213,19 +211,34 @@ def _grant_refresh(request, app):
     now = timezone.now()
     with transaction.atomic():
         old = Token.objects.select_for_update().filter(refresh_token=value, app=app).first()
-        if old is None or old.revoked or old.refresh_expires_at <= now:
+        if old is None or _refresh_dead(old, now):
             return None
         if old.rotated_at is None:
-            new = services.token_create(app=app, company=old.company, scope=old.scope)
+            new = services.token_create(
+                app=app,
+                company=old.company,
+                scope=old.scope,
+                hard_expires_at=services.token_hard_expires_at(old),  # the grant's, not reset
+            )
             old.rotated_at = now
             old.replaced_by = new
             old.save(update_fields=["rotated_at", "replaced_by"])
             return new
         grace = dt.timedelta(seconds=services.refresh_grace_seconds())
         successor = old.replaced_by
-        if successor is not None and not successor.revoked and now - old.rotated_at <= grace:
-            return successor  # a racing refresh gets the same new pair
+        if successor is not None and not _refresh_dead(successor, now):
+            if now - old.rotated_at <= grace:
+                return successor  # a racing refresh gets the same new pair
         return None
+
+
+def _refresh_dead(token, now):
+    """Revoked, past its rolling expiry, or past the grant's hard expiry (invalid_grant)."""
+    return (
+        token.revoked
+        or token.refresh_expires_at <= now
+        or services.token_hard_expires_at(token) <= now
+    )
 
 
 @csrf_exempt

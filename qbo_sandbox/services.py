@@ -22,12 +22,15 @@ from .models import (
     SandboxUser,
     ThrottleBucket,
     Token,
+    UsageCounter,
     WebhookDelivery,
+    WebhookEvent,
 )
 from .store import Ctx, canonical_name, entity_create, lock_company, render
 
 ACCESS_TOKEN_SECONDS = 3600
 REFRESH_TOKEN_SECONDS = 8726400  # ~101 days, Intuit's x_refresh_token_expires_in
+DEFAULT_HARD_EXPIRY_DAYS = 1826  # Intuit's 5-year maximum (Nov 2025)
 
 FAULT_FIELDS = {
     "latency_ms", "error_rate", "error_style", "throttle_burst", "commit_then_timeout_rate",
@@ -35,6 +38,8 @@ FAULT_FIELDS = {
     "throttle_enabled", "per_minute", "per_second", "batch_per_minute", "throttle_format",
     "warn_duplicate_doc_number",
 }  # fmt: skip
+# faults_set fields that act once on the company's tokens instead of being stored.
+FAULT_ACTIONS = {"expire_tokens", "revoke_refresh_tokens", "refresh_hard_expires_in_days"}
 
 
 def _new_realm_id():
@@ -102,7 +107,10 @@ def app_create(
     client_secret=None,
     verifier_token=None,
     name="Sandbox app",
+    webhook_content_type="",
+    coreplus_allowance=None,
 ) -> SandboxApp:
+    """`webhook_content_type` "" = the format's own; `coreplus_allowance` None = the setting."""
     app = SandboxApp(
         name=name,
         client_id=client_id or "AB" + secrets.token_hex(23),
@@ -111,6 +119,8 @@ def app_create(
         redirect_uris=list(redirect_uris),
         webhook_url=webhook_url or "",
         webhook_format=webhook_format,
+        webhook_content_type=webhook_content_type or "",
+        coreplus_allowance=coreplus_allowance,
     )
     app.full_clean()
     app.save()
@@ -179,8 +189,19 @@ def _refresh_token():
     return "RT1-" + secrets.token_hex(2) + "-H0-" + secrets.token_hex(24)
 
 
-def token_create(*, app, company, scope="com.intuit.quickbooks.accounting") -> Token:
+def refresh_hard_expiry_days() -> float:
+    return getattr(settings, "QBO_SANDBOX_REFRESH_HARD_EXPIRY_DAYS", DEFAULT_HARD_EXPIRY_DAYS)
+
+
+def token_create(
+    *, app, company, scope="com.intuit.quickbooks.accounting", hard_expires_at=None
+) -> Token:
+    """A new pair. `hard_expires_at` None = a new grant (a consent): its hard expiry starts now;
+    a rotation passes the old token's, so a refresh never extends it."""
     now = timezone.now()
+    if hard_expires_at is None:
+        hard_expires_at = now + dt.timedelta(days=refresh_hard_expiry_days())
+    rolling = now + dt.timedelta(seconds=REFRESH_TOKEN_SECONDS)
     return Token.objects.create(
         app=app,
         company=company,
@@ -188,22 +209,54 @@ def token_create(*, app, company, scope="com.intuit.quickbooks.accounting") -> T
         access_token=_access_token(),
         refresh_token=_refresh_token(),
         access_expires_at=now + dt.timedelta(seconds=ACCESS_TOKEN_SECONDS),
-        refresh_expires_at=now + dt.timedelta(seconds=REFRESH_TOKEN_SECONDS),
+        refresh_expires_at=min(rolling, hard_expires_at),
+        hard_expires_at=hard_expires_at,
     )
+
+
+def token_hard_expires_at(token) -> dt.datetime:
+    if token.hard_expires_at is not None:
+        return token.hard_expires_at
+    return token.created + dt.timedelta(days=refresh_hard_expiry_days())
+
+
+def _seconds_until(moment, now) -> int:
+    return max(0, round((moment - now).total_seconds()))
 
 
 def token_payload(token) -> dict:
     now = timezone.now()
+    refresh_ends = min(token.refresh_expires_at, token_hard_expires_at(token))
     return {
         "access_token": token.access_token,
         "refresh_token": token.refresh_token,
         "realm_id": token.company.realm_id,
         "token_type": "bearer",
-        "expires_in": max(0, round((token.access_expires_at - now).total_seconds())),
-        "x_refresh_token_expires_in": max(
-            0, round((token.refresh_expires_at - now).total_seconds())
-        ),
+        "expires_in": _seconds_until(token.access_expires_at, now),
+        "x_refresh_token_expires_in": _seconds_until(refresh_ends, now),
     }
+
+
+def token_hard_expires_in(token) -> int:
+    """Seconds left of the grant's hard expiry (x_refresh_token_hard_expires_in)."""
+    return _seconds_until(token_hard_expires_at(token), timezone.now())
+
+
+@transaction.atomic
+def token_hard_expiry_set(*, company, days, app=None) -> int:
+    """Give the company's current grants (of one app, or of all) a hard expiry `days` from now
+    (0 or less: already past); their rolling expiry is cut to it. How many tokens changed."""
+    hard = timezone.now() + dt.timedelta(days=days)
+    tokens = Token.objects.select_for_update().filter(company=company, revoked=False)
+    if app is not None:
+        tokens = tokens.filter(app=app)
+    changed = 0
+    for token in tokens:
+        token.hard_expires_at = hard
+        token.refresh_expires_at = min(token.refresh_expires_at, hard)
+        token.save(update_fields=["hard_expires_at", "refresh_expires_at"])
+        changed += 1
+    return changed
 
 
 def tokens_issue(*, app, company) -> dict:
@@ -217,10 +270,13 @@ def refresh_grace_seconds():
 
 @transaction.atomic
 def faults_set(*, company, **fields) -> SandboxCompany:
-    unknown = set(fields) - FAULT_FIELDS - {"expire_tokens", "revoke_refresh_tokens"}
+    unknown = set(fields) - FAULT_FIELDS - FAULT_ACTIONS
     if unknown:
         raise ValueError(f"unknown fault fields: {sorted(unknown)}")
     company = SandboxCompany.objects.select_for_update().get(pk=company.pk)
+    hard_days = fields.pop("refresh_hard_expires_in_days", None)
+    if hard_days is not None:
+        token_hard_expiry_set(company=company, days=float(hard_days))
     if fields.pop("expire_tokens", False):
         company.tokens_expired_before = timezone.now()
     if fields.pop("revoke_refresh_tokens", False):
@@ -246,7 +302,10 @@ def faults_clear(*, company) -> SandboxCompany:
 def sandbox_reset():
     """Delete every emulator row (companies, users, apps, tokens, entities, deliveries)."""
     with transaction.atomic():
-        for model in (WebhookDelivery, RequestLog, ThrottleBucket, Entity, Token, AuthCode):
+        for model in (
+            WebhookEvent, WebhookDelivery, UsageCounter, RequestLog, ThrottleBucket, Entity,
+            Token, AuthCode,
+        ):  # fmt: skip
             model.objects.all().delete()
         SandboxApp.objects.all().delete()
         SandboxUser.objects.all().delete()

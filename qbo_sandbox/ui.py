@@ -18,7 +18,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from . import services, store, webhooks
+from . import services, store, usage, webhooks
 from .faults import QboFault
 from .models import Entity, SandboxCompany
 from .rules import PAY_TYPES, SETTLEMENTS
@@ -69,7 +69,12 @@ def company_detail(request, realm):
     return render(
         request,
         "qbo_sandbox/company_detail.html",
-        {"company": company, "counts": counts, "sections": sections},
+        {
+            "company": company,
+            "counts": counts,
+            "sections": sections,
+            "usage": usage.report(company=company),
+        },
     )
 
 
@@ -306,6 +311,25 @@ def faults_api(request, realm):
     elif request.method != "GET":
         return JsonResponse({"error": "method not allowed"}, status=405)
     return JsonResponse(fault_state(company))
+
+
+@csrf_exempt
+def usage_api(request, realm):
+    """GET the realm's metered calls for ?month=YYYY-MM (default this UTC month), per app;
+    POST resets them (the same month; ?client_id= for one app). Not metered itself."""
+    if not _admin_allowed(request):
+        return JsonResponse({"error": "forbidden"}, status=403)
+    if request.method not in ("GET", "POST"):
+        return JsonResponse({"error": "method not allowed"}, status=405)
+    company = get_object_or_404(SandboxCompany, realm_id=realm)
+    try:
+        month = usage.parse_month(request.GET["month"]) if request.GET.get("month") else None
+    except ValueError:
+        return JsonResponse({"error": "month must be YYYY-MM"}, status=400)
+    client_id = request.GET.get("client_id") or None
+    if request.method == "POST":
+        usage.reset(company=company, month=month, client_id=client_id)
+    return JsonResponse(usage.report(company=company, month=month, client_id=client_id))
 
 
 def fault_state(company):

@@ -14,6 +14,7 @@ urlpatterns = [
     path("v1/openid_connect/userinfo", oauth.userinfo, name="userinfo"),
     re_path(r"^v3/company/(?P<realm>[^/]+)/(?P<rest>.*)$", api.v3, name="v3"),
     path("api/faults/<str:realm>", ui.faults_api, name="faults_api"),
+    path("usage/<str:realm>/", ui.usage_api, name="usage_api"),
     # The QuickBooks user's sign-in, asked by the consent page and every UI page below.
     path("signin", signin.signin, name="signin"),
     path("signout", signin.signout, name="signout"),

@@ -1,8 +1,10 @@
 """Signed webhook notifications to the apps connected to a company, with Intuit's retries.
 
-Deliveries are rows written in the same transaction as the change; after commit a daemon
-thread of this process sends the due ones (claimed with a guarded UPDATE, so several web
-processes never send the same delivery twice at once).
+Events are rows written in the same transaction as the change; after commit a daemon thread
+of this process packs each app's pending events, of all its companies, into deliveries of at
+most 100 (as Intuit's CloudEvents deliveries are per app, not per company) and sends the due
+ones (claimed with a guarded UPDATE, so several web processes never send the same delivery
+twice at once). A delivery's body is fixed when it is packed: retries resend it as it is.
 """
 
 import base64
@@ -21,7 +23,7 @@ from django.db import close_old_connections, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .models import SandboxApp, Token, WebhookDelivery
+from .models import SandboxApp, Token, WebhookDelivery, WebhookEvent
 from .timefmt import meta_time
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,7 @@ LEGACY_OPERATIONS = {"created": "Create", "updated": "Update", "deleted": "Delet
                      "voided": "Void", "merged": "Merge", "emailed": "Emailed"}  # fmt: skip
 CLAIM_SECONDS = 30
 DELIVERY_TIMEOUT = 3.0  # Intuit wants a 200 within 3 seconds
+MAX_EVENTS = 100  # per request, Intuit's maximum
 
 
 def retry_delay(attempts):
@@ -40,64 +43,134 @@ def retry_delay(attempts):
     return base * getattr(settings, "QBO_SANDBOX_WEBHOOK_RETRY_SCALE", 1.0)
 
 
+def coalesce_seconds():
+    return getattr(settings, "QBO_SANDBOX_WEBHOOK_COALESCE_SECONDS", 0.0)
+
+
+def content_type(app):
+    """The Content-Type of the app's deliveries: its own choice, else the format's."""
+    if app.webhook_content_type:
+        return app.webhook_content_type
+    if app.webhook_format == "legacy":
+        return "application/json; charset=utf-8"
+    return "application/cloudevents+json"
+
+
 def _apps_for(company):
     app_ids = Token.objects.filter(company=company).values_list("app_id", flat=True).distinct()
     return SandboxApp.objects.filter(pk__in=list(app_ids)).exclude(webhook_url="")
 
 
-def _cloudevents(company, events, now):
-    return [
-        {
-            "specversion": "1.0",
-            "id": str(uuid.uuid4()),
-            "source": "intuit.qbo-sandbox",
-            "type": f"qbo.{entity_type.lower()}.{verb}.v1",
-            "datacontenttype": "application/json",
-            "time": now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            "intuitentityid": str(qbo_id),
-            "intuitaccountid": company.realm_id,
-            "data": {},
-        }
-        for entity_type, qbo_id, verb in events
-    ]
+def _cloudevent(company, event, now):
+    entity_type, qbo_id, verb = event
+    return {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": "intuit.qbo-sandbox",
+        "type": f"qbo.{entity_type.lower()}.{verb}.v1",
+        "datacontenttype": "application/json",
+        "time": now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "intuitentityid": str(qbo_id),
+        "intuitaccountid": company.realm_id,
+        "data": {},
+    }
 
 
-def _legacy(company, events, now):
-    entities = [
-        {
-            "name": entity_type,
-            "id": str(qbo_id),
-            "operation": LEGACY_OPERATIONS.get(verb, "Update"),
-            "lastUpdated": now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-        }
-        for entity_type, qbo_id, verb in events
-    ]
+def _legacy_entity(event, now):
+    entity_type, qbo_id, verb = event
+    return {
+        "name": entity_type,
+        "id": str(qbo_id),
+        "operation": LEGACY_OPERATIONS.get(verb, "Update"),
+        "lastUpdated": now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+    }
+
+
+def _legacy_body(events):
+    """One eventNotifications element per realm, in the order the realms first appear."""
+    by_realm: dict[str, list] = {}
+    for event in events:
+        by_realm.setdefault(event.company.realm_id, []).append(json.loads(event.payload))
     return {
         "eventNotifications": [
-            {"realmId": company.realm_id, "dataChangeEvent": {"entities": entities}}
+            {"realmId": realm, "dataChangeEvent": {"entities": entities}}
+            for realm, entities in by_realm.items()
         ]
     }
 
 
+def _body(events):
+    if events[0].webhook_format == "legacy":
+        return _legacy_body(events)
+    return [json.loads(event.payload) for event in events]
+
+
 def enqueue(company, events):
-    """Queue one delivery per connected app for these (entity_type, id, verb) events."""
+    """Record these (entity_type, id, verb) events for every connected app with a webhook URL.
+    Each event's payload (its CloudEvent id too) is fixed now; the delivery loop packs them."""
     if not events:
         return
     now = timezone.now()
-    created = 0
-    for app in _apps_for(company):
-        for start in range(0, len(events), 100):  # at most 100 events per request
-            chunk = events[start : start + 100]
-            if app.webhook_format == "legacy":
-                body = _legacy(company, chunk, now)
-            else:
-                body = _cloudevents(company, chunk, now)
-            WebhookDelivery.objects.create(
-                app=app, company=company, body=json.dumps(body), next_attempt_at=now
-            )
-            created += 1
-    if created:
+    due = now + dt.timedelta(seconds=coalesce_seconds())
+    rows = [
+        WebhookEvent(
+            app=app,
+            company=company,
+            webhook_format=app.webhook_format,
+            payload=json.dumps(
+                _legacy_entity(event, now)
+                if app.webhook_format == "legacy"
+                else _cloudevent(company, event, now)
+            ),
+            created=now,
+            due_at=due,
+        )
+        for app in _apps_for(company)
+        for event in events
+    ]
+    if rows:
+        WebhookEvent.objects.bulk_create(rows)
         transaction.on_commit(kick)
+
+
+def pack_due(*, everything=False):
+    """Turn pending events into deliveries: once an app's oldest pending event is due, all its
+    pending events, of any of its companies, go out together, at most 100 per request (one
+    format per request). Returns how many deliveries were made."""
+    pending = WebhookEvent.objects.filter(delivery__isnull=True)
+    due = pending if everything else pending.filter(due_at__lte=timezone.now())
+    made = 0
+    for app_id, fmt in due.values_list("app_id", "webhook_format").distinct():
+        while _pack_one(app_id, fmt):
+            made += 1
+    return made
+
+
+def _pack_one(app_id, fmt):
+    """One delivery of up to 100 of the app's pending events; False when none was left."""
+    with transaction.atomic():
+        ids = list(
+            WebhookEvent.objects.filter(app_id=app_id, webhook_format=fmt, delivery__isnull=True)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:MAX_EVENTS]
+        )
+        if not ids:
+            return False
+        app = SandboxApp.objects.get(pk=app_id)
+        delivery = WebhookDelivery.objects.create(
+            app=app, body="", content_type=content_type(app), next_attempt_at=timezone.now()
+        )
+        # Guarded: an event another process packed meanwhile is not taken twice.
+        WebhookEvent.objects.filter(pk__in=ids, delivery__isnull=True).update(delivery=delivery)
+        events = list(delivery.events.select_related("company").order_by("pk"))
+        if not events:
+            delivery.delete()
+            return True  # lost the race for these; look again
+        realms = {event.company_id for event in events}
+        delivery.company_id = realms.pop() if len(realms) == 1 else None
+        delivery.body = json.dumps(_body(events))
+        delivery.save(update_fields=["company", "body"])
+    return True
 
 
 def sign(verifier_token, body):
@@ -120,7 +193,7 @@ def deliver_one(delivery):
         return False
     app = delivery.app
     headers = {
-        "content-type": "application/json; charset=utf-8",
+        "content-type": delivery.content_type,
         "intuit-signature": sign(app.verifier_token, delivery.body),
         "intuit-created-time": meta_time(delivery.created),
         "intuit-t-id": str(uuid.uuid4()),
@@ -157,7 +230,9 @@ def deliver_one(delivery):
 
 
 def deliver_due():
-    """Send every due delivery once; returns (sent, seconds until the next one or None)."""
+    """Pack due events, send every due delivery once; returns (sent, seconds until the next
+    delivery or event is due, or None)."""
+    pack_due()
     now = timezone.now()
     due = list(
         WebhookDelivery.objects.filter(status="pending", next_attempt_at__lte=now)
@@ -171,8 +246,16 @@ def deliver_due():
         .values_list("next_attempt_at", flat=True)
         .first()
     )
-    wait = None if upcoming is None else max(0.0, (upcoming - timezone.now()).total_seconds())
-    return sent, wait
+    next_event = (
+        WebhookEvent.objects.filter(delivery__isnull=True)
+        .order_by("due_at")
+        .values_list("due_at", flat=True)
+        .first()
+    )
+    moments = [m for m in (upcoming, next_event) if m is not None]
+    if not moments:
+        return sent, None
+    return sent, max(0.0, (min(moments) - timezone.now()).total_seconds())
 
 
 def flush(*, include_future=True, timeout=10.0):
@@ -181,6 +264,7 @@ def flush(*, include_future=True, timeout=10.0):
     total = 0
     while time.monotonic() < deadline:
         if include_future:
+            pack_due(everything=True)
             WebhookDelivery.objects.filter(
                 status="pending", next_attempt_at__gt=timezone.now()
             ).update(next_attempt_at=timezone.now())
@@ -255,8 +339,9 @@ def maybe_resume(every=30.0):
     if now - _last_resume_check < every:
         return
     _last_resume_check = now
-    due = WebhookDelivery.objects.filter(status="pending", next_attempt_at__lte=timezone.now())
-    if due.exists():
+    now = timezone.now()
+    due = WebhookDelivery.objects.filter(status="pending", next_attempt_at__lte=now)
+    if due.exists() or WebhookEvent.objects.filter(delivery__isnull=True, due_at__lte=now).exists():
         kick()
 
 

@@ -1,8 +1,10 @@
 import re
+import time
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 import requests
+from intuitlib.client import AuthClient
 from intuitlib.enums import Scopes
 from intuitlib.exceptions import AuthClientError
 
@@ -158,3 +160,111 @@ def test_tokens_issue_service_returns_a_usable_pair(app, company):
     assert pair["realm_id"] == company.realm_id
     assert pair["expires_in"] in (3599, 3600)
     assert pair["x_refresh_token_expires_in"] in (8726399, 8726400)
+
+
+# --- the refresh token's hard expiry (Intuit, Nov 2025: at most 5 years from consent) --------
+
+HARD_HEADER = "x-include-refresh-token-hard-expires-in"
+FIVE_YEARS = 1826 * 86400
+
+
+class HardExpiryAuthClient(AuthClient):
+    """intuit-oauth never asks for the hard expiry: add the header to its token requests (an
+    AuthClient is a requests.Session, and send_request goes through `request`)."""
+
+    def request(self, method, url, *args, headers=None, **kwargs):
+        headers = dict(headers or {})
+        if url == getattr(self, "token_endpoint", None):  # None while discovering
+            headers[HARD_HEADER] = "true"
+        return super().request(method, url, *args, headers=headers, **kwargs)
+
+
+@pytest.fixture
+def hard_client(base_url, app):
+    def make():
+        return HardExpiryAuthClient(
+            app.client_id,
+            app.client_secret,
+            REDIRECT_URI,
+            environment=base_url + "/.well-known/openid_configuration",
+        )
+
+    return make
+
+
+def _connected(client, company):
+    url = client.get_authorization_url([Scopes.ACCOUNTING], state_token="hx")
+    callback = consent(url, company.realm_id)
+    client.get_bearer_token(callback["code"], realm_id=callback["realmId"])
+    return client
+
+
+def test_the_hard_expiry_is_fixed_at_consent_and_kept_across_refreshes(hard_client, company):
+    client = _connected(hard_client(), company)
+    first = client.x_refresh_token_hard_expires_in  # set_attributes copies every key
+    assert FIVE_YEARS - 5 <= first <= FIVE_YEARS
+    time.sleep(1.2)
+    client.refresh()
+    second = client.x_refresh_token_hard_expires_in
+    assert 1 <= first - second <= 4  # counts down: a refresh does not restart it
+    time.sleep(1.2)
+    client.refresh()
+    assert 1 <= second - client.x_refresh_token_hard_expires_in <= 4
+    assert client.x_refresh_token_expires_in <= client.x_refresh_token_hard_expires_in
+
+
+def test_without_the_header_the_answer_has_no_hard_expiry(base_url, app, tokens):
+    answer = requests.post(
+        base_url + "/oauth2/v1/tokens/bearer",
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        auth=(app.client_id, app.client_secret),
+        headers={"Accept": "application/json"},
+        timeout=10,
+    )
+    assert answer.status_code == 200
+    body = answer.json()
+    assert "x_refresh_token_hard_expires_in" not in body
+    assert set(body) == {
+        "x_refresh_token_expires_in", "refresh_token", "access_token", "token_type", "expires_in",
+    }  # fmt: skip
+
+
+def test_the_rolling_expiry_never_outlives_the_hard_one(hard_client, company, settings):
+    settings.QBO_SANDBOX_REFRESH_HARD_EXPIRY_DAYS = 2
+    client = _connected(hard_client(), company)
+    assert 2 * 86400 - 5 <= client.x_refresh_token_hard_expires_in <= 2 * 86400
+    assert client.x_refresh_token_expires_in <= client.x_refresh_token_hard_expires_in
+    client.refresh()
+    assert client.x_refresh_token_expires_in <= client.x_refresh_token_hard_expires_in
+
+
+def test_a_refresh_past_the_hard_expiry_is_invalid_grant(hard_client, company, app):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    client = _connected(hard_client(), company)
+    out = StringIO()
+    args = ["--realm", company.realm_id, "--client-id", app.client_id]
+    call_command("qbo_sandbox", "token-expiry", *args, "--hard-expires-in-days", "10", stdout=out)
+    client.refresh()
+    assert 10 * 86400 - 5 <= client.x_refresh_token_hard_expires_in <= 10 * 86400
+    assert client.x_refresh_token_expires_in <= 10 * 86400
+    call_command("qbo_sandbox", "token-expiry", *args, "--hard-expires-in-days", "0", stdout=out)
+    with pytest.raises(AuthClientError) as exc:
+        client.refresh()
+    assert exc.value.status_code == 400
+    assert exc.value.response.json() == {"error": "invalid_grant"}
+
+
+def test_the_fault_api_sets_the_hard_expiry(auth_client_factory, tokens, company, base_url):
+    answer = requests.post(
+        f"{base_url}/api/faults/{company.realm_id}",
+        json={"refresh_hard_expires_in_days": 0},
+        headers={"X-Sandbox-Admin-Token": "test-admin-token"},
+        timeout=10,
+    )
+    assert answer.status_code == 200
+    with pytest.raises(AuthClientError) as exc:
+        auth_client_factory().refresh(refresh_token=tokens["refresh_token"])
+    assert exc.value.response.json() == {"error": "invalid_grant"}

@@ -1,11 +1,12 @@
-"""manage.py qbo_sandbox create-company | create-user | create-app | issue-tokens | faults | reset"""
+"""manage.py qbo_sandbox create-company | create-user | create-app | issue-tokens | faults |
+usage | allowance | token-expiry | reset"""
 
 import json
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from qbo_sandbox import services
+from qbo_sandbox import services, usage
 from qbo_sandbox.models import SandboxApp, SandboxCompany
 from qbo_sandbox.ui import fault_state
 
@@ -51,6 +52,18 @@ class Command(BaseCommand):
         p.add_argument("--client-secret", default=None)
         p.add_argument("--verifier-token", default=None)
         p.add_argument("--name", default="Sandbox app")
+        p.add_argument(
+            "--webhook-content-type",
+            choices=["application/cloudevents+json", "application/json"],
+            default="",
+            help="Content-Type of webhook deliveries (default: the format's own).",
+        )
+        p.add_argument(
+            "--coreplus-allowance",
+            type=int,
+            default=None,
+            help="Monthly CorePlus calls over all companies (default QBO_SANDBOX_COREPLUS_ALLOWANCE).",
+        )
         p.add_argument("--json", action="store_true")
 
         p = sub.add_parser("issue-tokens", help="Issue a token pair without the consent page.")
@@ -81,6 +94,30 @@ class Command(BaseCommand):
         p.add_argument("--expire-tokens-every-seconds", type=int)
         p.add_argument("--revoke-refresh-tokens", action="store_true")
         p.add_argument("--clear", action="store_true", help="Reset every fault to its default.")
+        p.add_argument("--json", action="store_true")
+
+        p = sub.add_parser("usage", help="Metered API calls (Core, CorePlus) of a company per app.")
+        p.add_argument("--realm", required=True)
+        p.add_argument("--client-id", default=None, help="Only this app.")
+        p.add_argument("--month", default=None, help="YYYY-MM (UTC); default this month.")
+        p.add_argument("--reset", action="store_true", help="Forget that month's counts first.")
+        p.add_argument("--json", action="store_true")
+
+        p = sub.add_parser("allowance", help="Show or set an app's monthly CorePlus allowance.")
+        p.add_argument("--client-id", required=True)
+        group = p.add_mutually_exclusive_group()
+        group.add_argument("--coreplus", type=int, default=None, help="Calls per month.")
+        group.add_argument("--default", action="store_true", help="Back to the setting's value.")
+        p.add_argument("--json", action="store_true")
+
+        p = sub.add_parser(
+            "token-expiry", help="Set the refresh-token hard expiry of a company's current grants."
+        )
+        p.add_argument("--realm", required=True)
+        p.add_argument("--client-id", default=None, help="Only this app's grant.")
+        p.add_argument(
+            "--hard-expires-in-days", type=float, required=True, help="From now; 0 = expired."
+        )
         p.add_argument("--json", action="store_true")
 
         sub.add_parser("reset", help="Delete every sandbox company, app, token and object.")
@@ -127,6 +164,8 @@ class Command(BaseCommand):
             client_secret=opts["client_secret"],
             verifier_token=opts["verifier_token"],
             name=opts["name"],
+            webhook_content_type=opts["webhook_content_type"],
+            coreplus_allowance=opts["coreplus_allowance"],
         )
         data = {
             "client_id": app.client_id,
@@ -135,6 +174,8 @@ class Command(BaseCommand):
             "redirect_uris": app.redirect_uris,
             "webhook_url": app.webhook_url,
             "webhook_format": app.webhook_format,
+            "webhook_content_type": app.webhook_content_type,
+            "coreplus_allowance": usage.allowance(app),
         }
         text = (
             f"client_id={app.client_id}\nclient_secret={app.client_secret}\n"
@@ -148,10 +189,14 @@ class Command(BaseCommand):
             raise CommandError(f"no sandbox company with realm id {realm}")
         return company
 
-    def cmd_issue_tokens(self, opts):
-        app = SandboxApp.objects.filter(client_id=opts["client_id"]).first()
+    def _app(self, client_id):
+        app = SandboxApp.objects.filter(client_id=client_id).first()
         if app is None:
-            raise CommandError(f"no sandbox app with client id {opts['client_id']}")
+            raise CommandError(f"no sandbox app with client id {client_id}")
+        return app
+
+    def cmd_issue_tokens(self, opts):
+        app = self._app(opts["client_id"])
         data = services.tokens_issue(app=app, company=self._company(opts["realm"]))
         text = "\n".join(f"{k}={v}" for k, v in data.items())
         self._out(opts, data, text)
@@ -179,6 +224,66 @@ class Command(BaseCommand):
         state = fault_state(company)
         self._out(opts, state, "\n".join(f"{k}={v}" for k, v in state.items()))
 
+    def cmd_usage(self, opts):
+        company = self._company(opts["realm"])
+        try:
+            month = usage.parse_month(opts["month"]) if opts["month"] else None
+        except ValueError:
+            raise CommandError("--month must be YYYY-MM")
+        scope = {"company": company, "month": month, "client_id": opts["client_id"]}
+        if opts["reset"]:
+            usage.reset(**scope)
+        data = usage.report(**scope)
+        self._out(opts, data, _usage_table(data))
+
+    def cmd_allowance(self, opts):
+        app = self._app(opts["client_id"])
+        if opts["default"]:
+            app = usage.allowance_set(app=app, coreplus=None)
+        elif opts["coreplus"] is not None:
+            try:
+                app = usage.allowance_set(app=app, coreplus=opts["coreplus"])
+            except ValueError as exc:
+                raise CommandError(str(exc))
+        month = usage.month_start()
+        data = {
+            "client_id": app.client_id,
+            "coreplus_allowance": usage.allowance(app),
+            "from_setting": app.coreplus_allowance is None,
+            "month": month.strftime("%Y-%m"),
+            "coreplus_used": usage.app_coreplus_used(app.pk, month),
+        }
+        self._out(opts, data, "\n".join(f"{k}={v}" for k, v in data.items()))
+
+    def cmd_token_expiry(self, opts):
+        company = self._company(opts["realm"])
+        app = self._app(opts["client_id"]) if opts["client_id"] else None
+        days = opts["hard_expires_in_days"]
+        changed = services.token_hard_expiry_set(company=company, app=app, days=days)
+        data = {"realm_id": company.realm_id, "tokens": changed, "hard_expires_in_days": days}
+        self._out(
+            opts, data, f"{changed} token(s) of {company.realm_id}: hard expiry in {days} days"
+        )
+
     def cmd_reset(self, opts):
         services.sandbox_reset()
         self.stdout.write("sandbox reset")
+
+
+USAGE_COLUMNS = ("core", "coreplus", "coreplus_read", "coreplus_query", "coreplus_cdc")
+
+
+def _usage_table(data):
+    """A plain text table: one line per app, then the realm's totals."""
+    header = ["client_id", *USAGE_COLUMNS, "allowance_used"]
+    rows = [
+        [a["client_id"], *(str(a[c]) for c in USAGE_COLUMNS),
+         f"{a['allowance_used_percent']}% of {a['coreplus_allowance']}"]
+        for a in data["apps"]
+    ]  # fmt: skip
+    rows.append(["total", str(data["core"]), str(data["coreplus"]), "", "", "", ""])
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = [f"realm {data['realm']}, {data['month']} (UTC)"]
+    lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+              for row in [header, *rows]]  # fmt: skip
+    return "\n".join(lines)
