@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Any
+import math
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -12,7 +15,11 @@ from django.utils import timezone
 from finance.models import Company, SyncedRecord
 from finance.registry import RECORD_TYPES, record_type
 from finance.syncstate import SyncStatus
+from finance.tenancy import companies_for
 from sync.models import ProblemEvent, QuickBooksConnection, SyncAttempt
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
 
 def connection_for_company(*, company: Company) -> QuickBooksConnection:
@@ -20,16 +27,70 @@ def connection_for_company(*, company: Company) -> QuickBooksConnection:
     return connection
 
 
-def connection_banner_for(*, company: Company) -> dict[str, Any] | None:
-    """The reconnect banner: shown in a tenant while its QuickBooks needs attention."""
-    connection = (
-        QuickBooksConnection.objects.filter(company=company)
-        .exclude(status=QuickBooksConnection.Status.CONNECTED)
-        .exclude(realm_id="")
+def company_for_realm(*, user: AbstractBaseUser | AnonymousUser, realm_id: str) -> Company | None:
+    """The tenant, among those this user works in, connected to this QuickBooks company."""
+    return (
+        companies_for(user)
+        .filter(quickbooks_connection__realm_id=realm_id)
+        .exclude(quickbooks_connection__realm_id="")
         .first()
     )
+
+
+@dataclass(frozen=True)
+class AuthorizationEnd:
+    """When a tenant's QuickBooks authorization ends: Intuit's hard expiry (`hard_at`, at most
+    5 years from consent: only a new consent renews it) or the rolling refresh-token expiry
+    (~100 days: every refresh renews it, so it comes near only for a connection long unused),
+    whichever is first (`at`)."""
+
+    at: datetime
+    hard_at: datetime | None
+    warn: bool  # connected, and `at` within QBO_TOKEN_EXPIRY_WARNING_DAYS
+
+    @property
+    def hard(self) -> bool:
+        """The hard expiry is what ends it (reconnecting is the only way on)."""
+        return self.at == self.hard_at
+
+    @property
+    def ended(self) -> bool:
+        return self.at <= timezone.now()
+
+    @property
+    def hard_ended(self) -> bool:
+        return self.hard_at is not None and self.hard_at <= timezone.now()
+
+    @property
+    def days_left(self) -> int:
+        """Whole days, rounded up: hours left read as 1 day, never as 0 while not ended."""
+        return max(0, math.ceil((self.at - timezone.now()) / timedelta(days=1)))
+
+
+def authorization_end_for(*, connection: QuickBooksConnection) -> AuthorizationEnd | None:
+    """None while no expiry is known. Only a connected tenant is warned: any other status
+    already asks for a reconnect."""
+    rolling, hard = connection.refresh_token_expires_at, connection.refresh_token_hard_expires_at
+    ends = [moment for moment in (rolling, hard) if moment is not None]
+    if not ends:
+        return None
+    at = min(ends)
+    window = timedelta(days=settings.QBO_TOKEN_EXPIRY_WARNING_DAYS)
+    connected = connection.status == QuickBooksConnection.Status.CONNECTED
+    return AuthorizationEnd(at=at, hard_at=hard, warn=connected and at - timezone.now() <= window)
+
+
+def connection_banner_for(*, company: Company) -> dict[str, Any] | None:
+    """The banner of a tenant whose QuickBooks needs attention: not connected (reconnect), or
+    connected with its authorization ending within the warning window (`expiring`)."""
+    connection = QuickBooksConnection.objects.filter(company=company).exclude(realm_id="").first()
     if connection is None:
         return None
+    if connection.status == QuickBooksConnection.Status.CONNECTED:
+        end = authorization_end_for(connection=connection)
+        if end is None or not end.warn:
+            return None
+        return {"connection": connection, "expiring": end}
     remaining = None
     if connection.refresh_token_expires_at:
         remaining = connection.refresh_token_expires_at - timezone.now()

@@ -11,6 +11,8 @@ urlpatterns = [
     path("quickbooks/", connection.page, name="connection"),
     path("quickbooks/connect/", connection.connect, name="connect"),
     path("quickbooks/callback/", connection.callback, name="callback"),
+    # Intuit's Reconnect URL (app settings): renew the connection, for `?realmId=`'s tenant.
+    path("quickbooks/reconnect/", connection.reconnect, name="reconnect"),
     path("quickbooks/disconnect/", connection.disconnect, name="disconnect"),
     # Problem Sync and Waiting (sync/views/problems.py)
     path("", RedirectView.as_view(pattern_name="sync:problems"), name="home"),

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import requests
@@ -53,13 +53,35 @@ def api_base_url() -> str:
 _threads = threading.local()
 
 
+# Intuit reports the grant's hard expiry (≤ 5 years from consent, since Nov 2025) only when the
+# token request asks for it. intuit-oauth 1.2.7 sends this header; python-quickbooks 0.9.12 pins
+# 1.2.6, which does not, so TimedAuthClient adds it.
+HARD_EXPIRY_HEADER = "x-include-refresh-token-hard-expires-in"
+# Keys of a token answer that 1.2.6's set_attributes copies onto the client and that our
+# columns are computed from.
+_ANSWER_FIELDS = ("expires_in", "x_refresh_token_expires_in", "x_refresh_token_hard_expires_in")
+
+
 class TimedAuthClient(AuthClient):
     """intuit-oauth sends its token, revoke and discovery requests through itself (it is a
     requests.Session) with no timeout: a silent token endpoint would hold a worker, and the
-    refresh lock, forever."""
+    refresh lock, forever.
+
+    Token requests also ask for the hard expiry. intuit-oauth 1.2.6 copies every key of the
+    token answer onto the client (utils.set_attributes), so the answer's
+    `x_refresh_token_hard_expires_in` arrives as an attribute with no change to the library."""
+
+    x_refresh_token_hard_expires_in: int | None = None
 
     def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", settings.QBO_REQUEST_TIMEOUT)
+        # The discovery request runs inside __init__, before token_endpoint exists.
+        if url == getattr(self, "token_endpoint", None):
+            kwargs["headers"] = {**(kwargs.get("headers") or {}), HARD_EXPIRY_HEADER: "true"}
+            # This client serves every tenant of its thread (auth_client()): what a previous
+            # answer left must not pass for this answer's, if this one lacks a field.
+            for name in _ANSWER_FIELDS:
+                setattr(self, name, None)
         return super().request(method, url, **kwargs)
 
 
@@ -292,19 +314,41 @@ def _build_client(connection: QuickBooksConnection) -> PortproQuickBooks:
 # --- tokens ------------------------------------------------------------------------------
 
 
-def token_fields(auth: AuthClient) -> dict[str, Any]:
-    """The columns a token answer fills (tokens, their expiry)."""
+def _hard_expiry(auth: AuthClient, now: datetime) -> datetime | None:
+    """When the answer says the grant ends for good; None when it does not say."""
+    seconds = getattr(auth, "x_refresh_token_hard_expires_in", None)
+    try:
+        return now + timedelta(seconds=int(seconds)) if seconds is not None else None
+    except (TypeError, ValueError):
+        logger.warning("unreadable x_refresh_token_hard_expires_in: %r", seconds)
+        return None
+
+
+def token_fields(auth: AuthClient, *, hard_expires_at: datetime | None = None) -> dict[str, Any]:
+    """The columns a token answer fills (tokens, their expiry).
+
+    `hard_expires_at` is the grant's hard expiry already known (a refresh of the same grant):
+    kept when the answer does not report one, and the rolling expiry never passes it (no
+    refresh extends a grant beyond its hard expiry)."""
     now = timezone.now()
     refresh_seconds = int(getattr(auth, "x_refresh_token_expires_in", None) or 8726400)
-    return {
+    refresh_expires_at = now + timedelta(seconds=refresh_seconds)
+    fields: dict[str, Any] = {
         "access_token": auth.access_token,
         "refresh_token": auth.refresh_token,
         "access_token_expires_at": now + timedelta(seconds=int(auth.expires_in or 3600)),
-        "refresh_token_expires_at": now + timedelta(seconds=refresh_seconds),
     }
+    hard = _hard_expiry(auth, now) or hard_expires_at
+    if hard is not None:
+        fields["refresh_token_hard_expires_at"] = hard
+        refresh_expires_at = min(refresh_expires_at, hard)
+    fields["refresh_token_expires_at"] = refresh_expires_at
+    return fields
 
 
 def store_tokens(connection: QuickBooksConnection, auth: AuthClient) -> None:
+    """A new grant (consent): its hard expiry is the answer's, never the previous grant's."""
+    connection.refresh_token_hard_expires_at = None
     for name, value in token_fields(auth).items():
         setattr(connection, name, value)
     connection.token_generation += 1
@@ -348,6 +392,12 @@ def refresh_tokens(*, connection_id: int, seen_generation: int) -> QuickBooksCon
                 unchanged.update(last_error=f"Token refresh failed (HTTP {exc.status_code}).")
                 raise QboError("transient", "token refresh failed", str(exc.status_code)) from exc
             message = "QuickBooks authorization expired or was revoked."
+            ended = connection.refresh_token_hard_expires_at
+            if ended is not None and ended <= timezone.now():
+                message = (
+                    "QuickBooks authorization reached its end date (Intuit ends every "
+                    "authorization at most 5 years after consent). Reconnect to renew it."
+                )
             # Only if nobody saved a newer pair meanwhile: then the refusal was for an old token.
             if unchanged.update(
                 status=QuickBooksConnection.Status.NEEDS_RECONNECT,
@@ -361,7 +411,7 @@ def refresh_tokens(*, connection_id: int, seen_generation: int) -> QuickBooksCon
             unchanged.update(last_error="Token refresh failed: QuickBooks could not be reached.")
             raise QboError("transient", "token refresh failed: network") from exc
         unchanged.update(
-            **token_fields(auth),
+            **token_fields(auth, hard_expires_at=connection.refresh_token_hard_expires_at),
             token_generation=F("token_generation") + 1,
             last_error="",
             updated_at=timezone.now(),

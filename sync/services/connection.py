@@ -234,6 +234,8 @@ def disconnect(*, connection: QuickBooksConnection, user: User | None) -> QuickB
             connection.refresh_token = ""
             connection.access_token_expires_at = None
             connection.refresh_token_expires_at = None
+            # The revoked grant's end date; the next consent brings its own.
+            connection.refresh_token_hard_expires_at = None
             connection.token_generation += 1
             connection.save()
             note = "Disconnected from QuickBooks"
@@ -253,11 +255,15 @@ def connect_with_tokens(
     refresh_token: str,
     expires_in: int = 3600,
     refresh_expires_in: int = 8726400,
+    refresh_hard_expires_in: int | None = None,
     company_name: str = "",
     user: User | None = None,
     environment: str | None = None,
 ) -> QuickBooksConnection:
-    """Store a token pair obtained outside the browser (connect_sandbox, tests, scripts)."""
+    """Store a token pair obtained outside the browser (connect_sandbox, tests, scripts).
+
+    A new grant: its hard expiry is `refresh_hard_expires_in` (Intuit's
+    x_refresh_token_hard_expires_in) or unknown, never the previous grant's."""
     connection = QuickBooksConnection.objects.select_for_update().get(pk=connection.pk)
     holder = realm_holder(realm_id, connection)
     if holder is not None:
@@ -272,6 +278,11 @@ def connect_with_tokens(
     connection.refresh_token = refresh_token
     connection.access_token_expires_at = now + timedelta(seconds=expires_in)
     connection.refresh_token_expires_at = now + timedelta(seconds=refresh_expires_in)
+    connection.refresh_token_hard_expires_at = None
+    if refresh_hard_expires_in is not None:
+        hard = now + timedelta(seconds=refresh_hard_expires_in)
+        connection.refresh_token_hard_expires_at = hard
+        connection.refresh_token_expires_at = min(connection.refresh_token_expires_at, hard)
     connection.token_generation += 1
     connection.status = QuickBooksConnection.Status.CONNECTED
     connection.connected_at = now

@@ -2,13 +2,15 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from finance.http import AuthenticatedHttpRequest
-from sync.selectors import connection_for_company
+from finance.tenancy import may_write, switch_company
+from sync.selectors import company_for_realm, connection_for_company
 from sync.services import connection as connection_services
 from sync.views.access import current_company
 
@@ -33,6 +35,29 @@ def connect(request: AuthenticatedHttpRequest) -> HttpResponse:
     connection = connection_for_company(company=current_company(request))
     reset = request.POST.get("reset_mappings") == "1"
     return redirect(connection_services.authorize_url(connection=connection, reset_mappings=reset))
+
+
+@login_required
+@permission_required(MANAGE, raise_exception=True)
+@require_GET
+def reconnect(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """The app's Reconnect URL (Intuit app settings): QuickBooks sends the user here when the
+    connection must be renewed, often with the QuickBooks company as `realmId`. A GET (Intuit
+    links to it) that starts the consent flow for that company's tenant, made current as the
+    tenant menu would; without `realmId`, for the current tenant."""
+    realm_id = request.GET.get("realmId", "").strip()
+    if realm_id:
+        company = company_for_realm(user=request.user, realm_id=realm_id)
+        if company is None:
+            # Another tenant's realm reads the same as an unknown one: nothing to learn here.
+            context = {"realm_id": realm_id[:32]}
+            return render(request, "sync/reconnect_unknown_realm.html", context, status=404)
+        switch_company(request, company.pk)
+    company = current_company(request)
+    if not may_write(request.user, company):
+        raise PermissionDenied("Your role in this company does not include reconnecting.")
+    connection = connection_for_company(company=company)
+    return redirect(connection_services.authorize_url(connection=connection))
 
 
 @login_required

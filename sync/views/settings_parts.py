@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from finance.http import AuthenticatedHttpRequest
 from finance.models import ChargeCode, Company
-from sync.selectors import connection_for_company
+from sync.selectors import authorization_end_for, connection_for_company
 from sync.services import pull, usage
 from sync.services.mapping import MAPPED, MappedType, code_map, create_missing, targets_list
 from sync.views.access import check_settings_editor, current_company
@@ -47,6 +47,7 @@ def connection_card(request: AuthenticatedHttpRequest) -> HttpResponse:
         mapped = mapped_record_count(connection)
     context = {
         "connection": connection,
+        "authorization": authorization_end_for(connection=connection),
         "mapped_count": mapped,
         "connect_url": url_or_none("sync:connect"),
         "disconnect_url": url_or_none("sync:disconnect"),

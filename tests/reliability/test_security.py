@@ -85,6 +85,7 @@ def routes(records) -> list[tuple[str, str, str, dict, str]]:
         *rows,
         ("connection", "get", reverse("sync:connection"), {}, "manage"),
         ("callback", "get", reverse("sync:callback"), {}, "manage"),
+        ("reconnect", "get", reverse("sync:reconnect"), {}, "manage"),
         ("connect", "post", reverse("sync:connect"), {}, "manage"),
         ("connection_card", "get", reverse("sync:connection_card"), {}, "settings"),
         ("item_mapping", "get", reverse("sync:item_mapping"), {}, "settings"),

@@ -74,6 +74,11 @@ TENANT_POSTS = {
     "finance:tenant_switch",
     "finance:description_preview",
 }
+# GETs that pick their tenant from a QuickBooks realm (Intuit's Reconnect URL): another tenant's
+# realm is a 404 that changes nothing there; the member's own starts the consent flow.
+REALM_URLS = {
+    "sync:reconnect",
+}
 # Not tenant pages: redirects, sign-in, probes, Intuit's callbacks (signed or state-bound, tested
 # in test_pull, test_connection and below), Django admin (tests/finance/test_admin*.py).
 EXEMPT = {
@@ -98,7 +103,7 @@ def url_names(patterns=None, namespace=""):
 
 
 def test_every_url_has_a_place_in_the_walk():
-    covered = PAGES | RECORD_URLS | TENANT_POSTS | EXEMPT
+    covered = PAGES | RECORD_URLS | TENANT_POSTS | REALM_URLS | EXEMPT
     names = {n for n in url_names() if n.split(":")[0] not in EXEMPT_NAMESPACES}
     assert names - covered == set(), "add the new URL to one of the tables of this test"
     assert covered - names == set(), "a URL in the tables no longer exists"
@@ -297,6 +302,43 @@ def test_tenant_wide_posts_leave_the_other_tenant_untouched(client, finance_user
     assert jobs == {"clear": 4, "resync": 4, "resend": 1}
 
 
+class OfflineAuthClient:
+    """intuit-oauth's authorization URL without its discovery request (no emulator here)."""
+
+    def get_authorization_url(self, scopes, state_token=None):
+        return f"https://appcenter.example/connect/oauth2?state={state_token}"
+
+
+def test_realm_urls_reach_only_the_members_own_tenant(client, finance_user, world, monkeypatch):
+    from sync.services import connection as connection_services
+
+    monkeypatch.setattr(connection_services, "auth_client", OfflineAuthClient)
+    ours_company, theirs_company, _, _ = world
+    for company, realm in ((ours_company, "9341"), (theirs_company, "9342")):
+        connect_with_tokens(
+            connection=connection_for_company(company=company),
+            realm_id=realm,
+            access_token=f"a-{realm}",
+            refresh_token=f"r-{realm}",
+        )
+    theirs_state = connection_for_company(company=theirs_company).oauth_state
+    before = state(theirs_company)
+    client.force_login(finance_user)
+
+    for name in REALM_URLS:
+        for realm in ("9342", "5555"):  # theirs, and a realm of nobody here: the same answer
+            response = client.get(reverse(name), {"realmId": realm})
+            assert response.status_code == 404, (name, realm)
+            assert MARK["theirs"] not in response.content.decode()
+            assert "Bayou" not in response.content.decode()
+        assert client.get(reverse(name), {"realmId": "9341"}).status_code == 302, name
+
+    assert state(theirs_company) == before
+    assert connection_for_company(company=theirs_company).oauth_state == theirs_state
+    # Our own realm did start a consent flow: the walk has teeth.
+    assert connection_for_company(company=ours_company).oauth_state
+
+
 def test_a_support_member_can_look_but_every_post_is_refused(client, world):
     ours_company, _, ours, _ = world
     user, _ = membership_ensure(
@@ -316,6 +358,9 @@ def test_a_support_member_can_look_but_every_post_is_refused(client, world):
             assert client.post(url).status_code == 403, url
     bulk = {"action": "clear", "type": "invoice", "ids": [ours["invoice"].pk]}
     assert client.post(reverse("sync:bulk"), bulk).status_code == 403
+    for name in REALM_URLS:  # a consent flow started is a change too
+        assert client.get(reverse(name)).status_code == 403, name
+    assert not connection_for_company(company=ours_company).oauth_state
     assert state(ours_company) == before
 
 
