@@ -720,8 +720,13 @@ def main():
         if ONLY == "bills":  # section 8 alone, no results file
             run_bills(wiring, results)
             return
-        if ONLY == "usage":  # section 9 alone, no results file
+        if ONLY == "usage":  # section 9 alone: its key replaced in the results file
             run_api_usage(wiring, results)
+            stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+            stored["api_usage"] = {"date": results["date"], **results["api_usage"]}
+            RESULTS.parent.mkdir(parents=True, exist_ok=True)
+            RESULTS.write_text(json.dumps(stored, indent=2, default=str) + "\n")
+            say(f"\nwrote api_usage into {RESULTS.relative_to(ROOT)}")
             return
         company, sandbox, records, counts = bench_push(wiring, procs, results)
         if ONLY == "push":

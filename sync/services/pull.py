@@ -531,7 +531,9 @@ def pull_purpose_due(connection: QuickBooksConnection, now: datetime) -> str | N
     return None
 
 
-def _pull_quietly(connection: QuickBooksConnection, *, purpose: str) -> dict[str, int] | None:
+def _pull_quietly(
+    connection: QuickBooksConnection, *, purpose: str, now: datetime | None = None
+) -> dict[str, int] | None:
     """One pull; a failure is logged (the next tick tries again), never raised to beat."""
     if usage.reads_paused_now() is not None:
         return None
@@ -541,7 +543,7 @@ def _pull_quietly(connection: QuickBooksConnection, *, purpose: str) -> dict[str
         # stays for the next pass.
         with single_flight(f"pull:{connection.realm_id}", timeout=600, wait=0):
             connection.refresh_from_db()
-            if purpose == "webhook_pull" and not _still_requested(connection):
+            if purpose == "webhook_pull" and not _still_requested(connection, now):
                 return None
             return pull_changes(connection=connection, purpose=purpose)
     except LockTimeout:
@@ -553,10 +555,9 @@ def _pull_quietly(connection: QuickBooksConnection, *, purpose: str) -> dict[str
     return None
 
 
-def _still_requested(connection: QuickBooksConnection) -> bool:
-    return connection.pull_requested_at is not None and connection.pull_requested_at <= (
-        timezone.now()
-    )
+def _still_requested(connection: QuickBooksConnection, now: datetime | None) -> bool:
+    requested = connection.pull_requested_at
+    return requested is not None and requested <= (now or timezone.now())
 
 
 def pull_all(*, now: datetime | None = None) -> dict[str, int]:
@@ -570,6 +571,6 @@ def pull_all(*, now: datetime | None = None) -> dict[str, int]:
         purpose = pull_purpose_due(connection, now)
         if purpose is None:
             continue
-        for key, value in (_pull_quietly(connection, purpose=purpose) or {}).items():
+        for key, value in (_pull_quietly(connection, purpose=purpose, now=now) or {}).items():
             totals[key] = totals.get(key, 0) + value
     return totals
