@@ -286,6 +286,8 @@ QBO_SANDBOX_REFRESH_GRACE_SECONDS = env_int("QBO_SANDBOX_REFRESH_GRACE_SECONDS",
 QBO_SANDBOX_ADMIN_TOKEN = env("QBO_SANDBOX_ADMIN_TOKEN", "")
 # Emulator: monthly CorePlus calls per app (all its companies) before its 429; per app: create-app.
 QBO_SANDBOX_COREPLUS_ALLOWANCE = env_int("QBO_SANDBOX_COREPLUS_ALLOWANCE", 500_000)
+# Emulator: webhook events pending this long are packed into one delivery (several realms).
+QBO_SANDBOX_WEBHOOK_COALESCE_SECONDS = env_float("QBO_SANDBOX_WEBHOOK_COALESCE_SECONDS", 0.0)
 # Emulator: days from consent to a refresh token's hard expiry (Intuit: at most 5 years).
 QBO_SANDBOX_REFRESH_HARD_EXPIRY_DAYS = env_int("QBO_SANDBOX_REFRESH_HARD_EXPIRY_DAYS", 1826)
 
