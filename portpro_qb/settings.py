@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "axes",
     "finance",
     "sync",
+    "alerts",
 ]
 
 QBO_SANDBOX_ENABLED = env_bool("QBO_SANDBOX_ENABLED", False)
@@ -275,6 +276,31 @@ SYNC_READS_PROBE_SECONDS = env_int("SYNC_READS_PROBE_SECONDS", 3600)
 # shared by every tenant; the QuickBooks page warns from this share of it.
 QBO_COREPLUS_ALLOWANCE = env_int("QBO_COREPLUS_ALLOWANCE", 500_000)
 QBO_COREPLUS_WARN_FRACTION = env_float("QBO_COREPLUS_WARN_FRACTION", 0.8)
+
+# --- Alerts (alerts/): e-mail digests and immediate alerts, an optional Slack webhook ---
+# Links in alerts are absolute: the address people open the app at.
+SITE_URL = env("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Without EMAIL_HOST, mail is written to files under VAR_DIR/mail (the demo's inbox); with it,
+# sent by SMTP. EMAIL_BACKEND overrides either (e.g. the console backend).
+EMAIL_HOST = env("EMAIL_HOST", "")
+EMAIL_BACKEND = env(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.filebased.EmailBackend",
+)
+EMAIL_FILE_PATH = VAR_DIR / "mail"
+EMAIL_PORT = env_int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 20)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "PortPro QuickBooks <alerts@portpro.example>")
+# The daily digest goes out from this hour (TIME_ZONE), checked every few minutes by beat.
+ALERTS_DIGEST_HOUR = env_int("ALERTS_DIGEST_HOUR", 7)
+ALERTS_WEBHOOK_TIMEOUT = env_float("ALERTS_WEBHOOK_TIMEOUT", 5.0)
+# Plain-http webhooks to this machine (a local receiver): the demo and tests; else https only.
+ALERTS_WEBHOOK_ALLOW_HTTP_LOOPBACK = env_bool("ALERTS_WEBHOOK_ALLOW_HTTP_LOOPBACK", DEBUG)
 
 QB_ID_VERIFIER = env("QB_ID_VERIFIER", "sync.services.verify.qb_object_exists")
 QB_ACCOUNT_VERIFIER = env("QB_ACCOUNT_VERIFIER", "sync.services.verify.qb_income_account_exists")

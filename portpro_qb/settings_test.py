@@ -53,3 +53,7 @@ if EMBEDDED:
 # client.login must pass request=HttpRequest(), since AxesStandaloneBackend needs a request.
 # Failures live in the database (AccessAttempt), rolled back or flushed with each test.
 AXES_ENABLED = True
+# Alerts' mail lands in django.core.mail.outbox (tests/alerts).
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+ALERTS_WEBHOOK_ALLOW_HTTP_LOOPBACK = True  # tests' receivers listen on 127.0.0.1
+

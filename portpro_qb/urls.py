@@ -15,6 +15,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("finance/", include("finance.urls")),
+    path("alerts/", include("alerts.urls")),
     path("", include("sync.urls")),
 ]
 

@@ -44,13 +44,18 @@ def browser_context_args(browser_context_args):
 
 def restore_migration_rows():
     """Rows the data migrations wrote (role groups, beat schedule), which a live_server flush
-    removes: the same grants as sync/migrations/0002_roles.py and jobs as 0003_beat_schedule.py."""
+    removes: the same grants as sync/migrations/0002_roles.py and jobs as 0003_beat_schedule.py and alerts 0002."""
     from django.contrib.auth.models import Group, Permission
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
     ensure_roles(Group, Permission)
     beat_migration = importlib.import_module("sync.migrations.0003_beat_schedule")
     for name, task, seconds in beat_migration.JOBS:
+        every, _ = IntervalSchedule.objects.get_or_create(every=seconds, period="seconds")
+        PeriodicTask.objects.get_or_create(
+            name=name, defaults={"task": task, "interval": every, "enabled": True}
+        )
+    for name, task, seconds in importlib.import_module("alerts.migrations.0002_beat_schedule").JOBS:
         every, _ = IntervalSchedule.objects.get_or_create(every=seconds, period="seconds")
         PeriodicTask.objects.get_or_create(
             name=name, defaults={"task": task, "interval": every, "enabled": True}
