@@ -327,8 +327,8 @@ def digest_send(
         "by_type": {row.sync_type: 0 for row in counts},
         "recipients": [u.email for u in recipients],
     }
-    for row in counts:
-        summary["by_type"][row.sync_type] += row.count
+    for count in counts:
+        summary["by_type"][count.sync_type] += count.count
     if dry_run:
         return summary
     row = _claim(
@@ -408,11 +408,12 @@ def _title(condition: str) -> str:
 
 def immediate_message(*, company: Company, condition: str, detail: str) -> Message:
     title = _title(condition)
+    action_url = tenant_link(company=company, path=connection_path())
     context = {
         "company": company,
         "title": title,
         "detail": detail,
-        "action_url": tenant_link(company=company, path=connection_path()),
+        "action_url": action_url,
         "problems_url": tenant_link(company=company, path=problems_path()),
         "settings_url": tenant_link(company=company, path=settings_path()),
     }
@@ -421,9 +422,7 @@ def immediate_message(*, company: Company, condition: str, detail: str) -> Messa
         subject=subject,
         text=render_to_string("alerts/email/immediate.txt", context),
         html=render_to_string("alerts/email/immediate.html", context),
-        slack=_slack(
-            f"{subject}. {detail}", [("Open the QuickBooks connection", context["action_url"])]
-        ),
+        slack=_slack(f"{subject}. {detail}", [("Open the QuickBooks connection", action_url)]),
     )
 
 
@@ -457,18 +456,19 @@ def immediate_check(
         if (cid, condition) in open_rows:
             continue
         try:
-            results.append(
-                _immediate_send(
-                    company=connection.company,
-                    condition=condition,
-                    detail=detail,
-                    now=now,
-                    dry_run=dry_run,
-                )
+            result = _immediate_send(
+                company=connection.company,
+                condition=condition,
+                detail=detail,
+                now=now,
+                dry_run=dry_run,
             )
         except Exception:  # noqa: BLE001 - one tenant's failure must not stop the others
             logger.exception("immediate alert %s of company %s failed", condition, cid)
-    return [r for r in results if r]
+            continue
+        if result is not None:
+            results.append(result)
+    return results
 
 
 def _immediate_send(

@@ -27,7 +27,10 @@ def test_needs_reconnect_is_told_once_per_onset(tenant_a, both):
     connection = connected(tenant_a, status=QuickBooksConnection.Status.NEEDS_RECONNECT)
     passes()
     assert subjects() == [f"{tenant_a}: QuickBooks needs reconnecting"]
-    assert f"/alerts/open/{tenant_a.pk}/" in mail.outbox[0].body and "%23connection" in mail.outbox[0].body
+    assert (
+        f"/alerts/open/{tenant_a.pk}/" in mail.outbox[0].body
+        and "%23connection" in mail.outbox[0].body
+    )
 
     QuickBooksConnection.objects.filter(pk=connection.pk).update(status="connected")
     passes()
