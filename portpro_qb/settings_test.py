@@ -56,4 +56,3 @@ AXES_ENABLED = True
 # Alerts' mail lands in django.core.mail.outbox (tests/alerts).
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 ALERTS_WEBHOOK_ALLOW_HTTP_LOOPBACK = True  # tests' receivers listen on 127.0.0.1
-
