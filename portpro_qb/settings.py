@@ -277,6 +277,13 @@ SYNC_READS_PROBE_SECONDS = env_int("SYNC_READS_PROBE_SECONDS", 3600)
 QBO_COREPLUS_ALLOWANCE = env_int("QBO_COREPLUS_ALLOWANCE", 500_000)
 QBO_COREPLUS_WARN_FRACTION = env_float("QBO_COREPLUS_WARN_FRACTION", 0.8)
 
+# --- Reconciliation (sync/services/reconcile.py): the nightly TMS ↔ QuickBooks comparison ---
+RECONCILE_ENABLED = env_bool("RECONCILE_ENABLED", True)
+# The nightly run starts at the first beat tick from this hour (UTC) on, once a day per tenant.
+RECONCILE_HOUR = env_int("RECONCILE_HOUR", 3)
+# The nightly run and the report's default period: documents dated within this many days.
+RECONCILE_DAYS = env_int("RECONCILE_DAYS", 90)
+
 # --- Alerts (alerts/): e-mail digests and immediate alerts, an optional Slack webhook ---
 # Links in alerts are absolute: the address people open the app at.
 SITE_URL = env("SITE_URL", "http://127.0.0.1:8000").rstrip("/")

@@ -59,3 +59,29 @@ class BulkForm(forms.Form):
         ids = self.fields["ids"]
         assert isinstance(ids, forms.TypedMultipleChoiceField), "declared above"
         ids.choices = [(v, v) for v in raw if str(v).isdigit()]
+
+
+RECONCILE_MAX_DAYS = 400  # a year and a little: a longer period is several reports
+
+
+class ReconciliationForm(forms.Form):
+    start = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), label="From")
+    end = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), label="To")
+    party = forms.CharField(
+        required=False,
+        max_length=100,
+        label="Customer or vendor",
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "Name contains"}),
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        start, end = data.get("start"), data.get("end")
+        if start and end:
+            if end < start:
+                raise forms.ValidationError("The period ends before it starts.")
+            if (end - start).days > RECONCILE_MAX_DAYS:
+                raise forms.ValidationError(
+                    f"Choose a period of at most {RECONCILE_MAX_DAYS} days (one report each)."
+                )
+        return data

@@ -262,3 +262,88 @@ class ReadPause(models.Model):
 
     def __str__(self) -> str:
         return f"reads paused since {self.since:%Y-%m-%d %H:%M}"
+
+
+class QuickBooksDocument(models.Model):
+    """Our copy of one QuickBooks document (invoice, credit memo, payment, bill) as QuickBooks
+    last answered it, kept for reconciliation: filled by a query by date once, then kept current
+    by change data capture (deletions included) and compared by SyncToken, so a document is
+    never bought twice in one version."""
+
+    company = models.ForeignKey("finance.Company", on_delete=models.CASCADE, related_name="+")
+    entity = models.CharField(max_length=20)  # "Invoice", "CreditMemo", "Payment", "Bill"
+    qb_id = models.CharField(max_length=32)
+    sync_token = models.CharField(max_length=16, blank=True, default="")
+    doc_number = models.CharField(max_length=40, blank=True, default="")
+    txn_date = models.DateField(null=True, blank=True)
+    party_id = models.CharField(max_length=32, blank=True, default="")
+    party_name = models.CharField(max_length=200, blank=True, default="")
+    total = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    balance = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    voided = models.BooleanField(default=False)
+    deleted = models.BooleanField(default=False)
+    data = models.JSONField(default=dict, blank=True)  # the object as answered
+    read_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["company", "entity", "qb_id"], name="qbdocument_unique_object"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["company", "entity", "txn_date"], name="qbdocument_date_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entity} {self.qb_id} ({self.doc_number})"
+
+
+class ReconciliationState(models.Model):
+    """How far our copies of a company's QuickBooks documents reach: every document dated on or
+    after `covered_from` is held, as of `refreshed_at`, for the realm it was read from."""
+
+    company = models.OneToOneField(
+        "finance.Company", on_delete=models.CASCADE, related_name="reconciliation_state"
+    )
+    realm_id = models.CharField(max_length=32, blank=True, default="")
+    covered_from = models.DateField(null=True, blank=True)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+
+    def __str__(self) -> str:
+        return f"reconciliation of {self.company_id} from {self.covered_from}"
+
+
+class ReconciliationRun(models.Model):
+    """A snapshot: the differences found for a period, the totals of each side, and what the
+    run cost in QuickBooks reads. Nightly runs turn new differences into Problem Sync rows."""
+
+    class Trigger(models.TextChoices):
+        NIGHTLY = "nightly", "Nightly"
+        MANUAL = "manual", "On request"
+
+    company = models.ForeignKey(
+        "finance.Company", on_delete=models.CASCADE, related_name="reconciliation_runs"
+    )
+    trigger = models.CharField(max_length=8, choices=Trigger.choices)
+    period_start = models.DateField()
+    period_end = models.DateField()
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    reads = models.PositiveIntegerField(default=0)
+    documents = models.PositiveIntegerField(default=0)
+    counts = models.JSONField(default=dict, blank=True)  # kind → differences
+    totals = models.JSONField(default=dict, blank=True)
+    differences = models.JSONField(default=list, blank=True)
+    new_problems = models.PositiveIntegerField(default=0)
+    error = models.CharField(max_length=500, blank=True, default="")
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [
+            models.Index(fields=["company", "trigger", "-started_at"], name="reconrun_latest_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"reconciliation {self.period_start}–{self.period_end} of {self.company_id}"

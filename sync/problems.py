@@ -19,6 +19,9 @@ class Reason:
     # What only support can do (in admin), said to a finance user with a note to send them.
     support: str = ""
     show_message: bool = False  # the record's own message says what to fix (names the record)
+    # The row offers the choices of this other reason (a reconciliation finding is the same
+    # situation as the change a pull would have seen, found another way).
+    choices_as: str = ""
 
 
 REASONS: dict[str, Reason] = {
@@ -167,8 +170,60 @@ REASONS: dict[str, Reason] = {
         "Something unexpected went wrong (details in the attempt history). Re-sync; if it "
         "fails again, send the message to support.",
     ),
+    # Found by the reconciliation (sync/services/reconcile.py) on a record the TMS held as synced.
+    "reconcile_missing": Reason(
+        "Reconciliation: not found in QuickBooks",
+        "The nightly reconciliation found no QuickBooks copy of this record although it was "
+        "synced. Send it again as a new QuickBooks object, or clear it if it should not be there.",
+        "row",
+        show_message=True,
+        choices_as="deleted_in_quickbooks",
+    ),
+    "reconcile_deleted": Reason(
+        "Reconciliation: deleted in QuickBooks",
+        "QuickBooks holds this record as deleted (its deletion had not reached us). Send it "
+        "again as new if it belongs there, or clear it if it should stay deleted.",
+        "row",
+        choices_as="deleted_in_quickbooks",
+    ),
+    "reconcile_voided": Reason(
+        "Reconciliation: voided in QuickBooks only",
+        "QuickBooks shows this voided; the TMS does not. Void it in the TMS too, overwrite "
+        "QuickBooks with the TMS version (un-voids it there), or clear it.",
+        "row",
+        choices_as="voided_in_quickbooks",
+    ),
+    "reconcile_void_not_sent": Reason(
+        "Reconciliation: void not in QuickBooks",
+        "It is void in the TMS, but QuickBooks still holds it with its amount. Re-sync to send "
+        "the void.",
+        "row",
+        show_message=True,
+    ),
+    "reconcile_amount_differs": Reason(
+        "Reconciliation: amount differs in QuickBooks",
+        "QuickBooks holds another amount than the TMS (see Details for both versions). Use "
+        "QuickBooks' version, overwrite QuickBooks with the TMS version, or clear it.",
+        "row",
+        show_message=True,
+        choices_as="changed_in_quickbooks",
+    ),
+    "reconcile_paid_differs": Reason(
+        "Reconciliation: paid amount differs",
+        "QuickBooks and the TMS disagree on what is still open. If the payment was applied in "
+        "QuickBooks, mark it paid without sync; if a TMS payment is missing there, see the "
+        "Payments tab; clear it once both agree.",
+        "row",
+        show_message=True,
+    ),
 }
 
 
 def reason_for(code: str) -> Reason:
     return REASONS.get(code) or REASONS["internal"]
+
+
+def choices_of(code: str) -> str:
+    """The reason whose row choices (and action guards) a problem of `code` takes."""
+    reason = REASONS.get(code)
+    return (reason.choices_as if reason else "") or code

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from sync.services import batch, engine, pull, sweep
+from sync.services import batch, engine, enqueue, pull, reconcile, sweep
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -47,3 +47,16 @@ def run_bulk_job(job_id: int) -> None:
     from sync.services import actions
 
     actions.bulk_run(job_id=job_id)
+
+
+@shared_task(ignore_result=True)
+def reconcile_due() -> int:
+    claimed = reconcile.reconcile_due()
+    for run_id in claimed:
+        enqueue.reconciliation(run_id)
+    return len(claimed)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def reconcile_nightly(run_id: int) -> int:
+    return reconcile.run_nightly(run_id=run_id).new_problems

@@ -1,7 +1,7 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from sync.views import connection, match, problems, settings_parts, webhook
+from sync.views import connection, match, problems, reconciliation, settings_parts, webhook
 
 app_name = "sync"
 
@@ -35,6 +35,9 @@ urlpatterns = [
     path("sync/waiting/", problems.waiting, name="waiting"),
     path("sync/not-syncing/", problems.not_syncing, name="not_syncing"),
     path("sync/resolved/", problems.resolved, name="resolved"),
+    # Both books side by side (sync/views/reconciliation.py)
+    path("sync/reconciliation/", reconciliation.page, name="reconciliation"),
+    path("sync/reconciliation/refresh/", reconciliation.refresh, name="reconciliation_refresh"),
     # QuickBooks cards on Finance → QuickBooks (sync/views/settings_parts.py)
     path("sync/settings/connection/", settings_parts.connection_card, name="connection_card"),
     path("sync/settings/items/", settings_parts.item_mapping, name="item_mapping"),

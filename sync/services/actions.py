@@ -24,6 +24,7 @@ from finance.services import finance_settings_get
 from finance.syncstate import FRESH_START, InvalidTransition, SyncStatus, transition
 from sync.mappers import MAPPERS, Need, suffixed
 from sync.models import BulkJob
+from sync.problems import choices_of
 from sync.services import enqueue, usage
 from sync.services.client import NeedsReconnect, QboError, QuickBooksSession
 from sync.services.drift import (
@@ -208,7 +209,7 @@ CHANGED_ONLY = frozenset({"changed_in_quickbooks"})
 
 
 def _refuse_unless(record: SyncedRecord, reasons: frozenset[str], what: str) -> None:
-    if record.sync_status != SyncStatus.PROBLEM or record.problem_reason not in reasons:
+    if record.sync_status != SyncStatus.PROBLEM or choices_of(record.problem_reason) not in reasons:
         raise ActionRefused(f"Cannot {what} {record}: QuickBooks shows no such change for it.")
 
 

@@ -439,6 +439,7 @@ class QuickBooksSession:
         # Objects this session already holds in their latest version (a CDC answer): a read of
         # one is answered from here, not bought again (reads are metered).
         self.known: dict[tuple[str, str], QboObject] = {}
+        self.reads = 0  # the CorePlus calls this session was served (what a job spent)
 
     @property
     def realm(self) -> str:
@@ -495,6 +496,7 @@ class QuickBooksSession:
 
     def _count(self, method: str, *, write: bool) -> None:
         reads = 0 if write or method in _CORE_METHODS else 1
+        self.reads += reads
         usage.record_call(connection=self.connection, coreplus=reads, core=1 - reads)
 
     def _note(self, started: float) -> None:

@@ -40,6 +40,11 @@ def after_commit(task_name: str, *args: object, what: str) -> None:
     transaction.on_commit(lambda: _send(task_name, *args, what=what))
 
 
+def reconciliation(run_id: int) -> None:
+    """A claimed nightly run; one left unsent is claimed again the next night."""
+    after_commit("reconcile_nightly", run_id, what=f"reconciliation run {run_id}")
+
+
 def push_soon(sync_type: str, pk: int, delay: float) -> None:
     """A record the engine just gave back: due now → straight to the queue; due later → the
     beat sweep brings it back when next_retry_at passes."""

@@ -352,7 +352,7 @@ def _cdc_time(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
-def _changes_since(
+def changes_since(
     session: QuickBooksSession, since: datetime, entities: list[str] | None = None
 ) -> dict[str, list[QboObject]]:
     """All changes since `since`, in as few calls as the cap allows (each is a metered read):
@@ -364,7 +364,7 @@ def _changes_since(
         return changes
     present = [entity for entity in entities if changes.get(entity)]
     absent = [entity for entity in entities if entity not in present]
-    complete = _changes_since(session, since, absent) if absent else {}
+    complete = changes_since(session, since, absent) if absent else {}
     if len(present) == 1 and not absent:
         present_pages = {present[0]: _pages(session, present[0], since, changes[present[0]])}
     else:
@@ -411,7 +411,7 @@ def pull_changes(
     session = session_for(connection)
     try:
         with usage.purpose(purpose):
-            counts = _apply_changes(session, connection, _changes_since(session, since))
+            counts = _apply_changes(session, connection, changes_since(session, since))
     except Exception as exc:
         _pull_failed(connection, exc)
         raise

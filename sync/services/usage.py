@@ -35,6 +35,7 @@ PURPOSES = {
     "manual_pull": "Change pulls started by a person or a command",
     "check": "Checks a person asked for (QuickBooks IDs, mappings, refused data)",
     "mapping": "Listing QuickBooks items and accounts for mapping",
+    "reconcile": "Reconciliation with QuickBooks (nightly, and refreshes a person asked for)",
 }
 _purpose: contextvars.ContextVar[str] = contextvars.ContextVar("qbo_purpose", default="push")
 # Core calls are frequent (every push); CorePlus calls are what is metered. Both are counted,

@@ -12,7 +12,7 @@ from django.utils import timezone
 from finance.models import SyncedRecord
 from finance.registry import RECORD_TYPES, record_type, record_type_of
 from sync.mappers import MAPPERS
-from sync.problems import Reason, reason_for
+from sync.problems import Reason, choices_of, reason_for
 from sync.selectors import PROBLEM_TABS
 
 TYPE_LABELS = dict(PROBLEM_TABS)
@@ -92,7 +92,7 @@ def row_actions(record: SyncedRecord, label: str) -> list[RowAction]:
         f"Take {label} off the problem list without sending it to QuickBooks? "
         "You can undo it under Recently resolved.",
     )
-    reason = record.problem_reason
+    reason = choices_of(record.problem_reason)
     if reason == "voided_in_quickbooks":
         return [
             RowAction(

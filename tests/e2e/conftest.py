@@ -42,24 +42,27 @@ def browser_context_args(browser_context_args):
     return {**browser_context_args, "viewport": {"width": 1440, "height": 900}}
 
 
+# The data migrations that add beat jobs (each has a JOBS list of (name, task, seconds)).
+BEAT_MIGRATIONS = (
+    "sync.migrations.0003_beat_schedule",
+    "sync.migrations.0011_reconciliation",
+    "alerts.migrations.0002_beat_schedule",
+)
+
+
 def restore_migration_rows():
     """Rows the data migrations wrote (role groups, beat schedule), which a live_server flush
-    removes: the same grants as sync/migrations/0002_roles.py and jobs as 0003_beat_schedule.py and alerts 0002."""
+    removes: the same grants as sync/migrations/0002_roles.py and jobs as BEAT_MIGRATIONS."""
     from django.contrib.auth.models import Group, Permission
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
     ensure_roles(Group, Permission)
-    beat_migration = importlib.import_module("sync.migrations.0003_beat_schedule")
-    for name, task, seconds in beat_migration.JOBS:
-        every, _ = IntervalSchedule.objects.get_or_create(every=seconds, period="seconds")
-        PeriodicTask.objects.get_or_create(
-            name=name, defaults={"task": task, "interval": every, "enabled": True}
-        )
-    for name, task, seconds in importlib.import_module("alerts.migrations.0002_beat_schedule").JOBS:
-        every, _ = IntervalSchedule.objects.get_or_create(every=seconds, period="seconds")
-        PeriodicTask.objects.get_or_create(
-            name=name, defaults={"task": task, "interval": every, "enabled": True}
-        )
+    for module in BEAT_MIGRATIONS:
+        for name, task, seconds in importlib.import_module(module).JOBS:
+            every, _ = IntervalSchedule.objects.get_or_create(every=seconds, period="seconds")
+            PeriodicTask.objects.get_or_create(
+                name=name, defaults={"task": task, "interval": every, "enabled": True}
+            )
 
 
 @pytest.fixture(autouse=True)
