@@ -32,11 +32,6 @@ def pull_changes() -> dict:
     return pull.pull_all()
 
 
-@shared_task(acks_late=True, ignore_result=True)
-def process_webhook_event(event_id: int) -> str:
-    return pull.webhook_event_process(event_id=event_id)
-
-
 @shared_task(ignore_result=True)
 def process_webhooks() -> int:
     return pull.webhook_events_process_pending()

@@ -198,7 +198,6 @@ def webhook_receive(*, body: bytes, signature: str) -> list[int]:
 WEBHOOK_MAX_ATTEMPTS = 8  # then the event is given up on; the CDC sweep still sees the change
 WEBHOOK_RETRY_BASE_SECONDS = 30
 WEBHOOK_RETRY_MAX_SECONDS = 3600
-RECONNECT_WAIT_SECONDS = 300
 
 
 def _event_done(event: WebhookEvent, outcome: str, error: str = "") -> str:
