@@ -313,6 +313,8 @@ QB_ID_VERIFIER = env("QB_ID_VERIFIER", "sync.services.verify.qb_object_exists")
 QB_ACCOUNT_VERIFIER = env("QB_ACCOUNT_VERIFIER", "sync.services.verify.qb_income_account_exists")
 QBO_SANDBOX_WEBHOOK_RETRY_SCALE = env_float("QBO_SANDBOX_WEBHOOK_RETRY_SCALE", 1.0)
 QBO_SANDBOX_THROTTLE_ENABLED = env_bool("QBO_SANDBOX_THROTTLE_ENABLED", True)
+# The largest file the emulator's upload endpoint takes (Intuit: 100 MB).
+QBO_SANDBOX_ATTACHMENT_MAX_BYTES = env_int("QBO_SANDBOX_ATTACHMENT_MAX_BYTES", 100 * 1024 * 1024)
 # Seconds a used (rotated) refresh token still answers with the same new pair.
 QBO_SANDBOX_REFRESH_GRACE_SECONDS = env_int("QBO_SANDBOX_REFRESH_GRACE_SECONDS", 30)
 # Token for /qbo-sandbox/api/faults/<realm> (header X-Sandbox-Admin-Token); empty = staff only.

@@ -14,7 +14,7 @@ from django.http import HttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from . import faults, store, throttle, usage, webhooks
+from . import attachments, faults, store, throttle, usage, webhooks
 from .faults import QboFault, fault_response, json_response
 from .models import Entity, RequestLog, SandboxCompany, Token
 from .oauth import bearer_token, token_is_live
@@ -177,6 +177,22 @@ def send_entity(request, company, parts):
     return write(request, company, lambda ctx: send(ctx, entity_type, parts[1], request))
 
 
+def upload_endpoint(request, company, parts):
+    """POST /upload: files with their Attachable metadata (qbo_sandbox/attachments.py)."""
+    uploaded = attachments.parse(request)  # before write(): a bad body is refused whatever the id
+    return write(
+        request,
+        company,
+        lambda ctx: attachments.upload(ctx, request, uploaded),
+        replayable=attachments.all_accepted,
+    )
+
+
+def download_endpoint(request, company, parts):
+    """GET /download/<id>: the file's temporary download URL, as text (Intuit's answer)."""
+    return HttpResponse(attachments.temp_download_uri(company, parts[1]), content_type="text/plain")
+
+
 def write_entity(request, company, parts):
     """POST /<entity>: create or update, or ?operation=delete|void, ?operation=update&include=void."""
     entity_type = _routable_entity(parts[0])
@@ -191,7 +207,7 @@ def write_entity(request, company, parts):
 
 
 ANY_METHOD = "*"
-SERVICE_PATHS = {"query", "batch", "cdc", "preferences", "companyinfo"}
+SERVICE_PATHS = {"query", "batch", "cdc", "preferences", "companyinfo", "upload", "download"}
 # (HTTP method, path shape from _shape) → handler(request, company, parts).
 V3_ROUTES = {
     (ANY_METHOD, "query"): query_endpoint,
@@ -200,6 +216,8 @@ V3_ROUTES = {
     ("GET", "preferences"): preferences_endpoint,
     ("GET", "companyinfo"): company_info_endpoint,
     ("GET", "companyinfo/{id}"): company_info_endpoint,
+    ("POST", "upload"): upload_endpoint,
+    ("GET", "download/{id}"): download_endpoint,
     ("POST", "{entity}"): write_entity,
     ("GET", "{entity}/{id}"): read_entity,
     ("GET", "{entity}/{id}/pdf"): entity_pdf,
@@ -299,8 +317,10 @@ def _requestid(request):
     return requestid
 
 
-def write(request, company, operation):
-    """Run one write under the company lock with requestid replay and injected timeouts."""
+def write(request, company, operation, replayable=lambda body: True):
+    """Run one write under the company lock with requestid replay and injected timeouts. An
+    answer `replayable` refuses (an upload with a refused file) is not kept for replay, like a
+    fault: the fixed retry with the same requestid is written."""
     requestid = _requestid(request)
     with transaction.atomic():
         locked = lock_company(company.pk)
@@ -316,7 +336,7 @@ def write(request, company, operation):
         except QboFault as fault:
             return fault_response(fault)
         body["time"] = qbo_time()
-        if requestid:
+        if requestid and replayable(body):
             _log_answer(locked, requestid, body, looked=honour)
         webhooks.enqueue(locked, ctx.events)
     return _maybe_lose_response(locked, json_response(body))

@@ -279,3 +279,15 @@ class SigningKey(models.Model):
     kid = models.CharField(max_length=64, unique=True)
     private_pem = models.TextField()
     created = models.DateTimeField(auto_now_add=True)
+
+
+class AttachmentFile(models.Model):
+    """The bytes of an uploaded Attachable. Intuit keeps them in its file store and hands out a
+    signed, short-lived TempDownloadUri; here the link carries an unguessable token."""
+
+    entity = models.OneToOneField(Entity, on_delete=models.CASCADE, related_name="file")
+    content = models.BinaryField()
+    token = models.CharField(max_length=64, unique=True)
+
+    def __str__(self):
+        return f"file of {self.entity}"

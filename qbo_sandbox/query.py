@@ -180,9 +180,18 @@ class Parser:
         return (field, op, self.value())
 
 
+class AnyOf(list):
+    """The values a path takes through a list (AttachableRef.EntityRef.value over every
+    reference): a condition holds when it holds for one of them."""
+
+
 def get_path(data, field):
     value = data
-    for part in field.split("."):
+    parts = field.split(".")
+    for index, part in enumerate(parts):
+        if isinstance(value, list):
+            rest = ".".join(parts[index:])
+            return AnyOf(v for v in (get_path(item, rest) for item in value) if v is not None)
         if not isinstance(value, dict):
             return None
         if part in value:
@@ -221,6 +230,8 @@ def _bool(value):
 
 
 def matches(row_value, op, value):
+    if isinstance(row_value, AnyOf):
+        return any(matches(v, op, value) for v in row_value)
     if op == "in":
         return any(matches(row_value, "=", v) for v in value)
     if op == "like":

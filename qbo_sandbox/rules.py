@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from . import faults
+from . import faults, store
 from .models import Entity
 from .timefmt import local_today
 
@@ -1139,7 +1139,36 @@ class PurchaseRule(GenericTxnRule):
     )
 
 
+def check_attachable_refs(ctx, entity_type, data, existing):
+    """AttachableRef: what the file or note is attached to. Each EntityRef names an object that
+    exists (2500 otherwise, 610 when inactive); IncludeOnSend defaults to false. An Attachable
+    without references is allowed (it sits in the attachment list)."""
+    refs = data.get("AttachableRef") or []
+    if not isinstance(refs, list):
+        raise faults.QboFault(2010, "Request has invalid or unsupported property", "AttachableRef")
+    for item in refs:
+        entity_ref = item.get("EntityRef") if isinstance(item, dict) else None
+        if not isinstance(entity_ref, dict) or not entity_ref.get("value"):
+            raise faults.required_missing("AttachableRef.EntityRef")
+        target_type = store.canonical_name(entity_ref.get("type") or "")
+        value = str(entity_ref["value"])
+        if target_type is None:
+            raise faults.invalid_reference(str(entity_ref.get("type") or "(no type)"), value)
+        check_ref(ctx, target_type, value)
+        entity_ref["type"] = target_type
+        entity_ref["value"] = value
+        item["IncludeOnSend"] = item.get("IncludeOnSend") in (True, "true", "True")
+
+
+class AttachableRule(Rule):
+    """A file (uploaded through /upload) or a note (POST /attachable) and what it is attached
+    to; deleted, never voided."""
+
+    checks = (check_attachable_refs,)
+
+
 RULES = {
+    "Attachable": AttachableRule(),
     "Customer": CustomerRule(),
     "Vendor": VendorRule(),
     "Employee": EmployeeRule(),

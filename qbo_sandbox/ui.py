@@ -18,7 +18,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from . import services, store, usage, webhooks
+from . import attachments, services, store, usage, webhooks
 from .faults import QboFault
 from .models import Entity, SandboxCompany
 from .rules import PAY_TYPES, SETTLEMENTS
@@ -108,6 +108,9 @@ def entity_detail(request, realm, entity_type, qbo_id):
             "obj": body,
             "pretty": json.dumps(body, indent=2),
             "pay_accounts": _pay_accounts(company) if name == "Bill" else [],
+            "attachments": attachments.attachments_of(company, name, qbo_id)
+            if name in ("Invoice", "Bill")
+            else [],
             "customer_form": CustomerForm(
                 initial={
                     "display_name": body.get("DisplayName", ""),

@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from . import api, oauth, signin, ui
+from . import api, attachments, oauth, signin, ui
 
 app_name = "qbo_sandbox"
 
@@ -14,6 +14,8 @@ urlpatterns = [
     path("v1/openid_connect/userinfo", oauth.userinfo, name="userinfo"),
     re_path(r"^v3/company/(?P<realm>[^/]+)/(?P<rest>.*)$", api.v3, name="v3"),
     path("api/faults/<str:realm>", ui.faults_api, name="faults_api"),
+    # An Attachable's TempDownloadUri (on Intuit a signed link to its file store).
+    path("files/<str:token>", attachments.download, name="attachment_download"),
     path("usage/<str:realm>/", ui.usage_api, name="usage_api"),
     # The QuickBooks user's sign-in, asked by the consent page and every UI page below.
     path("signin", signin.signin, name="signin"),
