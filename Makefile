@@ -25,7 +25,7 @@ test: venv
 
 # The embedded default (SQLite file, filesystem broker, no Redis), as `make demo` runs it.
 test-embedded: venv
-	TEST_EMBEDDED=1 $(VENV)/bin/pytest tests/finance tests/sync tests/platform -m "not postgres" $(PYTEST_ARGS)
+	TEST_EMBEDDED=1 $(VENV)/bin/pytest tests/finance tests/sync tests/alerts tests/platform -m "not postgres" $(PYTEST_ARGS)
 
 # Migrations apply on a fresh SQLite file and match the models.
 check-migrations: venv
