@@ -746,3 +746,15 @@ def reconcile_due(*, now: datetime | None = None) -> list[int]:
 
 def latest_runs(*, company: Company, limit: int = 10) -> list[ReconciliationRun]:
     return list(ReconciliationRun.objects.filter(company=company).order_by("-started_at")[:limit])
+
+
+def last_nightly(*, company: Company) -> ReconciliationRun | None:
+    """The latest finished nightly run (Problem Sync points at what it could not turn into
+    rows: documents in QuickBooks only)."""
+    return (
+        ReconciliationRun.objects.filter(
+            company=company, trigger=ReconciliationRun.Trigger.NIGHTLY, finished_at__isnull=False
+        )
+        .order_by("-started_at")
+        .first()
+    )

@@ -28,7 +28,7 @@ from sync import selectors
 from sync.forms import BulkForm, ProblemFilterForm
 from sync.mappers import MAPPERS
 from sync.models import BulkJob, ProblemEvent
-from sync.services import actions, usage
+from sync.services import actions, reconcile, usage
 from sync.services.client import NeedsReconnect, QboError
 from sync.services.drift import deleted, differences, last_write, voided
 from sync.services.engine import SyncContext
@@ -116,6 +116,7 @@ def problems(request: AuthenticatedHttpRequest) -> HttpResponse:
         "resolved": _resolved(company),
         "chart": trend_chart(selectors.trend(company=company)),
         "query": _query_without_page(request),
+        "reconciled": reconcile.last_nightly(company=company),
     }
     return render(request, "sync/problems.html", context)
 

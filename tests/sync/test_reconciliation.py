@@ -266,3 +266,23 @@ def test_the_page_shows_differences_first_and_exports_csv(qbo, finance_user, out
     outsider_client.force_login(outsider)
     assert outsider_client.get("/sync/reconciliation/").status_code == 403
     assert outsider_client.post("/sync/reconciliation/refresh/", period).status_code == 403
+
+
+def test_problem_sync_points_at_documents_only_in_quickbooks(qbo, finance_user, settings):
+    settings.RECONCILE_HOUR = 0
+    invoice = synced_invoice(qbo)
+    Membership.objects.get_or_create(user=finance_user, company=invoice.company)
+    client = Client()
+    client.force_login(finance_user)
+    assert "reconcile-banner" not in client.get("/sync/problems/").content.decode()
+    receive_in_quickbooks(qbo, invoice, Decimal("5.00"))  # a payment the TMS never heard of
+    finance_settings_get(company=invoice.company).__class__.objects.filter(
+        company=invoice.company
+    ).update(pull_payments=False)
+
+    run = reconcile.run_nightly(run_id=reconcile.reconcile_due()[0])
+
+    assert run.counts["only_in_quickbooks"] == 1 and run.counts["paid_differs"] == 1
+    page = client.get("/sync/problems/").content.decode()
+    assert "found 1 document in QuickBooks that the TMS does not have" in page
+    assert f"start={run.period_start:%Y-%m-%d}" in page
