@@ -23,7 +23,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from finance import payables, services
+from finance import documents, payables, services
 from finance.descriptions import describe_invoice, validate_mapping
 from finance.forms import DESCRIPTION_FORM_FIELDS, OPTION_FIELDS
 from finance.http import staff_user
@@ -41,7 +41,9 @@ from finance.models import (
     Customer,
     FinanceSettings,
     Invoice,
+    InvoiceAttachment,
     Load,
+    LoadDocument,
     ManualAction,
     Membership,
     PayCode,
@@ -414,8 +416,57 @@ class ChargeCodeAdmin(SyncedRecordAdmin):
         return services.charge_code_create(company=company, code=code, name=name, **fields)
 
 
+class LoadDocumentForm(forms.ModelForm):
+    class Meta:
+        model = LoadDocument
+        fields = ("kind", "file")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        assert data is not None, "ModelForm.clean returns cleaned_data"
+        upload = data.get("file")
+        if upload is not None and "file" in self.changed_data:
+            try:
+                documents.document_content_type(filename=upload.name, size=upload.size)
+            except ValidationError as exc:
+                self.add_error("file", exc.message_dict.get("file", exc.messages))
+        return data
+
+
+class LoadDocumentInline(admin.TabularInline):
+    """PODs, BOLs… stored with the load; saved through finance.documents (attached to the
+    load's invoices in QuickBooks per Finance settings)."""
+
+    model = LoadDocument
+    form = LoadDocumentForm
+    extra = 1
+    fields = ("kind", "file", "original_filename", "content_type", "size", "uploaded_at")
+    readonly_fields = ("original_filename", "content_type", "size", "uploaded_at")
+
+
 @admin.register(Load)
 class LoadAdmin(admin.ModelAdmin):
+    inlines = (LoadDocumentInline,)
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        if formset.model is not LoadDocument:
+            return super().save_formset(request, form, formset, change)
+        user = staff_user(request)
+        for document in formset.deleted_objects:
+            document.delete()  # QuickBooks keeps the copy already attached there
+        for row in formset.forms:
+            if not row.has_changed() or row in formset.deleted_forms:
+                continue
+            upload, kind = row.cleaned_data.get("file"), row.cleaned_data.get("kind")
+            if row.instance.pk is None:
+                documents.load_document_add(load=form.instance, kind=kind, file=upload, user=user)
+                continue
+            if "file" in row.changed_data:
+                documents.load_document_replace(document=row.instance, file=upload, user=user)
+            if "kind" in row.changed_data:
+                LoadDocument.objects.filter(pk=row.instance.pk).update(kind=kind)
+        return None
+
     list_display = (
         "load_number",
         "container_number",
@@ -806,4 +857,19 @@ class ManualActionAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: ManualAction | None = None) -> bool:
+        return False
+
+
+@admin.register(InvoiceAttachment)
+class InvoiceAttachmentAdmin(SyncedRecordAdmin):
+    """A load document on a QuickBooks invoice: made by the sync, fixed on the load (replace the
+    file there), so nothing is edited here."""
+
+    list_display = ("invoice", "document", "sync_status", "qb_id")
+    list_select_related = ("invoice", "document")
+    search_fields = ("invoice__doc_number", "document__original_filename")
+    readonly_fields = ("company", "invoice", "document")
+    fields = ("company", "invoice", "document")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False

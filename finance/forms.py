@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.utils.module_loading import import_string
 
 from finance.descriptions import validate_mapping
-from finance.models import DESCRIPTION_FIELDS, Company, FinanceSettings, Invoice
+from finance.models import DESCRIPTION_FIELDS, Company, FinanceSettings, Invoice, LoadDocument
 
 OPTION_FIELDS = [
     "sync_customers",
@@ -27,6 +27,8 @@ OPTION_FIELDS = [
     "income_account_ref",
     "vendor_name_clash",
     "vendor_name_suffix",
+    "attach_document_kinds",
+    "attachments_on_send",
 ]
 DESCRIPTION_FORM_FIELDS = [
     "description_fields",
@@ -66,6 +68,16 @@ class SyncOptionsForm(forms.ModelForm):
     )
     payment_pull_days = forms.IntegerField(
         min_value=1, label="Look back for QuickBooks changes (days)"
+    )
+    attach_document_kinds = forms.MultipleChoiceField(
+        choices=LoadDocument.Kind.choices,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        label="Load documents attached to QuickBooks invoices",
+        help_text="Applies to attachments made from now on; files already attached stay.",
+    )
+    attachments_on_send = forms.BooleanField(
+        required=False, label="Include the attachments when QuickBooks emails the invoice"
     )
 
     def clean(self) -> dict[str, Any]:

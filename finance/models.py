@@ -660,6 +660,11 @@ def default_bill_description_fields() -> list[str]:
     return ["charge_name", "load", "container", "truck", "charge_note"]
 
 
+def list_of_attach_kinds() -> list[str]:
+    """POD and BOL (LoadDocument.Kind, defined below)."""
+    return ["pod", "bol"]
+
+
 class FinanceSettings(CheckedFields):
     """How one TMS company wants QuickBooks sync to behave (Finance → QuickBooks page)."""
 
@@ -739,6 +744,14 @@ class FinanceSettings(CheckedFields):
         blank=True,
         help_text="Ordered keys from BILL_DESCRIPTION_FIELDS, for bill lines.",
     )
+    # Load documents attached to the QuickBooks invoice (LoadDocument.Kind values); a change
+    # applies to attachments made from then on.
+    attach_document_kinds = models.JSONField(
+        default=list_of_attach_kinds, blank=True, help_text="Document kinds sent with invoices."
+    )
+    attachments_on_send = models.BooleanField(
+        default=False, help_text="Include the attached documents when QuickBooks emails the invoice."
+    )
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
@@ -789,3 +802,76 @@ class ManualAction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} · {self.record_type} {self.record_id}"
+
+
+def load_document_path(instance: "LoadDocument", filename: str) -> str:
+    # Under the company and load, with a random part: two PODs named scan.pdf never collide,
+    # and a path says nothing guessable about another tenant's files.
+    import secrets
+
+    return f"load-documents/{instance.company_id}/{instance.load_id}/{secrets.token_hex(8)}.bin"
+
+
+class LoadDocument(CheckedFields):
+    """A file stored with a load (POD, BOL…) through Django's storage API (STORAGES["default"])."""
+
+    class Kind(models.TextChoices):
+        POD = "pod", "Proof of delivery (POD)"
+        BOL = "bol", "Bill of lading (BOL)"
+        RATE_CONFIRMATION = "rate_confirmation", "Rate confirmation"
+        LUMPER_RECEIPT = "lumper_receipt", "Lumper receipt"
+        SCALE_TICKET = "scale_ticket", "Scale ticket"
+        OTHER = "other", "Other"
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="load_documents")
+    load = models.ForeignKey(Load, on_delete=models.CASCADE, related_name="documents")
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.POD)
+    file = models.FileField(upload_to=load_document_path, max_length=300)
+    original_filename = models.CharField(max_length=200)
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveBigIntegerField(default=0)
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+
+    class Meta:
+        ordering = ["load", "kind", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} · {self.original_filename}"
+
+
+class InvoiceAttachment(SyncedRecord):
+    """One load document attached to one invoice in QuickBooks (an Attachable): a combined
+    invoice has one per document of each of its loads."""
+
+    sync_type = "attachment"
+
+    company = models.ForeignKey(
+        Company, on_delete=models.CASCADE, related_name="invoice_attachments"
+    )
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="attachments")
+    document = models.ForeignKey(
+        LoadDocument, on_delete=models.CASCADE, related_name="attachments"
+    )
+
+    class Meta:
+        ordering = ["invoice", "document"]
+        indexes = sync_indexes("attachment")
+        constraints = sync_constraints("attachment") + [
+            models.UniqueConstraint(
+                fields=["invoice", "document"], name="attachment_unique_invoice_document"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.invoice} · {self.document.original_filename}"
+
+    @property
+    def doc_number(self) -> str:
+        return self.invoice.doc_number
+
+    @property
+    def file_name(self) -> str:
+        return self.document.original_filename

@@ -20,6 +20,7 @@ from finance.models import (
     Customer,
     FinanceSettings,
     Invoice,
+    InvoiceAttachment,
     PayCode,
     Payment,
     SyncedRecord,
@@ -194,12 +195,28 @@ RECORD_TYPES: dict[str, RecordType] = {
                 settings_toggle="sync_bills",
                 payable_outside=True,
             ),
+            RecordType(
+                name="attachment",
+                tab_position=9,
+                model=InvoiceAttachment,
+                singular="Attachment",
+                tab_title="Attachments",
+                label_fields=("doc_number", "file_name"),
+                order=9,  # after its invoice (and every other type)
+                search_fields=(
+                    "invoice__doc_number",
+                    "document__original_filename",
+                    "document__load__load_number",
+                    "invoice__customer__display_name",
+                ),
+                settings_toggle="sync_invoices",
+            ),
         ],
         key=lambda rt: rt.order,
     )
 }
 # Dependency order: customers → items → invoices and credit memos → payments; vendors →
-# pay codes (accounts) → bills.
+# pay codes (accounts) → bills; load documents attached to invoices last.
 SYNC_ORDER: list[str] = list(RECORD_TYPES)
 SYNCED_MODELS: dict[str, type[SyncedRecord]] = {n: rt.model for n, rt in RECORD_TYPES.items()}
 

@@ -143,6 +143,7 @@ def quickbooks(request: AuthenticatedHttpRequest) -> HttpResponse:
                 "vendor_name_suffix",
             )
         ],
+        "document_fields": [options["attach_document_kinds"], options["attachments_on_send"]],
     }
     return render(request, "finance/quickbooks.html", context)
 

@@ -166,6 +166,11 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Load documents (PODs, BOLs) are kept through Django's storage API: files under MEDIA_ROOT.
+MEDIA_ROOT = Path(env("MEDIA_ROOT", str(VAR_DIR / "media")))
+MEDIA_URL = "media/"  # not served: documents are read through the app, never by URL
+# The largest load document accepted (QuickBooks takes attachments up to 100 MB).
+LOAD_DOCUMENT_MAX_BYTES = env_int("LOAD_DOCUMENT_MAX_BYTES", 100 * 1024 * 1024)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

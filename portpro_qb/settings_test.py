@@ -10,6 +10,7 @@ marker and are deselected there (`make test-embedded`).
 """
 
 import os
+import tempfile
 from pathlib import Path
 
 EMBEDDED = os.environ.get("TEST_EMBEDDED", "") == "1"
@@ -32,6 +33,8 @@ else:
     os.environ["CELERY_BROKER_URL"] = os.environ.get("TEST_BROKER_URL", "redis://127.0.0.1:6379/14")
 os.environ.setdefault("FIELD_ENCRYPTION_KEY", "C7fKjEnp15QX5CFKk8ZbtKHT6rkj5RPuT0vcTuVDnCc=")
 os.environ.setdefault("QBO_ENVIRONMENT", "local")
+# Load documents in a temporary directory of this run; worker processes inherit it (env).
+os.environ.setdefault("MEDIA_ROOT", tempfile.mkdtemp(prefix="portpro-test-media-"))
 os.environ.setdefault("QBO_SANDBOX_WEBHOOK_RETRY_SCALE", "0.01")
 # Webhook events decided and their change pull run at once (the tests of the debounce itself
 # set their own values).

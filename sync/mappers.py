@@ -23,6 +23,7 @@ from django.db import models
 from django.db.models import Q, QuerySet
 
 from finance.descriptions import describe_bill_line, describe_invoice
+from finance.documents import invoice_attachments_ensure
 from finance.models import (
     Bill,
     BillLine,
@@ -31,6 +32,7 @@ from finance.models import (
     CreditMemo,
     Customer,
     Invoice,
+    InvoiceAttachment,
     PayCode,
     Payment,
     PaymentApplication,
@@ -190,6 +192,8 @@ class Mapper(Generic[RecordT]):
     # QuickBooks entities pulled for this type that are not records of ours (a bill's
     # BillPayments); every object of theirs concerns us, creates too.
     extra_pulls: tuple[ExtraPull, ...] = ()
+    # Sent as a file upload (upload()), one record a request: the batch endpoint takes no files.
+    uploads: bool = False
 
     @property
     def record_type(self) -> RecordType:
@@ -268,6 +272,10 @@ class Mapper(Generic[RecordT]):
 
     def renumber(self, record: RecordT, number: str) -> RecordT:
         """A new document number, through the finance service (types with doc_number_field)."""
+        raise NotImplementedError
+
+    def upload(self, record: RecordT, ctx: SyncContext, body: QboObject, rid: str) -> QboObject:
+        """Send the record as a file with `body` as its metadata (types with `uploads`)."""
         raise NotImplementedError
 
 
@@ -390,7 +398,10 @@ class ItemMapper(Mapper[ChargeCode]):
 
 class InvoiceMapper(Mapper[Invoice]):
     def waiting_on(self, invoice: Invoice) -> list[Waiting]:
-        return [Waiting(Payment, Q(applications__invoice_id=invoice.pk), "invoice_not_synced")]
+        return [
+            Waiting(Payment, Q(applications__invoice_id=invoice.pk), "invoice_not_synced"),
+            Waiting(InvoiceAttachment, Q(invoice_id=invoice.pk), "invoice_not_synced"),
+        ]
 
     def skip_reason(self, invoice: Invoice, ctx: SyncContext) -> str:
         if invoice.status == Invoice.Status.DRAFT:
@@ -475,6 +486,9 @@ class InvoiceMapper(Mapper[Invoice]):
     def after_settle(self, invoice: Invoice, obj: QboObject) -> None:
         if obj.get("Balance") not in (None, ""):
             pull_apply.balance_after_answer(invoice=invoice, obj=obj)
+        if not invoice.qb_id and obj.get("Id"):  # its first arrival: its loads' documents follow
+            invoice.qb_id = str(obj["Id"])
+            invoice_attachments_ensure(invoice=invoice)
 
 
 class CreditMemoMapper(Mapper[CreditMemo]):
@@ -738,6 +752,78 @@ class BillMapper(Mapper[Bill]):
         return _first_balance(bill, obj)
 
 
+class AttachmentMapper(Mapper[InvoiceAttachment]):
+    """A load document attached to its invoice in QuickBooks (an Attachable, uploaded)."""
+
+    def skip_reason(self, attachment: InvoiceAttachment, ctx: SyncContext) -> str:
+        kind = attachment.document.kind
+        if not attachment.qb_id and kind not in (ctx.settings.attach_document_kinds or []):
+            label = attachment.document.get_kind_display()
+            return f"{label} documents are not attached to invoices (Finance settings)."
+        return ""
+
+    def dependencies(self, attachment: InvoiceAttachment, ctx: SyncContext) -> list[Need]:
+        invoice = attachment.invoice
+        return [Need(invoice, "invoice_not_synced", f"Invoice {invoice.doc_number}")]
+
+    def references(self, attachment: InvoiceAttachment) -> list[Need]:
+        invoice = attachment.invoice
+        return [Need(invoice, USES_A_PROBLEM, f"Invoice {invoice.doc_number}")]
+
+    def wait_for(self) -> Q:
+        return owed("invoice")
+
+    def check(self, attachment: InvoiceAttachment, ctx: SyncContext) -> None:
+        document = attachment.document
+        if not document.file or not document.file.storage.exists(document.file.name):
+            raise MappingProblem(
+                "attachment_file_missing",
+                f"The file of {document.original_filename} is no longer in the document store.",
+            )
+
+    def body(self, attachment: InvoiceAttachment, ctx: SyncContext) -> QboObject:
+        document = attachment.document
+        return {
+            "AttachableRef": [
+                {
+                    "EntityRef": {"type": "Invoice", "value": attachment.invoice.qb_id},
+                    "IncludeOnSend": ctx.settings.attachments_on_send,
+                }
+            ],
+            "FileName": document.original_filename,
+            "ContentType": document.content_type,
+            "Note": f"{document.get_kind_display()} · load {document.load.load_number}",
+        }
+
+    def upload(
+        self, attachment: InvoiceAttachment, ctx: SyncContext, body: QboObject, rid: str
+    ) -> QboObject:
+        # QuickBooks cannot replace an attachment's bytes: a new version is a new upload.
+        metadata = {k: v for k, v in body.items() if k not in {"Id", "SyncToken", "sparse"}}
+        document = attachment.document
+        try:
+            with document.file.open("rb") as handle:
+                content = handle.read()
+        except FileNotFoundError as gone:
+            raise MappingProblem(
+                "attachment_file_missing",
+                f"The file of {document.original_filename} is no longer in the document store.",
+            ) from gone
+        return ctx.session.upload(metadata, content, request_id=rid)
+
+    def natural_key_query(self, attachment: InvoiceAttachment) -> str:
+        return (
+            "SELECT * FROM Attachable WHERE AttachableRef.EntityRef.Type = 'Invoice'"
+            f" AND AttachableRef.EntityRef.value = {quote(attachment.invoice.qb_id)}"
+        )
+
+    def matches(self, attachment: InvoiceAttachment, obj: QboObject) -> bool:
+        document = attachment.document
+        return obj.get("FileName") == document.original_filename and str(
+            obj.get("Size")
+        ) == str(document.size)
+
+
 MAPPERS: dict[str, Mapper[Any]] = {
     "customer": CustomerMapper(
         "customer",
@@ -812,6 +898,12 @@ MAPPERS: dict[str, Mapper[Any]] = {
         ),
         void_in_tms=lambda bill, *, user: bill_void(bill=bill, user=user),
         doc_number_field="doc_number",
+    ),
+    "attachment": AttachmentMapper(
+        "attachment",
+        "Attachable",
+        select_related=("invoice", "document__load"),
+        uploads=True,
     ),
 }
 assert list(MAPPERS) == list(RECORD_TYPES), "mappers and record types must list the same types"

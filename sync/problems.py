@@ -25,6 +25,17 @@ class Reason:
 
 
 REASONS: dict[str, Reason] = {
+    "attachment_refused": Reason(
+        "QuickBooks refused the document",
+        "QuickBooks takes PDF, images, text, CSV and office files up to 100 MB. Replace the "
+        "document's file on the load with one it takes, then re-sync.",
+        show_message=True,
+    ),
+    "attachment_file_missing": Reason(
+        "The document's file is gone from the document store",
+        "Upload the document again on the load (or restore the file), then re-sync.",
+        show_message=True,
+    ),
     "missing_item_mapping": Reason(
         "A charge code has no QuickBooks item",
         "Map the charge code to a QuickBooks item (or let us create it), then re-sync.",

@@ -75,7 +75,7 @@ def _push_company(
         return outcomes
     claims = claim_many(mapper, records)
     outcomes["not-claimed"] += len(records) - len(claims)
-    if len(records) == 1:
+    if len(records) == 1 or mapper.uploads:  # the batch endpoint takes no files
         outcomes.update(execute(ctx, c) for c in claims.values())
         return outcomes
     writes: list[tuple[Claim, Write]] = []

@@ -517,6 +517,32 @@ class QuickBooksSession:
         )
         return result[entity]
 
+    def upload(self, metadata: QboObject, content: bytes, *, request_id: str) -> QboObject:
+        """One file with its Attachable metadata (Intuit's multipart /upload, built by
+        python-quickbooks). A refused file is a Fault inside the answer, under HTTP 200: raised
+        as a QboError like any fault, `attachment_refused` when it is the file (type, size)."""
+        result = self.call(
+            "create_object",
+            "Attachable",
+            json.dumps(metadata),
+            _file_bytes=content,
+            request_id=request_id,
+            write=True,
+        )
+        item = (result.get("AttachableResponse") or [{}])[0]
+        if "Fault" in item:
+            first = (item["Fault"].get("Error") or [{}])[0]
+            exc = QuickbooksException(
+                first.get("Message", "QuickBooks refused the file"),
+                str(first.get("code", "")),
+                first.get("Detail", ""),
+            )
+            error = classify(exc, 400, None, write=True)
+            if error.kind in {"validation", "required"}:
+                error.kind = "attachment_refused"
+            raise error
+        return item["Attachable"]
+
     def read(self, entity: str, qb_id: str) -> QboObject:
         qb_id = str(qb_id)
         if not (qb_id.isascii() and qb_id.isdigit()):  # it becomes part of the URL path

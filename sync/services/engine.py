@@ -305,6 +305,8 @@ def _send_on_fresh_token(
 
 
 def send(ctx: SyncContext, claim: Claim, write: Write) -> QboObject:
+    if claim.mapper.uploads:
+        return claim.mapper.upload(claim.record, ctx, write.body, write.rid)
     session, entity = ctx.session, claim.mapper.entity
     if write.op == "create":
         return session.create(entity, write.body, request_id=write.rid)
@@ -609,6 +611,8 @@ FAILURES: dict[str, Failure] = {
     "permission": Failure(recoverable=False, reason="permission"),
     "validation": Failure(recoverable=False, reason="validation", resolve=_refused_data),
     "internal": Failure(recoverable=False, reason="internal"),
+    # QuickBooks refused an uploaded file itself (its type, its size).
+    "attachment_refused": Failure(recoverable=False, reason="attachment_refused"),
 }
 
 

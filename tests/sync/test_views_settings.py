@@ -28,6 +28,7 @@ def options(**overrides):
         "opt-pull_bill_payments": "on",
         "opt-vendor_name_clash": "problem",
         "opt-vendor_name_suffix": " (Vendor)",
+        "opt-attach_document_kinds": ["pod", "bol"],  # as the page shows them, ticked
     }
     data.update(overrides)
     return {k: v for k, v in data.items() if v is not None}

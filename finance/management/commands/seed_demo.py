@@ -20,6 +20,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from finance import services
+from finance.management.documents_seed import seed_documents
 from finance.management.payables_seed import PayablesSeeder
 from finance.models import (
     Bill,
@@ -29,6 +30,7 @@ from finance.models import (
     Customer,
     Invoice,
     Load,
+    LoadDocument,
     Membership,
     PayCode,
     Payment,
@@ -489,6 +491,9 @@ class Command(BaseCommand):
             summary["status"] = "seeded"
         else:
             summary.update(self.payables_counts(tenant))
+        summary["load_documents"] = seed_documents(company=tenant) or (
+            LoadDocument.objects.filter(company=tenant).count()
+        )
         self.report(summary, as_json=as_json)
 
     @staticmethod
