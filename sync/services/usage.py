@@ -95,10 +95,16 @@ def record_call(*, connection: QuickBooksConnection, coreplus: int = 0, core: in
 
 def note_write(*, connection: QuickBooksConnection) -> None:
     """Intuit echoes our writes as webhooks: the oldest write no delivery has followed yet is
-    how a silent webhook is noticed (one conditional UPDATE, and only when unset)."""
+    how a silent webhook is noticed. One conditional UPDATE per session, not per write: the
+    session's copy of the connection remembers it was noted (a delivery clearing it meanwhile
+    is seen by the next session, seconds later)."""
+    if connection.unechoed_write_at is not None:
+        return
+    now = timezone.now()
     QuickBooksConnection.objects.filter(pk=connection.pk, unechoed_write_at__isnull=True).update(
-        unechoed_write_at=timezone.now()
+        unechoed_write_at=now
     )
+    connection.unechoed_write_at = now
 
 
 def note_webhooks(*, realm_ids: set[str]) -> None:
