@@ -9,9 +9,10 @@ product uses, priced with the measured figures.
 """
 
 import random
-import threading
 import time
 from datetime import UTC, timedelta
+
+from bench.beat import product_beat
 
 ALLOWANCE = 500_000
 
@@ -54,39 +55,6 @@ def emulator_reads(sandbox) -> int | None:
     return UsageCounter.objects.filter(company=sandbox).aggregate(n=Sum("coreplus"))["n"] or 0
 
 
-class ProductBeat:
-    """Celery beat as the product schedules it: the sweep every second (the bench's pace),
-    stored webhooks every 10 s (sync 0010), the pull tick every SYNC_PULL_SECONDS."""
-
-    def __init__(self):
-        from django.conf import settings
-
-        self.jobs = [("sweep_due", 1.0), ("process_webhooks", 10.0)]
-        self.jobs.append(("pull_changes", float(settings.SYNC_PULL_SECONDS)))
-        self.stop_event = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        from sync import tasks
-
-        due = dict.fromkeys((name for name, _ in self.jobs), 0.0)
-        while not self.stop_event.is_set():
-            now = time.monotonic()
-            for name, every in self.jobs:
-                if now >= due[name]:
-                    getattr(tasks, name).delay()
-                    due[name] = now + every
-            self.stop_event.wait(0.2)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop_event.set()
-        self.thread.join()
-
-
 def _wait(predicate, timeout, what):
     started = time.monotonic()
     while time.monotonic() - started < timeout:
@@ -127,7 +95,7 @@ def bench_api_usage(wiring, results, *, payer_cls, latency_ms, limits, scale=1.0
     wiring.webhooks(True)
     out = {}
     try:
-        with ProductBeat():
+        with product_beat():
             # 1. push, webhooks echoing every write
             before, before_remote = metered_reads(company), emulator_reads(sandbox)
             started = time.monotonic()

@@ -8,7 +8,8 @@ import time
 from datetime import date, timedelta
 from decimal import Decimal
 
-from bench.tenants import Beat, say
+from bench.beat import sweep_every
+from bench.tenants import say
 
 PAY_CODES = [
     ("LH", "Line haul pay", "earning", "Cost of Goods Sold"),
@@ -102,7 +103,7 @@ def bench_bills(wiring, results, *, limits, latency_ms, ceiling_per_min, best_se
 
     started = time.monotonic()
     timeout = max(240.0, records / ceiling_per_min * 60 * 4)
-    with Beat(1.0):
+    with sweep_every(1.0):
         last = started
         while owed() and time.monotonic() - started < timeout:
             time.sleep(0.5)

@@ -12,7 +12,6 @@ import os
 import pstats
 import statistics
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -146,12 +145,12 @@ def bench_push(wiring, procs, results):
     from django.db.models import Count
 
     from bench import seed
+    from bench.beat import sweep_every
     from finance.models import Invoice
     from finance.services import company_get_default
     from finance.syncstate import SyncStatus
     from qbo_sandbox.models import Entity
     from sync.models import SyncAttempt
-    from sync.tasks import sweep_due
 
     say(f"\n== 1. Bulk push: {N_INVOICES} invoices, {N_CUSTOMERS} customers, {N_CODES} codes ==")
     company = company_get_default()
@@ -163,12 +162,6 @@ def bench_push(wiring, procs, results):
     records = c + i + n
     say(f"seeded {records} PENDING records in {time.monotonic() - t:.1f}s")
 
-    stop = threading.Event()
-
-    def beat():  # celery beat's sweep, every second
-        while not stop.wait(1.0):
-            sweep_due.delay()
-
     ceiling_per_min = LIMITS["batch_per_minute"] * BATCH + (
         LIMITS["per_minute"] - LIMITS["batch_per_minute"]
     )
@@ -178,24 +171,20 @@ def bench_push(wiring, procs, results):
     # worker process at a time.
     latency_s = (records / BATCH) * (LATENCY_MS / 1000) / stack.CELERY_CONCURRENCY
     timeout = max(240.0, ceiling_s * 4)
-    thread = threading.Thread(target=beat, daemon=True)
-    started = time.monotonic()
-    sweep_due.delay()
-    thread.start()
-    left = records
-    last_print = started
-    while True:
-        time.sleep(0.5)
-        left = owed_count(company)
-        now = time.monotonic()
-        if left == 0 or now - started > timeout:
-            break
-        if now - last_print > 15:
-            say(f"  {now - started:5.0f}s  owed {left}")
-            last_print = now
-    elapsed = time.monotonic() - started
-    stop.set()
-    thread.join()
+    with sweep_every(1.0):  # celery beat's sweep, every second
+        started = time.monotonic()
+        left = records
+        last_print = started
+        while True:
+            time.sleep(0.5)
+            left = owed_count(company)
+            now = time.monotonic()
+            if left == 0 or now - started > timeout:
+                break
+            if now - last_print > 15:
+                say(f"  {now - started:5.0f}s  owed {left}")
+                last_print = now
+        elapsed = time.monotonic() - started
     rss = {pid: stack.peak_rss_mb(pid) for pid in procs.worker_children()}
     main_rss = stack.peak_rss_mb(procs.worker.pid)
 
@@ -532,11 +521,11 @@ def bench_webhook(wiring, results, company, sandbox, repeats=5):
         f"{applied}; the payment {'was' if seen else 'was NOT'} applied by that sweep "
         "(the CDC answer holds at most 1,000 objects and pull_changes does not page)"
     )
-    from bench.api_usage import ProductBeat
+    from bench.beat import product_beat
 
     wiring.webhooks(True)
     hooks = []
-    with ProductBeat():  # stored webhooks are decided by beat's pass, every 10 s
+    with product_beat():  # stored webhooks are decided by beat's pass, every 10 s
         for invoice in payer.unpaid(repeats):
             hooks.append(payer.wait_paid(invoice, payer.pay(invoice)))
     wiring.webhooks(False)
@@ -690,6 +679,16 @@ def run_api_usage(wiring, results):
     )
 
 
+def run_reconcile(wiring, results):
+    from bench import reconcile
+
+    reconcile.bench_reconcile(wiring, results, scale=SCALE)
+
+
+# Sections run alone that replace their own key in the results file.
+ALONE = {"usage": ("api_usage", run_api_usage), "reconcile": ("reconciliation", run_reconcile)}
+
+
 def main():
     run_started = time.monotonic()
     env = stack.environment()
@@ -720,13 +719,14 @@ def main():
         if ONLY == "bills":  # section 8 alone, no results file
             run_bills(wiring, results)
             return
-        if ONLY == "usage":  # section 9 alone: its key replaced in the results file
-            run_api_usage(wiring, results)
+        if ONLY in ALONE:  # sections 9 or 10 alone: their key replaced in the results file
+            key, run = ALONE[ONLY]
+            run(wiring, results)
             stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-            stored["api_usage"] = {"date": results["date"], **results["api_usage"]}
+            stored[key] = {"date": results["date"], **results[key]}
             RESULTS.parent.mkdir(parents=True, exist_ok=True)
             RESULTS.write_text(json.dumps(stored, indent=2, default=str) + "\n")
-            say(f"\nwrote api_usage into {RESULTS.relative_to(ROOT)}")
+            say(f"\nwrote {key} into {RESULTS.relative_to(ROOT)}")
             return
         company, sandbox, records, counts = bench_push(wiring, procs, results)
         if ONLY == "push":
@@ -748,6 +748,7 @@ def main():
         run_tenants(wiring, procs, results)
         run_bills(wiring, results)
         run_api_usage(wiring, results)
+        run_reconcile(wiring, results)
         procs.stop_worker()  # the rest runs in this process (gunicorn serves the emulator)
         bench_cpu(wiring, results)
         bench_problems(results, company)

@@ -16,6 +16,8 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+from bench.beat import sweep_every
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -127,30 +129,6 @@ def quiesce(companies) -> None:
     app.control.purge()
 
 
-class Beat:
-    """Celery beat's sweep, every `every` seconds, in a thread of the bench."""
-
-    def __init__(self, every: float):
-        self.every = every
-        self.stop_event = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        from sync.tasks import sweep_due
-
-        sweep_due.delay()
-        while not self.stop_event.wait(self.every):
-            sweep_due.delay()
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop_event.set()
-        self.thread.join()
-
-
 # --- 6. aggregate throughput -----------------------------------------------------------------
 
 
@@ -182,7 +160,7 @@ def bench_tenants(wiring, procs, results, *, limits, latency_ms, ceiling_per_min
             companies.append(company)
         throttled_before = all_throttled()
         meter = CpuMeter(procs)
-        with Beat(1.0):
+        with sweep_every(1.0):
             time.sleep(warmup_s)
             start_count = synced_count(companies)
             meter.start()
@@ -274,7 +252,7 @@ def bench_fairness(wiring, results, *, limits, latency_ms, scale=1.0, duration_s
 
     watchers = []
     started = time.monotonic()
-    with Beat(15.0):
+    with sweep_every(15.0):
         ready_by = time.monotonic() + 120
         while synced_count([b]) < 2:
             if time.monotonic() > ready_by:
