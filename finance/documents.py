@@ -5,8 +5,8 @@ MEDIA_ROOT in the demo). An `InvoiceAttachment` (a synced record, sync type "att
 one document on one invoice; it is made when both exist and the invoice is in QuickBooks (the
 document arrives after the invoice, or the invoice after the document: its settle calls
 `invoice_attachments_ensure`), for the kinds Finance settings select. A change of those kinds
-applies to attachments made from then on; a document deleted in the TMS leaves QuickBooks'
-copy where it is.
+applies to attachments made from then on, and a kind ticked again sends its attachments skipped
+meanwhile; a document deleted in the TMS leaves QuickBooks' copy where it is.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from finance.models import (
     Customer,
     FinanceSettings,
     Invoice,
+    InvoiceAttachment,
     Load,
     ManualAction,
     Membership,
@@ -139,6 +140,9 @@ def finance_settings_update(
     row.full_clean()
     row.save(update_fields=[*changed, "updated_by", "updated_at"])
     _resume_switched_on(row, [name for name, (old, new) in changed.items() if new and not old])
+    if "attach_document_kinds" in changed:
+        before, after = changed["attach_document_kinds"]
+        _resume_document_kinds(row, set(after or []) - set(before or []))
     ManualAction.objects.create(
         kind=ManualAction.Kind.SETTINGS,
         record_type="settings",
@@ -167,6 +171,25 @@ def _resume_switched_on(row: FinanceSettings, switched_on: list[str]) -> None:
                 attempts=0,
             )
     if resumed:
+        transaction.on_commit(lambda: sweep_wanted.send(sender=Company))
+
+
+def _resume_document_kinds(row: FinanceSettings, kinds: set[str]) -> None:
+    """A document kind ticked again: its attachments skipped while it was unticked go back in
+    the queue, as a record type switched on does. (Invoices sent before it was ever ticked
+    are not attached after the fact: only their new documents are.)"""
+    if kinds and move(
+        InvoiceAttachment.objects.filter(
+            company_id=row.company_id, qb_id="", document__kind__in=sorted(kinds)
+        ),
+        SyncStatus.PENDING,
+        how="type_on",
+        sources=[SyncStatus.SKIPPED],
+        last_error_code="",
+        last_error_message="",
+        next_retry_at=None,
+        attempts=0,
+    ):
         transaction.on_commit(lambda: sweep_wanted.send(sender=Company))
 
 

@@ -147,3 +147,27 @@ def test_a_combined_invoice_gets_each_loads_documents_through_the_worker(qbo, ce
     remote = attachables_of(qbo, invoice)
     assert sorted(a["FileName"] for a in remote) == ["pod-1.pdf", "pod-2.pdf"]
     assert all(a["AttachableRef"][0]["IncludeOnSend"] for a in remote)
+
+
+def test_a_kind_ticked_again_brings_back_the_attachments_skipped_meanwhile(qbo):
+    invoice = invoice_with(mapped_code())
+    load = invoice.charge_sets.get().load
+    assert engine.push_record(sync_type="invoice", pk=invoice.pk) == "synced"
+    invoice.refresh_from_db()
+    load_document_add(load=load, kind="pod", file=ContentFile(PDF, name="pod.pdf"))
+    company = finance_settings_get(company=invoice.company)
+    finance_settings_update(
+        settings_row=company, fields={"attach_document_kinds": ["bol"]}, user=None
+    )
+    assert push_attachments(invoice) == ["skipped"]  # PODs unticked before it went
+    assert not attachables_of(qbo, invoice)
+
+    company.refresh_from_db()
+    finance_settings_update(
+        settings_row=company, fields={"attach_document_kinds": ["bol", "pod"]}, user=None
+    )
+
+    attachment = InvoiceAttachment.objects.get()
+    assert attachment.sync_status == SyncStatus.PENDING
+    assert push_attachments(invoice) == ["synced"]
+    assert [a["FileName"] for a in attachables_of(qbo, invoice)] == ["pod.pdf"]
