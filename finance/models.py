@@ -750,7 +750,8 @@ class FinanceSettings(CheckedFields):
         default=list_of_attach_kinds, blank=True, help_text="Document kinds sent with invoices."
     )
     attachments_on_send = models.BooleanField(
-        default=False, help_text="Include the attached documents when QuickBooks emails the invoice."
+        default=False,
+        help_text="Include the attached documents when QuickBooks emails the invoice.",
     )
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(
@@ -852,9 +853,7 @@ class InvoiceAttachment(SyncedRecord):
         Company, on_delete=models.CASCADE, related_name="invoice_attachments"
     )
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="attachments")
-    document = models.ForeignKey(
-        LoadDocument, on_delete=models.CASCADE, related_name="attachments"
-    )
+    document = models.ForeignKey(LoadDocument, on_delete=models.CASCADE, related_name="attachments")
 
     class Meta:
         ordering = ["invoice", "document"]

@@ -819,9 +819,9 @@ class AttachmentMapper(Mapper[InvoiceAttachment]):
 
     def matches(self, attachment: InvoiceAttachment, obj: QboObject) -> bool:
         document = attachment.document
-        return obj.get("FileName") == document.original_filename and str(
-            obj.get("Size")
-        ) == str(document.size)
+        return obj.get("FileName") == document.original_filename and str(obj.get("Size")) == str(
+            document.size
+        )
 
 
 MAPPERS: dict[str, Mapper[Any]] = {
