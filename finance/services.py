@@ -13,11 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
-from django.db.models import (
-    F,
-    Q,
-    Sum,
-)
+from django.db.models import F, Q, QuerySet, Sum
 from django.forms.models import model_to_dict
 
 from finance.models import (
@@ -157,31 +153,29 @@ def finance_settings_update(
 def _resume_switched_on(row: FinanceSettings, switched_on: list[str]) -> None:
     """A record type switched on again: the records skipped while it was off go back in the
     queue (nothing stays "skipped" for good), and a sweep sends them."""
-    resumed = 0
     for rt in RECORD_TYPES.values():
         if rt.settings_toggle and rt.settings_toggle in switched_on:
-            resumed += move(
-                rt.model.objects.filter(company_id=row.company_id, last_error_code=SYNC_OFF_CODE),
-                SyncStatus.PENDING,
-                how="type_on",
-                sources=[SyncStatus.SKIPPED],
-                last_error_code="",
-                last_error_message="",
-                next_retry_at=None,
-                attempts=0,
+            _resume_skipped(
+                rt.model.objects.filter(company_id=row.company_id, last_error_code=SYNC_OFF_CODE)
             )
-    if resumed:
-        transaction.on_commit(lambda: sweep_wanted.send(sender=Company))
 
 
 def _resume_document_kinds(row: FinanceSettings, kinds: set[str]) -> None:
     """A document kind ticked again: its attachments skipped while it was unticked go back in
     the queue, as a record type switched on does. (Invoices sent before it was ever ticked
     are not attached after the fact: only their new documents are.)"""
-    if kinds and move(
-        InvoiceAttachment.objects.filter(
-            company_id=row.company_id, qb_id="", document__kind__in=sorted(kinds)
-        ),
+    if kinds:
+        _resume_skipped(
+            InvoiceAttachment.objects.filter(
+                company_id=row.company_id, qb_id="", document__kind__in=sorted(kinds)
+            )
+        )
+
+
+def _resume_skipped(records: QuerySet[Any]) -> None:
+    """Skipped records whose reason to be skipped is gone: back in the queue, and a sweep."""
+    if move(
+        records,
         SyncStatus.PENDING,
         how="type_on",
         sources=[SyncStatus.SKIPPED],
