@@ -26,7 +26,6 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from finance.models import Bill, Company, CreditMemo, Invoice, Payment, SyncedRecord
-from finance.payables import bill_open_balance
 from finance.registry import RECORD_TYPES
 from finance.services import finance_settings_get
 from finance.syncstate import OWED, SyncStatus
@@ -59,13 +58,24 @@ class Side:
     number_field: str
     party_ref: str  # "CustomerRef" or "VendorRef"
     balance_key: str  # what QuickBooks says is still open: Balance, RemainingCredit, UnappliedAmt
+    applied: str = ""  # the relation whose amounts the TMS has applied (payments to an invoice)
 
 
 SIDES = (
-    Side("invoice", "Invoice", "invoice_date", "doc_number", "CustomerRef", "Balance"),
+    Side(
+        "invoice", "Invoice", "invoice_date", "doc_number", "CustomerRef", "Balance", "applications"
+    ),
     Side("creditmemo", "CreditMemo", "memo_date", "number", "CustomerRef", "RemainingCredit"),
-    Side("payment", "Payment", "payment_date", "reference_number", "CustomerRef", "UnappliedAmt"),
-    Side("bill", "Bill", "bill_date", "doc_number", "VendorRef", "Balance"),
+    Side(
+        "payment",
+        "Payment",
+        "payment_date",
+        "reference_number",
+        "CustomerRef",
+        "UnappliedAmt",
+        "applications",
+    ),
+    Side("bill", "Bill", "bill_date", "doc_number", "VendorRef", "Balance", "payments_applied"),
 )
 SIDE_OF = {side.sync_type: side for side in SIDES}
 ENTITIES = [side.entity for side in SIDES]
@@ -391,19 +401,15 @@ def _tms_balance(record: SyncedRecord) -> Decimal | None:
     (credit memos are counted apart, as QuickBooks keeps them unapplied), a bill's less its bill
     payments, a credit memo's whole amount, a payment's unapplied part."""
     paid_elsewhere = record.sync_status == SyncStatus.PAID_OUTSIDE
-    if isinstance(record, Invoice):
-        if paid_elsewhere or record.status == Invoice.Status.VOID:
+    # `_records` summed what is applied in the same query (no query per document).
+    applied = getattr(record, "applied_sum", None) or Decimal(0)
+    if isinstance(record, Invoice | Bill):
+        if paid_elsewhere or record.status == "void":
             return Decimal("0.00")
-        applied = record.applications.aggregate(s=Sum("amount"))["s"] or Decimal(0)
         return max(Decimal(0), record.total - applied)
-    if isinstance(record, Bill):
-        if paid_elsewhere or record.status == Bill.Status.VOID:
-            return Decimal("0.00")
-        return max(Decimal(0), bill_open_balance(record))
     if isinstance(record, CreditMemo):
         return record.total
     if isinstance(record, Payment):
-        applied = record.applications.aggregate(s=Sum("amount"))["s"] or Decimal(0)
         return record.amount - applied
     return None
 
@@ -449,6 +455,8 @@ def _records(
     qs = rt.model.objects.filter(
         company=company, **{f"{side.date_field}__gte": start, f"{side.date_field}__lte": end}
     ).select_related(rt.party_field)
+    if side.applied:
+        qs = qs.annotate(applied_sum=Sum(f"{side.applied}__amount"))
     if hasattr(rt.model, "status"):
         # Drafts are not meant for QuickBooks; a void never sent has nothing to agree with.
         qs = qs.exclude(status="draft").exclude(status="void", qb_id="")
