@@ -433,7 +433,10 @@ class QuickBooksSession:
         if not connection.is_usable:
             raise NeedsReconnect("QuickBooks is not connected")
         self.connection = connection
-        self.client = _build_client(connection)
+        try:
+            self.client = _build_client(connection)
+        except requests.RequestException as exc:  # intuit-oauth's discovery, on first use
+            raise QboError("transient", "QuickBooks could not be reached") from exc
         self.last_status: int | None = None
         self.last_duration_ms = 0
         # Objects this session already holds in their latest version (a CDC answer): a read of

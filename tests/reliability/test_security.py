@@ -70,6 +70,8 @@ def routes(records) -> list[tuple[str, str, str, dict, str]]:
         ("waiting", "get", reverse("sync:waiting"), {}, "viewer"),
         ("not_syncing", "get", reverse("sync:not_syncing"), {}, "viewer"),
         ("resolved", "get", reverse("sync:resolved"), {}, "viewer"),
+        ("reconciliation", "get", reverse("sync:reconciliation"), {}, "viewer"),
+        ("reconciliation_refresh", "post", reverse("sync:reconciliation_refresh"), {}, "resolve"),
         ("customer_match", "get", reverse("sync:customer_match", args=[c.pk]), {}, "viewer"),
         ("customer_match choose", "post", reverse("sync:customer_match", args=[c.pk]),
          {"choice": "rename", "display_name": ""}, "resolve"),

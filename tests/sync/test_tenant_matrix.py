@@ -10,6 +10,7 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from alerts.models import AlertSent, AlertSubscription, TenantAlertWebhook
 from finance.models import Company, CreditMemo, Customer, Invoice, Membership, Payment
 from finance.registry import SYNCED_MODELS
 from finance.services import (
@@ -22,7 +23,7 @@ from finance.services import (
 )
 from finance.syncstate import SyncStatus
 from sync.mappers import MAPPERS
-from sync.models import BulkJob, QuickBooksConnection, WebhookEvent
+from sync.models import BulkJob, QuickBooksConnection, ReconciliationRun, WebhookEvent
 from sync.selectors import connection_for_company
 from sync.services import pull
 from sync.services.connection import connect_with_tokens
@@ -39,11 +40,13 @@ PAGES = {
     "sync:waiting",
     "sync:not_syncing",
     "sync:resolved",
+    "sync:reconciliation",
     "sync:connection",
     "sync:connection_card",
     "sync:item_mapping",
     "sync:account_mapping",
     "finance:quickbooks",
+    "alerts:card",
 }
 # Of those, the settings (the connection page redirects to them): finance's to edit, not support's.
 SETTINGS_EDITOR_PAGES = {
@@ -52,6 +55,7 @@ SETTINGS_EDITOR_PAGES = {
     "sync:item_mapping",
     "sync:account_mapping",
     "finance:quickbooks",
+    "alerts:card",
 }
 # URLs naming one record or job: another tenant's is a 404, by GET and by POST.
 RECORD_URLS = {
@@ -65,6 +69,7 @@ RECORD_URLS = {
 TENANT_POSTS = {
     "sync:bulk",
     "sync:resend_descriptions",
+    "sync:reconciliation_refresh",
     "sync:item_map",
     "sync:items_create_missing",
     "sync:account_map",
@@ -73,6 +78,9 @@ TENANT_POSTS = {
     "sync:connect",
     "finance:tenant_switch",
     "finance:description_preview",
+    "alerts:subscription",
+    "alerts:webhook",
+    "alerts:webhook_test",
 }
 # GETs that pick their tenant from a QuickBooks realm (Intuit's Reconnect URL): another tenant's
 # realm is a 404 that changes nothing there; the member's own starts the consent flow.
@@ -88,6 +96,9 @@ EXEMPT = {
     "healthz",
     "sync:webhook",
     "sync:callback",
+    # An alert's link names its tenant: members only, else 403 and no switch
+    # (tests/alerts/test_views.py::test_the_alert_link_refuses_other_tenants_and_other_sites).
+    "alerts:open",
 }
 EXEMPT_NAMESPACES = {"admin", "qbo_sandbox"}
 
@@ -281,6 +292,12 @@ def test_tenant_wide_posts_leave_the_other_tenant_untouched(client, finance_user
             reverse("sync:bulk"), {"action": "resync", "type": sync_type, "all_matching": "on"}
         )
     client.post(reverse("sync:resend_descriptions"), {"confirm": "on"})
+    client.post(reverse("sync:reconciliation_refresh"))  # QuickBooks unreachable here
+    # The alerts card's posts name the tenant they were shown for: theirs is refused.
+    client.post(reverse("alerts:subscription"), {"company": theirs_company.pk, "digest": "on"})
+    webhook = {"company": theirs_company.pk, "url": "https://hooks.example/x", "enabled": "on"}
+    client.post(reverse("alerts:webhook"), webhook)
+    client.post(reverse("alerts:webhook_test"), {"company": theirs_company.pk})
     client.post(reverse("sync:item_map"), {"code": theirs["invoice"].pk, "qb_id": "1"})
     client.post(reverse("sync:account_map"), {"code": theirs["invoice"].pk, "qb_id": "1"})
     preview = client.post(reverse("finance:description_preview"), {"sample": theirs["invoice"].pk})
@@ -290,6 +307,11 @@ def test_tenant_wide_posts_leave_the_other_tenant_untouched(client, finance_user
     client.post(reverse("sync:disconnect"))
 
     assert not BulkJob.objects.filter(company=theirs_company).exists()
+    assert not ReconciliationRun.objects.filter(company=theirs_company).exists()
+    assert not AlertSubscription.objects.filter(company=theirs_company).exists()
+    assert not TenantAlertWebhook.objects.filter(company=theirs_company).exists()
+    assert not AlertSent.objects.filter(company=theirs_company).exists()
+    assert ReconciliationRun.objects.get(company=ours_company).error.startswith("QuickBooks")
     for job in BulkJob.objects.filter(company=ours_company):
         model = SYNCED_MODELS[job.record_type]
         foreign = model.objects.filter(pk__in=job.record_ids).exclude(company=ours_company)
