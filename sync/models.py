@@ -347,3 +347,27 @@ class ReconciliationRun(models.Model):
 
     def __str__(self) -> str:
         return f"reconciliation {self.period_start}–{self.period_end} of {self.company_id}"
+
+
+class ReconciliationAcknowledgement(models.Model):
+    """A person saw a difference and accepted it (a document kept only in QuickBooks on
+    purpose): the report lists it apart and the nightly run does not raise it again. Keyed by
+    the difference (kind, type, document): a different difference on the same document shows."""
+
+    company = models.ForeignKey(
+        "finance.Company", on_delete=models.CASCADE, related_name="reconciliation_acks"
+    )
+    key = models.CharField(max_length=120)
+    note = models.CharField(max_length=300, blank=True, default="")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["company", "key"], name="reconack_unique_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} acknowledged"

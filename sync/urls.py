@@ -38,6 +38,11 @@ urlpatterns = [
     # Both books side by side (sync/views/reconciliation.py)
     path("sync/reconciliation/", reconciliation.page, name="reconciliation"),
     path("sync/reconciliation/refresh/", reconciliation.refresh, name="reconciliation_refresh"),
+    path(
+        "sync/reconciliation/acknowledge/",
+        reconciliation.acknowledge,
+        name="reconciliation_acknowledge",
+    ),
     # QuickBooks cards on Finance → QuickBooks (sync/views/settings_parts.py)
     path("sync/settings/connection/", settings_parts.connection_card, name="connection_card"),
     path("sync/settings/items/", settings_parts.item_mapping, name="item_mapping"),

@@ -18,9 +18,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
@@ -32,6 +33,7 @@ from finance.syncstate import OWED, SyncStatus
 from sync.models import (
     QuickBooksConnection,
     QuickBooksDocument,
+    ReconciliationAcknowledgement,
     ReconciliationRun,
     ReconciliationState,
 )
@@ -40,6 +42,9 @@ from sync.services.client import NeedsReconnect, QboError, QboObject, QuickBooks
 from sync.services.drift import Drift, deleted, drift_since_last_write, voided
 from sync.services.pull import changes_since
 from sync.services.pull_apply import flag
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -273,6 +278,7 @@ class Line:
     qb_status: str = ""
     sync_state: str = ""
     note: str = ""
+    acknowledged: str = ""  # who accepted the difference, and why ("" while it is open)
 
     @property
     def key(self) -> str:
@@ -314,7 +320,12 @@ class Report:
 
     @property
     def differences(self) -> list[Line]:
-        return [line for line in self.lines if line.kind]
+        """The open ones: a difference a person acknowledged is listed apart."""
+        return [line for line in self.lines if line.kind and not line.acknowledged]
+
+    @property
+    def acknowledged(self) -> list[Line]:
+        return [line for line in self.lines if line.kind and line.acknowledged]
 
     @property
     def agreeing(self) -> list[Line]:
@@ -529,10 +540,23 @@ def report(*, company: Company, start: date, end: date, party: str = "") -> Repo
                     tms_status="Not in the TMS",
                 )
             )
+    acks = {
+        ack.key: ack
+        for ack in ReconciliationAcknowledgement.objects.filter(company=company).select_related(
+            "user"
+        )
+    }
+    for line in lines:
+        ack = acks.get(line.key) if line.kind else None
+        if ack is not None:
+            who = ack.user.get_username() if ack.user else "someone"
+            line.acknowledged = f"{who}, {ack.created_at:%Y-%m-%d}" + (
+                f": {ack.note}" if ack.note else ""
+            )
     order = {kind: n for n, kind in enumerate(KINDS)}
     lines.sort(
         key=lambda line: (
-            0 if line.kind else 1,
+            0 if line.kind and not line.acknowledged else 1 if line.kind else 2,
             order.get(line.kind, 99),
             line.sync_type,
             line.txn_date or date.min,
@@ -548,7 +572,7 @@ def report(*, company: Company, start: date, end: date, party: str = "") -> Repo
 CSV_COLUMNS = [
     "difference", "type", "number", "customer_or_vendor", "date", "tms_amount",
     "quickbooks_amount", "tms_open", "quickbooks_open", "tms_status", "quickbooks_status",
-    "sync_status", "quickbooks_id", "note",
+    "sync_status", "quickbooks_id", "note", "acknowledged",
 ]  # fmt: skip
 
 
@@ -600,6 +624,7 @@ def report_csv(rep: Report) -> Iterator[str]:
                     line.sync_state,
                     line.qb_id,
                     line.note,
+                    line.acknowledged,
                 )
             ]  # fmt: skip
         )
@@ -750,6 +775,25 @@ def reconcile_due(*, now: datetime | None = None) -> list[int]:
             )
         claimed.append(run.pk)
     return claimed
+
+
+def difference_acknowledge(
+    *, company: Company, key: str, user: User | None, note: str = ""
+) -> ReconciliationAcknowledgement:
+    """A person accepts a difference as it is (a document kept in QuickBooks only on purpose);
+    the row itself is the audit: who, when, why."""
+    kind = key.split(":", 1)[0]
+    if kind not in KINDS or key.count(":") != 2:
+        raise ValidationError("That is not a difference of this report; reload the page.")
+    ack, _ = ReconciliationAcknowledgement.objects.get_or_create(
+        company=company, key=key[:120], defaults={"user": user, "note": note.strip()[:300]}
+    )
+    return ack
+
+
+def difference_reopen(*, company: Company, key: str) -> int:
+    deleted, _ = ReconciliationAcknowledgement.objects.filter(company=company, key=key).delete()
+    return deleted
 
 
 def latest_runs(*, company: Company, limit: int = 10) -> list[ReconciliationRun]:

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -57,6 +57,7 @@ def page(request: AuthenticatedHttpRequest) -> HttpResponse | StreamingHttpRespo
         context |= {
             "report": rep,
             "differences": rep.differences,
+            "acknowledged": rep.acknowledged,
             "agreeing": agreeing[:SHOWN_AGREEING],
             "agreeing_hidden": max(0, len(agreeing) - SHOWN_AGREEING),
             "counts": [
@@ -104,3 +105,27 @@ def refresh(request: AuthenticatedHttpRequest) -> HttpResponse:
         f"{len(rep.differences)} differences in {len(rep.lines)} documents.",
     )
     return redirect(f"{target}?{query}")
+
+
+@login_required
+@require_POST
+def acknowledge(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """Accept a difference as it is, or (`reopen`) take that back; back to the same report."""
+    if not check_viewer(request):
+        raise PermissionDenied("You need the Finance role to acknowledge a difference.")
+    company = current_company(request)
+    key = request.POST.get("key", "")
+    back = reverse("sync:reconciliation") + "?" + request.POST.get("query", "")[:500]
+    if request.POST.get("reopen"):
+        if reconcile.difference_reopen(company=company, key=key):
+            messages.success(request, "The difference is open again.")
+        return redirect(back)
+    try:
+        reconcile.difference_acknowledge(
+            company=company, key=key, user=request.user, note=request.POST.get("note", "")
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect(back)
+    messages.success(request, "Acknowledged: listed apart, and not raised again at night.")
+    return redirect(back)

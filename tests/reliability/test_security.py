@@ -72,6 +72,8 @@ def routes(records) -> list[tuple[str, str, str, dict, str]]:
         ("resolved", "get", reverse("sync:resolved"), {}, "viewer"),
         ("reconciliation", "get", reverse("sync:reconciliation"), {}, "viewer"),
         ("reconciliation_refresh", "post", reverse("sync:reconciliation_refresh"), {}, "resolve"),
+        ("reconciliation_acknowledge", "post", reverse("sync:reconciliation_acknowledge"),
+         {"key": "only_in_quickbooks:payment:q1"}, "resolve"),
         ("customer_match", "get", reverse("sync:customer_match", args=[c.pk]), {}, "viewer"),
         ("customer_match choose", "post", reverse("sync:customer_match", args=[c.pk]),
          {"choice": "rename", "display_name": ""}, "resolve"),

@@ -286,3 +286,49 @@ def test_problem_sync_points_at_documents_only_in_quickbooks(qbo, finance_user, 
     page = client.get("/sync/problems/").content.decode()
     assert "found 1 document in QuickBooks that the TMS does not have" in page
     assert f"start={run.period_start:%Y-%m-%d}" in page
+
+
+def test_a_difference_acknowledged_is_listed_apart_and_not_raised_at_night(
+    qbo, finance_user, outsider, settings
+):
+    settings.RECONCILE_HOUR = 0
+    invoice = synced_invoice(qbo)
+    receive_in_quickbooks(qbo, invoice, Decimal("5.00"))  # a deposit kept in QuickBooks only
+    invoice.company.finance_settings.__class__.objects.filter(company=invoice.company).update(
+        pull_payments=False
+    )
+    Membership.objects.get_or_create(user=finance_user, company=invoice.company)
+    client = Client()
+    client.force_login(finance_user)
+    start, end = whole_period()
+    query = f"start={start}&end={end}"
+    rep, _ = reconcile.refresh_and_report(company=invoice.company, start=start, end=end)
+    [deposit] = [line for line in rep.differences if line.sync_type == "payment"]
+
+    answer = client.post(
+        "/sync/reconciliation/acknowledge/",
+        {"key": deposit.key, "query": query, "note": "customer deposit"},
+        follow=True,
+    )
+    page = answer.content.decode()
+    assert "Acknowledged: listed apart" in page and "customer deposit" in page
+    rep = reconcile.report(company=invoice.company, start=start, end=end)
+    assert [line.sync_type for line in rep.differences] == ["invoice"]  # its paid amount
+    assert [line.key for line in rep.acknowledged] == [deposit.key]
+    assert finance_user.username in rep.acknowledged[0].acknowledged
+    run = reconcile.run_nightly(run_id=reconcile.reconcile_due()[0])
+    assert run.counts["only_in_quickbooks"] == 0
+    assert "reconcile-banner" not in client.get("/sync/problems/").content.decode()
+
+    refused = client.post("/sync/reconciliation/acknowledge/", {"key": "nonsense"}, follow=True)
+    assert "not a difference of this report" in refused.content.decode()
+    outsider_client = Client()
+    outsider_client.force_login(outsider)
+    assert (
+        outsider_client.post("/sync/reconciliation/acknowledge/", {"key": deposit.key}).status_code
+        == 403
+    )
+
+    client.post("/sync/reconciliation/acknowledge/", {"key": deposit.key, "reopen": "1"})
+    rep = reconcile.report(company=invoice.company, start=start, end=end)
+    assert deposit.key in {line.key for line in rep.differences} and not rep.acknowledged

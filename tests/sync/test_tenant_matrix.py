@@ -23,7 +23,13 @@ from finance.services import (
 )
 from finance.syncstate import SyncStatus
 from sync.mappers import MAPPERS
-from sync.models import BulkJob, QuickBooksConnection, ReconciliationRun, WebhookEvent
+from sync.models import (
+    BulkJob,
+    QuickBooksConnection,
+    ReconciliationAcknowledgement,
+    ReconciliationRun,
+    WebhookEvent,
+)
 from sync.selectors import connection_for_company
 from sync.services import pull
 from sync.services.connection import connect_with_tokens
@@ -70,6 +76,7 @@ TENANT_POSTS = {
     "sync:bulk",
     "sync:resend_descriptions",
     "sync:reconciliation_refresh",
+    "sync:reconciliation_acknowledge",
     "sync:item_map",
     "sync:items_create_missing",
     "sync:account_map",
@@ -293,6 +300,8 @@ def test_tenant_wide_posts_leave_the_other_tenant_untouched(client, finance_user
         )
     client.post(reverse("sync:resend_descriptions"), {"confirm": "on"})
     client.post(reverse("sync:reconciliation_refresh"))  # QuickBooks unreachable here
+    ack = {"key": f"amount_differs:invoice:r{theirs['invoice'].pk}"}  # their record's key
+    client.post(reverse("sync:reconciliation_acknowledge"), ack)
     # The alerts card's posts name the tenant they were shown for: theirs is refused.
     client.post(reverse("alerts:subscription"), {"company": theirs_company.pk, "digest": "on"})
     webhook = {"company": theirs_company.pk, "url": "https://hooks.example/x", "enabled": "on"}
@@ -308,6 +317,7 @@ def test_tenant_wide_posts_leave_the_other_tenant_untouched(client, finance_user
 
     assert not BulkJob.objects.filter(company=theirs_company).exists()
     assert not ReconciliationRun.objects.filter(company=theirs_company).exists()
+    assert not ReconciliationAcknowledgement.objects.filter(company=theirs_company).exists()
     assert not AlertSubscription.objects.filter(company=theirs_company).exists()
     assert not TenantAlertWebhook.objects.filter(company=theirs_company).exists()
     assert not AlertSent.objects.filter(company=theirs_company).exists()
