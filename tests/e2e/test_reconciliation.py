@@ -1,6 +1,6 @@
 """A clerk at month-end: the reconciliation report read from QuickBooks, a difference found,
-the period narrowed to one customer, the CSV downloaded; the nightly run's problem row on
-Problem Sync offers QuickBooks' version or the TMS's."""
+the period narrowed to one customer, the CSV downloaded, the difference acknowledged and
+reopened; the nightly run's problem row on Problem Sync offers QuickBooks' version or the TMS's."""
 
 import csv
 from datetime import date, timedelta
@@ -51,6 +51,19 @@ def test_the_report_finds_a_changed_amount_filters_and_exports(
     rows = list(csv.reader(open(download.value.path(), encoding="utf-8")))
     assert rows[0][0] == "difference"
     assert [r[2] for r in rows[1:] if r[0] != "Total"] == [changed.doc_number]
+
+    # Acknowledged with a note, the difference is listed apart; reopened, it is open again.
+    row.get_by_placeholder("Why (optional)").fill("agreed with the customer")
+    row.get_by_test_id("acknowledge").click()
+    expect(page.locator("#toasts")).to_contain_text("Acknowledged")
+    expect(page.get_by_test_id("difference-count")).to_have_text("0")
+    accepted = page.get_by_test_id("reconcile-acknowledged")
+    expect(accepted).to_contain_text(f"{finance_user.username}, ")
+    expect(accepted).to_contain_text("agreed with the customer")
+    accepted.get_by_test_id("reopen").click()
+    expect(page.locator("#toasts")).to_contain_text("open again")
+    expect(page.get_by_test_id("difference-count")).to_have_text("1")
+    expect(page.get_by_test_id("reconcile-acknowledged")).to_have_count(0)
 
     # A period that ends before it starts is refused in words.
     page.fill("#id_start", end)
