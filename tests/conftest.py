@@ -6,10 +6,27 @@ import traceback
 import pytest
 import requests
 from django.contrib.auth.models import Group, Permission, User
+from django.core.servers import basehttp
 from django.db import connections
 
 from finance.services import company_get_default
 from sync.roles import ensure_roles
+
+_cleanup_headers = basehttp.ServerHandler.cleanup_headers
+
+
+def _echo_connection_close(self):
+    # python-quickbooks uploads with "Connection: close". Django's live server closes after the
+    # answer without saying so (gunicorn, which serves `make demo`, and Intuit do say it), and
+    # requests then reuses the dead socket for the next call now and then: RemoteDisconnected.
+    asked_to_close = self.request_handler.close_connection
+    _cleanup_headers(self)
+    if asked_to_close:
+        self.headers["Connection"] = "close"
+        self.request_handler.close_connection = True
+
+
+basehttp.ServerHandler.cleanup_headers = _echo_connection_close
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 python-quickbooks 0.9.12 as it is."""
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -187,10 +188,9 @@ def test_metered_and_in_cdc_and_on_the_invoice_page(
     core, coreplus = counts()
     assert (core - before[0], coreplus - before[1]) == (1, 2)  # upload Core; read, query CorePlus
     cdc = api.get("cdc", params={"entities": "Attachable", "changedSince": "2020-01-01"})
-    assert cdc.status_code in (200, 400)  # older than 30 days is refused: ask for today
-    from django.utils import timezone
-
-    since = timezone.now().date().isoformat()
+    assert cdc.status_code == 400  # older than 30 days is refused
+    # An instant with its offset: a bare date is midnight Pacific, hours ahead of UTC's date.
+    since = (datetime.now(UTC) - timedelta(minutes=5)).isoformat(timespec="seconds")
     cdc = api.get("cdc", params={"entities": "Attachable", "changedSince": since}).json()
     [block] = cdc["CDCResponse"][0]["QueryResponse"]
     assert [a["Id"] for a in block["Attachable"]] == [attachable["Id"]]
