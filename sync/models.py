@@ -357,7 +357,9 @@ class ReconciliationAcknowledgement(models.Model):
     company = models.ForeignKey(
         "finance.Company", on_delete=models.CASCADE, related_name="reconciliation_acks"
     )
-    key = models.CharField(max_length=120)
+    KEY_LENGTH = 120
+
+    key = models.CharField(max_length=KEY_LENGTH)
     note = models.CharField(max_length=300, blank=True, default="")
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

@@ -540,19 +540,13 @@ def report(*, company: Company, start: date, end: date, party: str = "") -> Repo
                     tms_status="Not in the TMS",
                 )
             )
-    acks = {
-        ack.key: ack
-        for ack in ReconciliationAcknowledgement.objects.filter(company=company).select_related(
-            "user"
+    found = {line.key: line for line in lines if line.kind}
+    acks = ReconciliationAcknowledgement.objects.filter(company=company, key__in=found)
+    for ack in acks.select_related("user"):
+        who = ack.user.get_username() if ack.user else "someone"
+        found[ack.key].acknowledged = f"{who}, {ack.created_at:%Y-%m-%d}" + (
+            f": {ack.note}" if ack.note else ""
         )
-    }
-    for line in lines:
-        ack = acks.get(line.key) if line.kind else None
-        if ack is not None:
-            who = ack.user.get_username() if ack.user else "someone"
-            line.acknowledged = f"{who}, {ack.created_at:%Y-%m-%d}" + (
-                f": {ack.note}" if ack.note else ""
-            )
     order = {kind: n for n, kind in enumerate(KINDS)}
     lines.sort(
         key=lambda line: (
@@ -783,10 +777,14 @@ def difference_acknowledge(
     """A person accepts a difference as it is (a document kept in QuickBooks only on purpose);
     the row itself is the audit: who, when, why."""
     kind = key.split(":", 1)[0]
-    if kind not in KINDS or key.count(":") != 2:
+    if (
+        kind not in KINDS
+        or key.count(":") != 2
+        or len(key) > ReconciliationAcknowledgement.KEY_LENGTH
+    ):
         raise ValidationError("That is not a difference of this report; reload the page.")
     ack, _ = ReconciliationAcknowledgement.objects.get_or_create(
-        company=company, key=key[:120], defaults={"user": user, "note": note.strip()[:300]}
+        company=company, key=key, defaults={"user": user, "note": note.strip()[:300]}
     )
     return ack
 
